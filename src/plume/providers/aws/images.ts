@@ -1,0 +1,253 @@
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  CopyImageCommand,
+  CreateTagsCommand,
+  DeleteSnapshotCommand,
+  DeregisterImageCommand,
+  DescribeImagesCommand,
+  DescribeSnapshotsCommand,
+  EnableImageDeprecationCommand,
+  ModifyImageAttributeCommand,
+  ModifySnapshotAttributeCommand,
+  RegisterImageCommand,
+  type Image,
+  type Snapshot,
+} from '@aws-sdk/client-ec2';
+import { PlumeError } from '../../../shared/errors.js';
+import type { AwsImageSettings, Visibility } from '../../plan.js';
+import { codeOf, send, type AwsClients } from './clients.js';
+
+/** How long and how often to wait for AWS's asynchronous states. */
+export interface WaitSettings {
+  pollMinMs: number;
+  pollMaxMs: number;
+  imageTimeoutMs: number;
+  snapshotTimeoutMs: number;
+}
+
+export const DEFAULT_WAIT: WaitSettings = {
+  pollMinMs: 5_000,
+  pollMaxMs: 30_000,
+  imageTimeoutMs: 90 * 60_000,
+  snapshotTimeoutMs: 60 * 60_000,
+};
+
+export const TAG_RELEASE = 'plume:release';
+export const TAG_SOURCE = 'plume:source-sha256';
+export const TAG_VARIANT = 'plume:volume-type';
+
+export function toTags(tags: Record<string, string>) {
+  return Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+}
+
+export function tagMap(tags: { Key?: string; Value?: string }[] | undefined): Record<string, string> {
+  return Object.fromEntries((tags ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
+}
+
+/** A ClientToken derived from what the call means, so an SDK retry after a lost response is a no-op. */
+export function clientToken(...parts: (string | number)[]): string {
+  return createHash('sha256').update(parts.join('\0')).digest('hex').slice(0, 64);
+}
+
+export function rootSnapshotId(image: Image): string | undefined {
+  const root = image.BlockDeviceMappings?.find((m) => m.DeviceName === image.RootDeviceName) ?? image.BlockDeviceMappings?.[0];
+  return root?.Ebs?.SnapshotId;
+}
+
+/** Our images in a region with any of these names, grouped by name (AWS keeps names unique; we still check). */
+export async function findImagesByName(clients: AwsClients, region: string, names: string[], signal?: AbortSignal): Promise<Map<string, Image[]>> {
+  const out = new Map<string, Image[]>();
+  if (names.length === 0) return out;
+  const res = await send(
+    clients,
+    'ec2:DescribeImages',
+    region,
+    (o) => clients.ec2(region).send(new DescribeImagesCommand({ Owners: ['self'], Filters: [{ Name: 'name', Values: names }] }), o),
+    signal,
+  );
+  for (const image of res.Images ?? []) {
+    const list = out.get(image.Name ?? '') ?? [];
+    list.push(image);
+    out.set(image.Name ?? '', list);
+  }
+  return out;
+}
+
+export async function describeImage(clients: AwsClients, region: string, id: string, signal?: AbortSignal): Promise<Image | undefined> {
+  try {
+    const res = await send(clients, 'ec2:DescribeImages', region, (o) => clients.ec2(region).send(new DescribeImagesCommand({ ImageIds: [id] }), o), signal);
+    return res.Images?.[0];
+  } catch (err) {
+    if (codeOf(err) === 'InvalidAMIID.NotFound' || codeOf(err) === 'InvalidAMIID.Unavailable') return undefined;
+    throw err;
+  }
+}
+
+export async function findSnapshotsByTag(clients: AwsClients, region: string, key: string, value: string, signal?: AbortSignal): Promise<Snapshot[]> {
+  const res = await send(
+    clients,
+    'ec2:DescribeSnapshots',
+    region,
+    (o) => clients.ec2(region).send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], Filters: [{ Name: `tag:${key}`, Values: [value] }] }), o),
+    signal,
+  );
+  return res.Snapshots ?? [];
+}
+
+export async function deleteSnapshot(clients: AwsClients, region: string, id: string, signal?: AbortSignal): Promise<void> {
+  try {
+    await send(clients, 'ec2:DeleteSnapshot', region, (o) => clients.ec2(region).send(new DeleteSnapshotCommand({ SnapshotId: id }), o), signal);
+  } catch (err) {
+    if (codeOf(err) !== 'InvalidSnapshot.NotFound') throw err;
+  }
+}
+
+export interface RegisterSpec {
+  name: string;
+  description: string;
+  snapshotId: string;
+  volumeType: string;
+  volumeGiB: number;
+  settings: AwsImageSettings;
+  tags: Record<string, string>;
+}
+
+/** Register an image, or return the one a previous run registered under the same name. */
+export async function registerImage(clients: AwsClients, region: string, spec: RegisterSpec, signal?: AbortSignal): Promise<{ id: string; reused: boolean }> {
+  const s = spec.settings;
+  try {
+    const res = await send(
+      clients,
+      'ec2:RegisterImage',
+      region,
+      (o) =>
+        clients.ec2(region).send(
+          new RegisterImageCommand({
+            Name: spec.name,
+            Description: spec.description,
+            Architecture: s.architecture,
+            VirtualizationType: 'hvm',
+            RootDeviceName: s.rootDeviceName,
+            EnaSupport: s.enaSupport,
+            SriovNetSupport: s.sriovNetSupport,
+            BootMode: s.bootMode,
+            ImdsSupport: s.imdsSupport,
+            TpmSupport: s.tpmSupport,
+            BlockDeviceMappings: [
+              {
+                DeviceName: s.rootDeviceName,
+                Ebs: { SnapshotId: spec.snapshotId, VolumeType: spec.volumeType as 'gp3', VolumeSize: spec.volumeGiB, DeleteOnTermination: true },
+              },
+            ],
+            TagSpecifications: [{ ResourceType: 'image', Tags: toTags(spec.tags) }],
+          }),
+          o,
+        ),
+      signal,
+    );
+    return { id: res.ImageId!, reused: false };
+  } catch (err) {
+    if (codeOf(err) !== 'InvalidAMIName.Duplicate') throw err;
+    const existing = (await findImagesByName(clients, region, [spec.name], signal)).get(spec.name)?.[0];
+    if (!existing?.ImageId) throw err;
+    return { id: existing.ImageId, reused: true };
+  }
+}
+
+export async function copyImage(
+  clients: AwsClients,
+  from: { region: string; id: string },
+  region: string,
+  name: string,
+  description: string,
+  token: string,
+  signal?: AbortSignal,
+): Promise<{ id: string; reused: boolean }> {
+  try {
+    const res = await send(
+      clients,
+      'ec2:CopyImage',
+      region,
+      (o) =>
+        clients.ec2(region).send(
+          new CopyImageCommand({ SourceRegion: from.region, SourceImageId: from.id, Name: name, Description: description, ClientToken: token }),
+          o,
+        ),
+      signal,
+    );
+    return { id: res.ImageId!, reused: false };
+  } catch (err) {
+    if (codeOf(err) !== 'InvalidAMIName.Duplicate') throw err;
+    const existing = (await findImagesByName(clients, region, [name], signal)).get(name)?.[0];
+    if (!existing?.ImageId) throw err;
+    return { id: existing.ImageId, reused: true };
+  }
+}
+
+/** Poll until the image is available; a `failed` image or the deadline is an error naming the region. */
+export async function waitImageAvailable(clients: AwsClients, region: string, id: string, wait: WaitSettings, signal?: AbortSignal): Promise<Image> {
+  const deadline = Date.now() + wait.imageTimeoutMs;
+  let delay = wait.pollMinMs;
+  for (;;) {
+    const image = await describeImage(clients, region, id, signal);
+    if (image?.State === 'available') return image;
+    if (image?.State === 'failed' || image?.State === 'invalid' || image?.State === 'error' || image?.State === 'deregistered')
+      throw new PlumeError('provider', `image ${id} in ${region} is ${image.State}${image.StateReason?.Message ? `: ${image.StateReason.Message}` : ''}`, 'it will be copied again on the next run');
+    if (Date.now() + delay > deadline)
+      throw new PlumeError('provider', `image ${id} in ${region} was not available after ${Math.round(wait.imageTimeoutMs / 60_000)} min (state ${image?.State ?? 'not found'})`, 'run again later to resume');
+    await sleep(delay, undefined, { signal });
+    delay = Math.min(wait.pollMaxMs, Math.round(delay * 1.5));
+  }
+}
+
+export async function waitSnapshotCompleted(clients: AwsClients, region: string, id: string, wait: WaitSettings, signal?: AbortSignal): Promise<Snapshot> {
+  const deadline = Date.now() + wait.snapshotTimeoutMs;
+  let delay = wait.pollMinMs;
+  for (;;) {
+    const res = await send(clients, 'ec2:DescribeSnapshots', region, (o) => clients.ec2(region).send(new DescribeSnapshotsCommand({ SnapshotIds: [id] }), o), signal);
+    const snap = res.Snapshots?.[0];
+    if (snap?.State === 'completed') return snap;
+    if (snap?.State === 'error') throw new PlumeError('provider', `snapshot ${id} in ${region} failed: ${snap.StateMessage ?? 'no reason given'}`, 'run again to upload it anew');
+    if (Date.now() + delay > deadline) throw new PlumeError('provider', `snapshot ${id} in ${region} was not completed in time`, 'run again later to resume');
+    await sleep(delay, undefined, { signal });
+    delay = Math.min(wait.pollMaxMs, Math.round(delay * 1.5));
+  }
+}
+
+export async function createTags(clients: AwsClients, region: string, ids: string[], tags: Record<string, string>, signal?: AbortSignal): Promise<void> {
+  if (ids.length === 0) return;
+  await send(clients, 'ec2:CreateTags', region, (o) => clients.ec2(region).send(new CreateTagsCommand({ Resources: ids, Tags: toTags(tags) }), o), signal);
+}
+
+/** Grant launch permission on the image and create-volume permission on its snapshot. Idempotent. */
+export async function publishImage(clients: AwsClients, region: string, image: Image, visibility: Visibility, deprecateAt: string | undefined, signal?: AbortSignal): Promise<void> {
+  const ec2 = clients.ec2(region);
+  const id = image.ImageId!;
+  const groups = visibility.public ? [{ Group: 'all' as const }] : [];
+  const users = visibility.accounts.map((UserId) => ({ UserId }));
+  const snapshotId = rootSnapshotId(image);
+  if (groups.length + users.length > 0) {
+    await send(clients, 'ec2:ModifyImageAttribute', region, (o) => ec2.send(new ModifyImageAttributeCommand({ ImageId: id, LaunchPermission: { Add: [...groups, ...users] } }), o), signal);
+    if (snapshotId) {
+      // The snapshot must be readable too, or the public image cannot be launched in other accounts.
+      if (visibility.public)
+        await send(clients, 'ec2:ModifySnapshotAttribute', region, (o) => ec2.send(new ModifySnapshotAttributeCommand({ SnapshotId: snapshotId, Attribute: 'createVolumePermission', OperationType: 'add', GroupNames: ['all'] }), o), signal);
+      if (visibility.accounts.length > 0)
+        await send(clients, 'ec2:ModifySnapshotAttribute', region, (o) => ec2.send(new ModifySnapshotAttributeCommand({ SnapshotId: snapshotId, Attribute: 'createVolumePermission', OperationType: 'add', UserIds: visibility.accounts }), o), signal);
+    }
+  }
+  if (deprecateAt)
+    await send(clients, 'ec2:EnableImageDeprecation', region, (o) => ec2.send(new EnableImageDeprecationCommand({ ImageId: id, DeprecateAt: new Date(deprecateAt) }), o), signal);
+}
+
+/** Remove an image and the snapshot behind it (a copy's snapshot belongs to it alone). */
+export async function deregisterImage(clients: AwsClients, region: string, image: Image, deleteSnapshot_: boolean, signal?: AbortSignal): Promise<void> {
+  const snapshotId = rootSnapshotId(image);
+  try {
+    await send(clients, 'ec2:DeregisterImage', region, (o) => clients.ec2(region).send(new DeregisterImageCommand({ ImageId: image.ImageId! }), o), signal);
+  } catch (err) {
+    if (codeOf(err) !== 'InvalidAMIID.NotFound' && codeOf(err) !== 'InvalidAMIID.Unavailable') throw err;
+  }
+  if (deleteSnapshot_ && snapshotId) await deleteSnapshot(clients, region, snapshotId, signal);
+}

@@ -1,0 +1,330 @@
+import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
+import { DescribeRegionsCommand, type Image } from '@aws-sdk/client-ec2';
+import PQueue from 'p-queue';
+import { PlumeError, errorMessage } from '../../../shared/errors.js';
+import { mapSettled } from '../../../shared/concurrency.js';
+import type { ReleasePlan } from '../../plan.js';
+import { locations } from '../../plan.js';
+import type { DiskImage } from '../../source/image.js';
+import type { DiskRef, ImageTarget, Problem, Provider, ProviderContext, PublishedImage, TargetOutcome, VerifyReport } from '../types.js';
+import { AwsClients, DEFAULT_CLIENT_SETTINGS, send, type AwsClientSettings } from './clients.js';
+import { uploadSnapshot } from './ebs-upload.js';
+import {
+  DEFAULT_WAIT,
+  TAG_RELEASE,
+  TAG_SOURCE,
+  clientToken,
+  copyImage,
+  createTags,
+  deleteSnapshot,
+  deregisterImage,
+  findImagesByName,
+  findSnapshotsByTag,
+  publishImage,
+  registerImage,
+  rootSnapshotId,
+  waitImageAvailable,
+  waitSnapshotCompleted,
+  type WaitSettings,
+} from './images.js';
+import { expectedTags, mergeReports, verifyRegion } from './verify.js';
+
+export interface AwsProviderSettings {
+  client: AwsClientSettings;
+  wait: WaitSettings;
+  /** PutSnapshotBlock requests in flight. */
+  uploadConcurrency: number;
+  /** CopyImage requests in flight (waiting for copies is not bounded: it is only polling). */
+  copyConcurrency: number;
+}
+
+export const DEFAULT_AWS_SETTINGS: AwsProviderSettings = {
+  client: DEFAULT_CLIENT_SETTINGS,
+  wait: DEFAULT_WAIT,
+  uploadConcurrency: 16,
+  copyConcurrency: 10,
+};
+
+/** AWS: the disk is an EBS snapshot, an image is an AMI per region and root volume type. */
+export class AwsProvider implements Provider {
+  readonly name = 'aws';
+  readonly clients: AwsClients;
+  private readonly copyQueue: PQueue;
+  /** Root volume size per release, learnt from the disk or the primary images, for verification. */
+  private readonly volumeGiB = new Map<string, number>();
+
+  constructor(
+    readonly settings: AwsProviderSettings = DEFAULT_AWS_SETTINGS,
+    clients?: AwsClients,
+  ) {
+    this.clients = clients ?? new AwsClients(settings.client);
+    this.copyQueue = new PQueue({ concurrency: settings.copyConcurrency });
+  }
+
+  destroy(): void {
+    this.clients.destroy();
+  }
+
+  async preflight(plan: ReleasePlan, ctx: ProviderContext): Promise<{ account: string }> {
+    const region = plan.primaryLocation;
+    const id = await send(this.clients, 'sts:GetCallerIdentity', region, (o) => this.clients.sts(region).send(new GetCallerIdentityCommand({}), o), ctx.signal);
+    return { account: id.Account ?? 'unknown' };
+  }
+
+  private primaryTargets(plan: ReleasePlan): ImageTarget[] {
+    return plan.targets.filter((t) => t.location === plan.primaryLocation);
+  }
+
+  async findPrimaryImages(plan: ReleasePlan, ctx: ProviderContext): Promise<Map<string, PublishedImage>> {
+    const targets = this.primaryTargets(plan);
+    const found = await findImagesByName(this.clients, plan.primaryLocation, targets.map((t) => t.name), ctx.signal);
+    const out = new Map<string, PublishedImage>();
+    for (const t of targets) {
+      const image = found.get(t.name)?.find((i) => i.State === 'available' || i.State === 'pending');
+      if (image?.ImageId) {
+        out.set(t.variant, { ...t, id: image.ImageId });
+        this.learnVolume(plan, image);
+      }
+    }
+    return out;
+  }
+
+  private learnVolume(plan: ReleasePlan, image: Image): void {
+    const size = image.BlockDeviceMappings?.find((m) => m.DeviceName === plan.aws.rootDeviceName)?.Ebs?.VolumeSize;
+    if (size && !this.volumeGiB.has(plan.key)) this.volumeGiB.set(plan.key, size);
+  }
+
+  async uploadDisk(plan: ReleasePlan, open: () => Promise<DiskImage>, ctx: ProviderContext): Promise<DiskRef> {
+    const region = plan.primaryLocation;
+    const sourceTag = plan.source.sha256 ?? 'unverified';
+    const snapshots = await findSnapshotsByTag(this.clients, region, TAG_RELEASE, plan.key, ctx.signal);
+    for (const snap of snapshots) {
+      const isOurs = snap.Tags?.some((t) => t.Key === TAG_SOURCE && t.Value === sourceTag);
+      if (snap.State === 'completed' && isOurs) {
+        this.volumeGiB.set(plan.key, snap.VolumeSize!);
+        ctx.emit({ type: 'disk-ready', location: region, id: snap.SnapshotId!, reused: true });
+        return { location: region, id: snap.SnapshotId!, reused: true, sizeGiB: snap.VolumeSize! };
+      }
+    }
+    // A pending or failed snapshot is what an interrupted upload leaves: it can never complete, remove it.
+    for (const snap of snapshots.filter((s) => s.State !== 'completed')) {
+      ctx.log.warn({ snapshotId: snap.SnapshotId, state: snap.State }, 'removing a snapshot left by an interrupted upload');
+      await deleteSnapshot(this.clients, region, snap.SnapshotId!, ctx.signal);
+    }
+
+    const image = await open();
+    let started: string | undefined;
+    try {
+      const result = await uploadSnapshot(
+        this.clients,
+        image,
+        {
+          region,
+          description: plan.description,
+          tags: { ...plan.tags, Name: plan.build, [TAG_RELEASE]: plan.key, [TAG_SOURCE]: sourceTag },
+          concurrency: this.settings.uploadConcurrency,
+        },
+        ctx,
+        (id) => (started = id),
+      );
+      await waitSnapshotCompleted(this.clients, region, result.snapshotId, this.settings.wait, ctx.signal);
+      this.volumeGiB.set(plan.key, result.volumeGiB);
+      ctx.emit({ type: 'disk-ready', location: region, id: result.snapshotId, reused: false });
+      return { location: region, id: result.snapshotId, reused: false, sizeGiB: result.volumeGiB, summary: result.summary, bytesSent: result.bytesSent, blocksSent: result.blocksSent };
+    } catch (err) {
+      if (started) {
+        const id = started;
+        await deleteSnapshot(this.clients, region, id).catch((e: unknown) =>
+          ctx.log.error({ snapshotId: id, err: errorMessage(e) }, 'could not delete the unfinished snapshot; the next run removes it'),
+        );
+      }
+      throw err;
+    }
+  }
+
+  async createPrimaryImages(plan: ReleasePlan, disk: DiskRef | undefined, ctx: ProviderContext): Promise<TargetOutcome[]> {
+    const existing = await this.findPrimaryImages(plan, ctx);
+    return this.settle(ctx, this.primaryTargets(plan), 8, async (target) => {
+      let id = existing.get(target.variant)?.id;
+      let reused = id !== undefined;
+      if (!id) {
+        if (!disk) throw new PlumeError('internal', `no disk to register ${target.name} from`);
+        ({ id, reused } = await registerImage(
+          this.clients,
+          target.location,
+          {
+            name: target.name,
+            description: plan.description,
+            snapshotId: disk.id,
+            volumeType: target.variant,
+            volumeGiB: disk.sizeGiB,
+            settings: plan.aws,
+            tags: expectedTags(plan, target),
+          },
+          ctx.signal,
+        ));
+      }
+      const image = await waitImageAvailable(this.clients, target.location, id, this.settings.wait, ctx.signal);
+      this.learnVolume(plan, image);
+      ctx.emit({ type: 'image-ready', target, id, reused, primary: true });
+      return id;
+    });
+  }
+
+  /** Copy, wait, tag, publish: one target's whole path, each stage skipped when already done. */
+  private async ensureCopy(plan: ReleasePlan, target: ImageTarget, source: PublishedImage, existing: Image | undefined, round: number, ctx: ProviderContext): Promise<string> {
+    let id = existing?.ImageId;
+    let reused = id !== undefined;
+    if (existing && (existing.State === 'failed' || existing.State === 'error' || existing.State === 'invalid')) {
+      ctx.log.warn({ region: target.location, imageId: id, state: existing.State }, 'removing a failed copy');
+      await deregisterImage(this.clients, target.location, existing, true, ctx.signal);
+      id = undefined;
+      reused = false;
+    }
+    if (!id) {
+      const copied = await this.copyQueue.add(() =>
+        copyImage(this.clients, { region: source.location, id: source.id }, target.location, target.name, plan.description, clientToken(plan.key, target.location, target.variant, round), ctx.signal),
+      );
+      ({ id, reused } = copied);
+    }
+    const image = await waitImageAvailable(this.clients, target.location, id, this.settings.wait, ctx.signal);
+    const snapshotId = rootSnapshotId(image);
+    await createTags(this.clients, target.location, snapshotId ? [id, snapshotId] : [id], expectedTags(plan, target), ctx.signal);
+    ctx.emit({ type: 'image-ready', target, id, reused, primary: false, sourceId: source.id });
+    await publishImage(this.clients, target.location, image, plan.visibility, plan.deprecateAt, ctx.signal);
+    ctx.emit({ type: 'image-published', target, id });
+    return id;
+  }
+
+  async replicate(plan: ReleasePlan, primary: PublishedImage[], ctx: ProviderContext): Promise<TargetOutcome[]> {
+    const byVariant = new Map(primary.map((p) => [p.variant, p]));
+    const targets = plan.targets.filter((t) => t.location !== plan.primaryLocation);
+    const existing = new Map<string, Image | undefined>();
+    await mapSettled(locations(plan).filter((l) => l !== plan.primaryLocation), 8, async (region) => {
+      const found = await findImagesByName(this.clients, region, targets.filter((t) => t.location === region).map((t) => t.name), ctx.signal);
+      for (const [name, images] of found) existing.set(`${region}\0${name}`, images[0]);
+    });
+    return this.settle(ctx, targets, targets.length, async (target) => {
+      const source = byVariant.get(target.variant);
+      if (!source) throw new PlumeError('provider', `no ${target.variant} image in ${plan.primaryLocation} to copy from`);
+      return this.ensureCopy(plan, target, source, existing.get(`${target.location}\0${target.name}`), 0, ctx);
+    });
+  }
+
+  async publish(plan: ReleasePlan, images: PublishedImage[], ctx: ProviderContext): Promise<TargetOutcome[]> {
+    return this.settle(ctx, images, 8, async (target) => {
+      const found = (await findImagesByName(this.clients, target.location, [target.name], ctx.signal)).get(target.name)?.[0];
+      if (!found) throw new PlumeError('provider', `image ${target.name} vanished from ${target.location}`);
+      const snapshotId = rootSnapshotId(found);
+      if (target.location === plan.primaryLocation && snapshotId)
+        await createTags(this.clients, target.location, [snapshotId], { [TAG_RELEASE]: plan.key }, ctx.signal);
+      await publishImage(this.clients, target.location, found, plan.visibility, plan.deprecateAt, ctx.signal);
+      ctx.emit({ type: 'image-published', target, id: target.id });
+      return target.id;
+    });
+  }
+
+  async verify(plan: ReleasePlan, ctx: ProviderContext): Promise<VerifyReport> {
+    let size = this.volumeGiB.get(plan.key);
+    if (size === undefined) {
+      await this.findPrimaryImages(plan, ctx);
+      size = this.volumeGiB.get(plan.key);
+    }
+    const results = await mapSettled(locations(plan), 8, (region) => verifyRegion(this.clients, plan, region, size, ctx.signal));
+    return mergeReports(
+      results.map((r, i) => {
+        if (r.status === 'fulfilled') return r.value;
+        const region = locations(plan)[i]!;
+        return {
+          ok: [],
+          problems: plan.targets.filter((t) => t.location === region).map((target) => ({ target, kind: 'error' as const, detail: errorMessage(r.reason) })),
+        };
+      }),
+    );
+  }
+
+  async repair(plan: ReleasePlan, problems: Problem[], ctx: ProviderContext, round: number): Promise<void> {
+    const primary = await this.findPrimaryImages(plan, ctx);
+    // Primary problems first: copies are made from the primary images.
+    const ordered = [...problems].sort((a, b) => Number(b.target.location === plan.primaryLocation) - Number(a.target.location === plan.primaryLocation));
+    await this.settle(
+      ctx,
+      ordered.map((p) => ({ ...p.target, problem: p })),
+      ordered.length,
+      async ({ problem }) => {
+        const { target } = problem;
+        const isPrimary = target.location === plan.primaryLocation;
+        const current = (await findImagesByName(this.clients, target.location, [target.name], ctx.signal)).get(target.name)?.[0];
+        ctx.log.warn({ region: target.location, volumeType: target.variant, problem: problem.kind, detail: problem.detail }, 'repairing');
+        switch (problem.kind) {
+          case 'tags':
+          case 'not-public':
+          case 'not-available': {
+            if (!current) return '';
+            const image = await waitImageAvailable(this.clients, target.location, current.ImageId!, this.settings.wait, ctx.signal);
+            const snapshotId = rootSnapshotId(image);
+            // The primary snapshot is shared by every variant: only a copy's snapshot takes the image's tags.
+            await createTags(this.clients, target.location, snapshotId && !isPrimary ? [image.ImageId!, snapshotId] : [image.ImageId!], expectedTags(plan, target), ctx.signal);
+            await publishImage(this.clients, target.location, image, plan.visibility, plan.deprecateAt, ctx.signal);
+            return image.ImageId!;
+          }
+          case 'missing':
+          case 'failed':
+          case 'attributes': {
+            if (isPrimary) {
+              if (current) await deregisterImage(this.clients, target.location, current, false, ctx.signal);
+              const disk = await this.findDisk(plan, ctx);
+              if (!disk) throw new PlumeError('provider', `cannot re-create ${target.name}: its snapshot is gone`, 'run the release again to upload it anew');
+              const [outcome] = await this.createPrimaryImages({ ...plan, targets: [target] }, disk, ctx);
+              if (outcome?.error) throw new PlumeError('provider', outcome.error);
+              const image = (await findImagesByName(this.clients, target.location, [target.name], ctx.signal)).get(target.name)?.[0];
+              if (image) await publishImage(this.clients, target.location, image, plan.visibility, plan.deprecateAt, ctx.signal);
+              return outcome?.id ?? '';
+            }
+            const source = primary.get(target.variant);
+            if (!source) throw new PlumeError('provider', `no ${target.variant} image in ${plan.primaryLocation} to copy from`);
+            if (current) await deregisterImage(this.clients, target.location, current, true, ctx.signal);
+            return this.ensureCopy(plan, target, source, undefined, round, ctx);
+          }
+          default:
+            throw new PlumeError('provider', `cannot repair automatically: ${problem.detail}`, 'inspect the region by hand');
+        }
+      },
+    );
+  }
+
+  private async findDisk(plan: ReleasePlan, ctx: ProviderContext): Promise<DiskRef | undefined> {
+    const snaps = await findSnapshotsByTag(this.clients, plan.primaryLocation, TAG_RELEASE, plan.key, ctx.signal);
+    const snap = snaps.find((s) => s.State === 'completed' && s.Tags?.some((t) => t.Key === TAG_SOURCE));
+    return snap ? { location: plan.primaryLocation, id: snap.SnapshotId!, reused: true, sizeGiB: snap.VolumeSize! } : undefined;
+  }
+
+  async listLocations(primary: string, ctx: ProviderContext): Promise<string[]> {
+    const res = await send(this.clients, 'ec2:DescribeRegions', primary, (o) => this.clients.ec2(primary).send(new DescribeRegionsCommand({}), o), ctx.signal);
+    return (res.Regions ?? []).map((r) => r.RegionName!).filter(Boolean).sort();
+  }
+
+  async listRelease(plan: ReleasePlan, ctx: ProviderContext): Promise<PublishedImage[]> {
+    const out: PublishedImage[] = [];
+    await mapSettled(locations(plan), 8, async (region) => {
+      const found = await findImagesByName(this.clients, region, plan.targets.filter((t) => t.location === region).map((t) => t.name), ctx.signal);
+      for (const t of plan.targets.filter((t) => t.location === region)) {
+        const id = found.get(t.name)?.[0]?.ImageId;
+        if (id) out.push({ ...t, id });
+      }
+    });
+    return out;
+  }
+
+  /** Run per-target work with a bound, turning each failure into an outcome (and an event) instead of a throw. */
+  private async settle<T extends ImageTarget>(ctx: ProviderContext, targets: T[], limit: number, fn: (t: T) => Promise<string>): Promise<TargetOutcome[]> {
+    const results = await mapSettled(targets, Math.max(1, limit), fn);
+    return results.map((r, i) => {
+      const target: ImageTarget = { location: targets[i]!.location, variant: targets[i]!.variant, name: targets[i]!.name };
+      if (r.status === 'fulfilled') return { target, id: r.value };
+      const error = errorMessage(r.reason);
+      ctx.emit({ type: 'target-failed', target, error });
+      return { target, error };
+    });
+  }
+}

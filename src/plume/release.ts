@@ -1,0 +1,217 @@
+import { PlumeError, errorMessage } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import type { ReleasePlan } from './plan.js';
+import { targetKey } from './plan.js';
+import type { DiskRef, Provider, ProviderContext, PublishedImage, ReleaseEvent, TargetOutcome, VerifyReport } from './providers/types.js';
+import { RECORD_SCHEMA, type ReleaseRecord } from './record.js';
+import { openImage } from './source/image.js';
+import type { SourcePolicy } from './source/policy.js';
+import type { Journal, StepName } from './state/journal.js';
+
+export interface RunOptions {
+  provider: Provider;
+  journal: Journal;
+  policy: SourcePolicy;
+  log: Logger;
+  emit?: (event: ReleaseEvent) => void;
+  signal?: AbortSignal;
+  /** `pre-release` uploads, registers and replicates privately; `release` also publishes. */
+  mode?: 'release' | 'pre-release';
+  /** Verification rounds that may repair before the release is reported partial. */
+  repairRounds?: number;
+  /** Write the record (the CLI passes a writer that stores it atomically). */
+  writeRecord?: (record: ReleaseRecord) => Promise<void>;
+}
+
+/** The plan as a given mode executes it: a pre-release keeps everything private. */
+export function effectivePlan(plan: ReleasePlan, mode: 'release' | 'pre-release'): ReleasePlan {
+  return mode === 'release' ? plan : { ...plan, visibility: { public: false, accounts: [] }, deprecateAt: undefined };
+}
+
+/**
+ * Run a release: each step finds what a previous run left and does only what is missing, so running it
+ * again after a crash, a kill or a partial failure completes it without duplicates. Failures of single
+ * targets do not stop the others: the release ends `partial`, naming what is missing.
+ */
+export async function runRelease(inputPlan: ReleasePlan, opts: RunOptions): Promise<ReleaseRecord> {
+  const mode = opts.mode ?? 'release';
+  const plan = effectivePlan(inputPlan, mode);
+  const { provider, journal, log } = opts;
+  const emit = opts.emit ?? (() => undefined);
+  const ctx: ProviderContext = { log, emit, signal: opts.signal };
+  const startedAt = new Date();
+  const timings: Record<string, number> = {};
+  const before = journal.begin(plan);
+  if (before) log.info({ key: plan.key, previous: before.status, attempts: before.attempts }, 'resuming release');
+
+  const step = async <T>(name: StepName, fn: () => Promise<T>, detail?: (t: T) => unknown): Promise<T> => {
+    const t0 = performance.now();
+    journal.step(plan.key, name, 'running');
+    emit({ type: 'step', step: name, state: 'started' });
+    try {
+      const result = await fn();
+      timings[name] = Math.round(performance.now() - t0) / 1000;
+      journal.step(plan.key, name, 'done', { detail: detail?.(result) });
+      emit({ type: 'step', step: name, state: 'done' });
+      return result;
+    } catch (err) {
+      timings[name] = Math.round(performance.now() - t0) / 1000;
+      journal.step(plan.key, name, 'failed', { error: errorMessage(err) });
+      throw err;
+    }
+  };
+
+  try {
+    const { account } = await step('preflight', () => provider.preflight(plan, ctx));
+    let primary = await provider.findPrimaryImages(plan, ctx);
+    const variants = [...new Set(plan.targets.filter((t) => t.location === plan.primaryLocation).map((t) => t.variant))];
+
+    let disk: DiskRef | undefined;
+    if (variants.every((v) => primary.has(v))) {
+      journal.step(plan.key, 'upload', 'skipped', { detail: { reason: 'images already registered' } });
+      emit({ type: 'step', step: 'upload', state: 'skipped', detail: 'images already registered' });
+      log.info('primary images exist; no upload needed');
+    } else {
+      const uploadStart = performance.now();
+      disk = await step(
+        'upload',
+        () =>
+          provider.uploadDisk(
+            plan,
+            () =>
+              openImage(
+                {
+                  url: new URL(plan.source.url),
+                  compression: plan.source.compression,
+                  sha256: plan.source.sha256,
+                  fallbackVolumeGiB: plan.source.fallbackVolumeGiB,
+                  minVolumeGiB: plan.source.minVolumeGiB,
+                },
+                opts.policy,
+                opts.signal,
+              ),
+            ctx,
+          ),
+        (d) => ({ disk: d.id, reused: d.reused, sizeGiB: d.sizeGiB, bytesSent: d.bytesSent, blocksSent: d.blocksSent }),
+      );
+      if (disk.summary) {
+        const seconds = (performance.now() - uploadStart) / 1000;
+        log.info(
+          {
+            disk: disk.id,
+            rawMiB: Math.round(disk.summary.bytes / 2 ** 20),
+            sentMiB: Math.round((disk.bytesSent ?? 0) / 2 ** 20),
+            blocks: disk.summary.blocks,
+            zeroBlocks: disk.summary.zeroBlocks,
+            seconds: Math.round(seconds * 10) / 10,
+            rawMiBps: Math.round(disk.summary.bytes / 2 ** 20 / seconds),
+          },
+          'disk uploaded',
+        );
+      }
+    }
+
+    const registered = await step('register', () => provider.createPrimaryImages(plan, disk, ctx), outcomeDetail);
+    const failedPrimary = registered.filter((o) => o.error);
+    if (failedPrimary.length > 0)
+      throw new PlumeError('provider', `could not register in ${plan.primaryLocation}: ${failedPrimary.map((o) => `${o.target.variant}: ${o.error}`).join('; ')}`, 'run again to resume');
+    primary = new Map(registered.map((o) => [o.target.variant, { ...o.target, id: o.id! }]));
+
+    const replicated = await step('replicate', () => provider.replicate(plan, [...primary.values()], ctx), outcomeDetail);
+    const ready: PublishedImage[] = [...primary.values(), ...replicated.filter((o) => o.id).map((o) => ({ ...o.target, id: o.id! }))];
+    for (const o of replicated.filter((o) => o.error)) log.error({ region: o.target.location, volumeType: o.target.variant, err: o.error }, 'replication failed');
+
+    if (mode === 'release') await step('publish', () => provider.publish(plan, ready, ctx), outcomeDetail);
+    else {
+      journal.step(plan.key, 'publish', 'skipped', { detail: { reason: 'pre-release' } });
+    }
+
+    const report = await step('verify', () => verifyAndRepair(plan, provider, ctx, opts.repairRounds ?? 2), (r) => ({ ok: r.ok.length, problems: r.problems }));
+
+    const record = buildRecord(plan, mode, account, report, disk, timings, startedAt);
+    await step('record', async () => {
+      await opts.writeRecord?.(record);
+    });
+    journal.finish(plan.key, record.status, record);
+    return record;
+  } catch (err) {
+    journal.finish(plan.key, 'failed', undefined, errorMessage(err));
+    throw err;
+  }
+}
+
+function outcomeDetail(outcomes: TargetOutcome[]) {
+  return {
+    ok: outcomes.filter((o) => o.id).length,
+    failed: outcomes.filter((o) => o.error).map((o) => ({ target: targetKey(o.target), error: o.error })),
+  };
+}
+
+/** Verify everything; repair what is wrong a bounded number of times; return what is still wrong. */
+export async function verifyAndRepair(plan: ReleasePlan, provider: Provider, ctx: ProviderContext, rounds: number): Promise<VerifyReport> {
+  let report = await provider.verify(plan, ctx);
+  for (let round = 1; round <= rounds && report.problems.length > 0; round++) {
+    ctx.log.warn({ round, problems: report.problems.map((p) => `${targetKey(p.target)}: ${p.kind}: ${p.detail}`) }, 'verification found problems; repairing');
+    await provider.repair(plan, report.problems, ctx, round);
+    report = await provider.verify(plan, ctx);
+  }
+  return report;
+}
+
+function buildRecord(
+  plan: ReleasePlan,
+  mode: 'release' | 'pre-release',
+  account: string,
+  report: VerifyReport,
+  disk: DiskRef | undefined,
+  timings: Record<string, number>,
+  startedAt: Date,
+): ReleaseRecord {
+  const status = report.problems.length === 0 ? 'complete' : report.ok.length > 0 ? 'partial' : 'failed';
+  return {
+    schema: RECORD_SCHEMA,
+    key: plan.key,
+    status,
+    mode,
+    system: plan.system,
+    channel: plan.channel,
+    arch: plan.arch,
+    imageType: plan.imageType,
+    version: plan.version,
+    compose: plan.compose,
+    respin: plan.respin,
+    label: plan.label,
+    build: plan.build,
+    provider: plan.provider,
+    account,
+    primaryLocation: plan.primaryLocation,
+    visibility: plan.visibility,
+    source: {
+      url: plan.source.url,
+      sha256: disk?.summary?.sha256 ?? plan.source.sha256,
+      compressedBytes: disk?.summary?.compressedBytes,
+      rawBytes: disk?.summary?.bytes,
+      volumeGiB: disk?.sizeGiB,
+    },
+    ...(disk
+      ? {
+          upload: {
+            disk: disk.id,
+            reused: disk.reused,
+            bytesSent: disk.bytesSent,
+            blocksSent: disk.blocksSent,
+            zeroBlocks: disk.summary?.zeroBlocks,
+            seconds: timings.upload,
+          },
+        }
+      : {}),
+    images: report.ok
+      .map((i) => ({ location: i.location, variant: i.variant, name: i.name, id: i.id }))
+      .sort((a, b) => a.location.localeCompare(b.location) || a.variant.localeCompare(b.variant)),
+    problems: report.problems.map((p) => ({ location: p.target.location, variant: p.target.variant, kind: p.kind, detail: p.detail })),
+    timings,
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    plan,
+  };
+}

@@ -1,0 +1,67 @@
+import { PlumeError } from '../../shared/errors.js';
+
+export interface Block {
+  index: number;
+  data: Buffer;
+}
+
+export interface BlockStats {
+  /** Bytes of raw image read so far. */
+  bytes: number;
+  blocks: number;
+  zeroBlocks: number;
+}
+
+/**
+ * Cut a raw disk stream into fixed-size blocks and drop the all-zero ones: a snapshot block never written
+ * reads as zeros, so skipping them sends only the data a sparse image really holds. Every non-zero block
+ * gets its own buffer because the uploader holds it while the next one fills.
+ */
+export async function* splitBlocks(
+  input: AsyncIterable<Buffer>,
+  blockSize: number,
+  maxBytes: number,
+  stats: BlockStats,
+): AsyncGenerator<Block> {
+  const zero = Buffer.alloc(blockSize);
+  let block = Buffer.allocUnsafe(blockSize);
+  let fill = 0;
+  let index = 0;
+  const emit = (): Block | undefined => {
+    stats.blocks++;
+    const full = block;
+    const i = index++;
+    fill = 0;
+    if (full.equals(zero)) {
+      stats.zeroBlocks++;
+      return undefined;
+    }
+    block = Buffer.allocUnsafe(blockSize);
+    return { index: i, data: full };
+  };
+  for await (const chunk of input) {
+    if (stats.bytes + chunk.length > maxBytes)
+      throw new PlumeError(
+        'input',
+        `the image is larger than its ${Math.round(maxBytes / 2 ** 30)} GiB volume`,
+        'the declared size is wrong or the file is not the image it claims to be',
+      );
+    stats.bytes += chunk.length;
+    let pos = 0;
+    while (pos < chunk.length) {
+      const n = Math.min(blockSize - fill, chunk.length - pos);
+      chunk.copy(block, fill, pos, pos + n);
+      fill += n;
+      pos += n;
+      if (fill === blockSize) {
+        const out = emit();
+        if (out) yield out;
+      }
+    }
+  }
+  if (fill > 0) {
+    block.fill(0, fill);
+    const out = emit();
+    if (out) yield out;
+  }
+}

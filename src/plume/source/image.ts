@@ -1,0 +1,91 @@
+import { PlumeError } from '../../shared/errors.js';
+import { splitBlocks, type Block, type BlockStats } from './blocks.js';
+import { hashing, verifyDigest } from './checksum.js';
+import { decompress, type Compression } from './decompress.js';
+import { probeSource, readRange, streamSource, type SourceInfo } from './fetch.js';
+import type { SourcePolicy } from './policy.js';
+import { xzUncompressedSize } from './xz-index.js';
+
+export const GiB = 2 ** 30;
+
+/** What the plan knows about the image before touching it. */
+export interface ImageSpec {
+  url: URL;
+  compression: Compression;
+  /** Expected sha256 of the file as fetched (compressed), from compose metadata. */
+  sha256?: string;
+  /** Volume size to use when the raw size cannot be read from the file (bzip2 has no index). */
+  fallbackVolumeGiB?: number;
+  /** Smallest volume to create, whatever the image size. */
+  minVolumeGiB?: number;
+}
+
+export interface ReadSummary extends BlockStats {
+  sha256: string;
+  compressedBytes: number;
+}
+
+/** An opened disk image: its sizes are known, its blocks can be read once. */
+export interface DiskImage {
+  info: SourceInfo;
+  /** Exact raw size when the format records it (xz), else undefined. */
+  rawBytes: number | undefined;
+  volumeGiB: number;
+  /**
+   * Read the image as blocks of `blockSize`, dropping all-zero ones. `finish()`, called after the blocks
+   * are consumed, checks the checksum and sizes: nothing may be committed before it resolves.
+   */
+  read(blockSize: number, signal?: AbortSignal): { blocks: AsyncGenerator<Block>; stats: BlockStats; finish(): ReadSummary };
+}
+
+export async function openImage(spec: ImageSpec, policy: SourcePolicy, signal?: AbortSignal): Promise<DiskImage> {
+  const info = await probeSource(spec.url, policy, signal);
+  let rawBytes: number | undefined;
+  if (spec.compression === 'none') rawBytes = info.size;
+  else if (spec.compression === 'xz' && info.size !== undefined && info.ranges)
+    rawBytes = await xzUncompressedSize(info.size, (offset, length) => readRange(info, policy, offset, length, signal));
+  let volumeGiB: number;
+  if (rawBytes !== undefined) volumeGiB = Math.max(Math.ceil(rawBytes / GiB), spec.minVolumeGiB ?? 1);
+  else if (spec.fallbackVolumeGiB) volumeGiB = spec.fallbackVolumeGiB;
+  else
+    throw new PlumeError(
+      'source',
+      `cannot tell the image size of ${info.url.href} before reading it`,
+      'serve it with byte ranges, or configure a volume size for this system',
+    );
+
+  return {
+    info,
+    rawBytes,
+    volumeGiB,
+    read(blockSize, readSignal) {
+      const stats: BlockStats = { bytes: 0, blocks: 0, zeroBlocks: 0 };
+      const { chunks, digest } = hashing(streamSource(info, policy, readSignal ?? signal));
+      const what = info.url.href;
+      const checkDigest = () => {
+        if (spec.sha256) verifyDigest(digest.hex(), spec.sha256, what);
+      };
+      async function* blocks(): AsyncGenerator<Block> {
+        try {
+          yield* splitBlocks(decompress(chunks, spec.compression), blockSize, volumeGiB * GiB, stats);
+        } catch (err) {
+          // A file that differs from its metadata is the root cause of a corrupt stream: say so first.
+          if (info.size !== undefined && digest.bytes === info.size) checkDigest();
+          throw err;
+        }
+      }
+      return {
+        blocks: blocks(),
+        stats,
+        finish() {
+          checkDigest();
+          if (info.size !== undefined && digest.bytes !== info.size)
+            throw new PlumeError('source', `read ${digest.bytes} bytes of ${what}, expected ${info.size}`, 'run again');
+          if (rawBytes !== undefined && spec.compression !== 'none' && stats.bytes !== rawBytes)
+            throw new PlumeError('input', `the image decompressed to ${stats.bytes} bytes but its index says ${rawBytes}`, 'the file is corrupt');
+          return { ...stats, sha256: digest.hex(), compressedBytes: digest.bytes };
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,39 @@
+import { PlumeError } from '../../shared/errors.js';
+import type { System } from './types.js';
+
+/** The systems plume knows. Built-in ones register at start-up; tests and plugins may add their own. */
+export class SystemRegistry {
+  private readonly systems = new Map<string, System>();
+  private readonly aliases = new Map<string, string>();
+
+  register(system: System): this {
+    if (this.systems.has(system.name)) throw new Error(`system ${system.name} is registered twice`);
+    this.systems.set(system.name, system);
+    for (const alias of system.aliases ?? []) this.aliases.set(alias, system.name);
+    return this;
+  }
+
+  get(name: string): System {
+    const system = this.systems.get(name) ?? this.systems.get(this.aliases.get(name) ?? '');
+    if (!system)
+      throw new PlumeError('usage', `unknown system ${JSON.stringify(name)}`, `choose one of: ${this.names().join(', ')}`);
+    return system;
+  }
+
+  names(): string[] {
+    return [...this.systems.keys()].sort();
+  }
+
+  all(): System[] {
+    return this.names().map((n) => this.systems.get(n)!);
+  }
+}
+
+/** Check a value against a system's list, with the one-line error a person needs. */
+export function requireOneOf(what: string, value: string | undefined, allowed: readonly string[], system: string): string {
+  if (value === undefined || value === '')
+    throw new PlumeError('usage', `--${what} is required for ${system}`, `choose one of: ${allowed.join(', ')}`);
+  if (!allowed.includes(value))
+    throw new PlumeError('usage', `unknown ${what} ${JSON.stringify(value)} for ${system}`, `choose one of: ${allowed.join(', ')}`);
+  return value;
+}
