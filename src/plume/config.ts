@@ -18,6 +18,8 @@ export const AwsConfig = z.strictObject({
   endpoint: z.url().optional(),
   profile: z.string().min(1).optional(),
   imds_v2: z.boolean().default(true),
+  /** Fixed root volume size in GiB; by default the image's own size rounded up. */
+  volume_size_gib: z.number().int().min(1).max(16384).optional(),
   deprecate_after_days: z.number().int().nonnegative().default(0),
   upload_concurrency: z.number().int().min(1).max(256).default(16),
   copy_concurrency: z.number().int().min(1).max(100).default(10),

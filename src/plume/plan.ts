@@ -49,6 +49,8 @@ export interface ReleasePlan {
     /** Volume size when the raw size cannot be read from the file. */
     fallbackVolumeGiB?: number;
     minVolumeGiB?: number;
+    /** Fixed volume size; the image must fit. */
+    volumeGiB?: number;
     /** Detached signature, for systems that sign instead of publishing checksums. */
     signatureUrl?: string;
   };

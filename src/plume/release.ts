@@ -86,6 +86,7 @@ export async function runRelease(inputPlan: ReleasePlan, opts: RunOptions): Prom
                   sha256: plan.source.sha256,
                   fallbackVolumeGiB: plan.source.fallbackVolumeGiB,
                   minVolumeGiB: plan.source.minVolumeGiB,
+                  volumeGiB: plan.source.volumeGiB,
                 },
                 opts.policy,
                 opts.signal,

@@ -67,6 +67,7 @@ export function targetSettings(config: PlumeConfig, system: System, request: Rel
     partition: a.partition,
     profile: a.profile,
     imdsV2: a.imds_v2,
+    volumeGiB: a.volume_size_gib,
   };
   const channel = system.channelTargets?.(request.channel, request.environment, config.systems[system.name] ?? {}) ?? [{}];
   return channel.map((c) => {

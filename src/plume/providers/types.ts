@@ -78,7 +78,7 @@ export interface Provider {
   uploadDisk(plan: ReleasePlan, open: () => Promise<DiskImage>, ctx: ProviderContext): Promise<DiskRef>;
   /** Create the primary-location images (one per variant) from the disk. */
   createPrimaryImages(plan: ReleasePlan, disk: DiskRef | undefined, ctx: ProviderContext): Promise<TargetOutcome[]>;
-  /** Copy the primary images to every other location, publishing each as it becomes ready. */
+  /** Copy the primary images to every other location and wait until each is ready (private). */
   replicate(plan: ReleasePlan, primary: PublishedImage[], ctx: ProviderContext): Promise<TargetOutcome[]>;
   /** Apply the plan's visibility to the given images (and whatever backs them). */
   publish(plan: ReleasePlan, images: PublishedImage[], ctx: ProviderContext): Promise<TargetOutcome[]>;

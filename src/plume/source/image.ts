@@ -18,6 +18,8 @@ export interface ImageSpec {
   fallbackVolumeGiB?: number;
   /** Smallest volume to create, whatever the image size. */
   minVolumeGiB?: number;
+  /** A fixed volume size (configured); an image that does not fit is refused before upload. */
+  volumeGiB?: number;
 }
 
 export interface ReadSummary extends BlockStats {
@@ -45,7 +47,15 @@ export async function openImage(spec: ImageSpec, policy: SourcePolicy, signal?: 
   else if (spec.compression === 'xz' && info.size !== undefined && info.ranges)
     rawBytes = await xzUncompressedSize(info.size, (offset, length) => readRange(info, policy, offset, length, signal));
   let volumeGiB: number;
-  if (rawBytes !== undefined) volumeGiB = Math.max(Math.ceil(rawBytes / GiB), spec.minVolumeGiB ?? 1);
+  if (spec.volumeGiB !== undefined) {
+    if (rawBytes !== undefined && rawBytes > spec.volumeGiB * GiB)
+      throw new PlumeError(
+        'input',
+        `the image is ${(rawBytes / GiB).toFixed(2)} GiB raw, larger than its ${spec.volumeGiB} GiB volume`,
+        'raise the volume size in the config, or check that this is the right image',
+      );
+    volumeGiB = spec.volumeGiB;
+  } else if (rawBytes !== undefined) volumeGiB = Math.max(Math.ceil(rawBytes / GiB), spec.minVolumeGiB ?? 1);
   else if (spec.fallbackVolumeGiB) volumeGiB = spec.fallbackVolumeGiB;
   else
     throw new PlumeError(

@@ -35,6 +35,8 @@ export interface TargetSettings {
   profile?: string;
   /** Require IMDSv2 on instances launched from the images. */
   imdsV2?: boolean;
+  /** Fixed root volume size; by default the image's own size, rounded up to whole GiB. */
+  volumeGiB?: number;
 }
 
 export interface LocateContext {

@@ -171,7 +171,7 @@ export class AwsProvider implements Provider {
     });
   }
 
-  /** Copy, wait, tag, publish: one target's whole path, each stage skipped when already done. */
+  /** Copy, wait, tag: one target's whole path, each stage skipped when already done. */
   private async ensureCopy(plan: ReleasePlan, target: ImageTarget, source: PublishedImage, existing: Image | undefined, round: number, ctx: ProviderContext): Promise<string> {
     let id = existing?.ImageId;
     let reused = id !== undefined;
@@ -191,8 +191,6 @@ export class AwsProvider implements Provider {
     const snapshotId = rootSnapshotId(image);
     await createTags(this.clients, target.location, snapshotId ? [id, snapshotId] : [id], expectedTags(plan, target), ctx.signal);
     ctx.emit({ type: 'image-ready', target, id, reused, primary: false, sourceId: source.id });
-    await publishImage(this.clients, target.location, image, plan.visibility, plan.deprecateAt, ctx.signal);
-    ctx.emit({ type: 'image-published', target, id });
     return id;
   }
 
@@ -284,13 +282,34 @@ export class AwsProvider implements Provider {
             const source = primary.get(target.variant);
             if (!source) throw new PlumeError('provider', `no ${target.variant} image in ${plan.primaryLocation} to copy from`);
             if (current) await deregisterImage(this.clients, target.location, current, true, ctx.signal);
-            return this.ensureCopy(plan, target, source, undefined, round, ctx);
+            const id = await this.ensureCopy(plan, target, source, undefined, round, ctx);
+            const image = await waitImageAvailable(this.clients, target.location, id, this.settings.wait, ctx.signal);
+            await publishImage(this.clients, target.location, image, plan.visibility, plan.deprecateAt, ctx.signal);
+            return id;
           }
           default:
             throw new PlumeError('provider', `cannot repair automatically: ${problem.detail}`, 'inspect the region by hand');
         }
       },
     );
+    await mapSettled([...new Set(problems.map((p) => p.target.location))], 8, (region) => this.removeOrphanSnapshots(plan, region, ctx));
+  }
+
+  /**
+   * Delete this release's snapshots that no image uses any more (left when an image was deregistered by
+   * hand or by a repair), keeping the uploaded disk in the primary region.
+   */
+  private async removeOrphanSnapshots(plan: ReleasePlan, region: string, ctx: ProviderContext): Promise<void> {
+    const snaps = await findSnapshotsByTag(this.clients, region, TAG_RELEASE, plan.key, ctx.signal);
+    if (snaps.length === 0) return;
+    const images = await findImagesByName(this.clients, region, plan.targets.filter((t) => t.location === region).map((t) => t.name), ctx.signal);
+    const used = new Set([...images.values()].flat().map(rootSnapshotId));
+    for (const snap of snaps) {
+      const isDisk = region === plan.primaryLocation && snap.Tags?.some((t) => t.Key === TAG_SOURCE);
+      if (isDisk || used.has(snap.SnapshotId) || snap.State === 'pending') continue;
+      ctx.log.warn({ region, snapshotId: snap.SnapshotId }, 'deleting a snapshot no image of the release uses');
+      await deleteSnapshot(this.clients, region, snap.SnapshotId!, ctx.signal);
+    }
   }
 
   private async findDisk(plan: ReleasePlan, ctx: ProviderContext): Promise<DiskRef | undefined> {

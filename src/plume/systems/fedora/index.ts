@@ -121,7 +121,7 @@ export const fedora: System = {
       date: isoDate(f.composeDate),
       label: f.label,
       build,
-      source: { url: f.imageUrl, sha256: f.image.checksums.sha256.toLowerCase(), compression: 'xz', size: f.image.size },
+      source: { url: f.imageUrl, sha256: f.image.checksums.sha256.toLowerCase(), compression: 'xz', size: f.image.size, volumeGiB: settings.volumeGiB },
       provider: 'aws',
       primaryLocation: settings.primaryLocation,
       targets,

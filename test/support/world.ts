@@ -1,0 +1,122 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startEmulator, type Emulator, type EmulatorOptions } from '../../tools/emulator/index.js';
+import { serveDirectory, type FileServer } from '../../tools/compose/http-server.js';
+import { writeSampleCompose, type SampleCompose, type SampleComposeSpec } from '../../tools/compose/sample-compose.js';
+
+export const REPO = new URL('../../', import.meta.url).pathname;
+
+/** Environment for anything that talks to the emulator: fake credentials, the endpoint, no SDK notice. */
+export function awsEnv(endpoint: string): Record<string, string> {
+  return {
+    AWS_ACCESS_KEY_ID: 'AKIAEMULATOR0000TEST',
+    AWS_SECRET_ACCESS_KEY: 'emulator-secret-key-0123456789abcdef',
+    AWS_REGION: 'us-east-1',
+    AWS_ENDPOINT_URL: endpoint,
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    AWS_EC2_METADATA_DISABLED: 'true',
+  };
+}
+
+export interface World {
+  dir: string;
+  emulator: Emulator;
+  files: FileServer;
+  env: Record<string, string>;
+  configPath: string;
+  statePath: string;
+  recordsDir: string;
+  /** Write (or rewrite) the plume config file. */
+  writeConfig(extra?: string, regions?: string[]): Promise<void>;
+  compose(spec?: Partial<SampleComposeSpec>): Promise<SampleCompose & { url: string }>;
+  close(): Promise<void>;
+}
+
+/** The emulator, a compose host and a plume config in a temporary directory. */
+export async function startWorld(opts: { emulator?: EmulatorOptions; regions?: string[] } = {}): Promise<World> {
+  const dir = await mkdtemp(join(tmpdir(), 'plume-world-'));
+  const emulator = await startEmulator(opts.emulator);
+  const files = await serveDirectory(join(dir, 'composes'));
+  const configPath = join(dir, 'plume.toml');
+  const statePath = join(dir, 'state.db');
+  const recordsDir = join(dir, 'releases');
+  const world: World = {
+    dir,
+    emulator,
+    files,
+    env: awsEnv(emulator.endpoint),
+    configPath,
+    statePath,
+    recordsDir,
+    async writeConfig(extra = '', regions = opts.regions ?? ['us-east-1', 'us-east-2', 'us-west-2', 'eu-west-1', 'ap-southeast-2']) {
+      await writeFile(
+        configPath,
+        `[aws]
+base_region = "${regions[0]}"
+regions = ${JSON.stringify(regions)}
+endpoint = "${emulator.endpoint}"
+poll_min_ms = 20
+poll_max_ms = 200
+image_wait_minutes = 1
+snapshot_wait_minutes = 1
+max_attempts = 6
+upload_concurrency = 8
+${extra}
+[source]
+allowed_hosts = ["127.0.0.1"]
+attempts = 3
+idle_timeout_seconds = 10
+
+[state]
+path = "${statePath}"
+records_dir = "${recordsDir}"
+`,
+      );
+    },
+    async compose(spec = {}) {
+      const c = await writeSampleCompose({ dir: join(dir, 'composes'), ...spec });
+      return { ...c, url: `${files.url}/${c.composePath}` };
+    },
+    async close() {
+      await files.close();
+      await emulator.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  await world.writeConfig();
+  return world;
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Start the built CLI as a person would, with the world's environment; `done` resolves when it exits. */
+export function startCli(bin: 'plume' | 'joystick', args: string[], env: Record<string, string>, opts: { timeoutMs?: number } = {}) {
+  const child = spawn(process.execPath, [join(REPO, 'bin', `${bin}.js`), ...args], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 300_000);
+  const done = new Promise<RunResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+  return { child, done, output: () => ({ stdout, stderr }) };
+}
+
+/** Run the built CLI to the end. */
+export function runCli(bin: 'plume' | 'joystick', args: string[], env: Record<string, string>, opts: { timeoutMs?: number } = {}): Promise<RunResult> {
+  return startCli(bin, args, env, opts).done;
+}
