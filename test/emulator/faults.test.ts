@@ -15,7 +15,18 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../tools/emulator/index.js';
-import { attemptsOf, ebs, ec2, rejection, s3, statusOf, sts, writeSnapshot } from './helpers.js';
+import {
+  attemptsOf,
+  block,
+  ebs,
+  ec2,
+  putBlock,
+  rejection,
+  s3,
+  statusOf,
+  sts,
+  writeSnapshot,
+} from './helpers.js';
 
 let emu: Emulator;
 
@@ -134,6 +145,27 @@ describe('fault injection', () => {
     emu.addFault({ service: 'ec2', kind: 'drop' });
     const err = await rejection(ec2(emu.endpoint, { maxAttempts: 1 }).send(new DescribeRegionsCommand({})));
     expect(err.code).toBe('ECONNRESET');
+  });
+
+  it('drops large bodies too: PutSnapshotBlock and S3 PutObject are retried by the SDK', async () => {
+    const client = ebs(emu.endpoint);
+    const { snapshotId } = await writeSnapshot(client, 1, []);
+    emu.addFault({ operation: 'PutSnapshotBlock', kind: 'drop', times: 1 });
+    emu.addFault({ operation: 'PutSnapshotBlock', kind: 'drop-after', times: 1 });
+    const put = await putBlock(client, snapshotId, 3, block(3, 524288));
+    expect(put.$metadata.attempts).toBe(3);
+    // Dropped before: never reached moto. Dropped after: written, then written again by the retry.
+    expect(emu.snapshotStats(snapshotId)).toMatchObject({ blocksPut: 2, blockIndexes: [3] });
+
+    const bucket = s3(emu.endpoint);
+    await bucket.send(new CreateBucketCommand({ Bucket: 'images' }));
+    emu.addFault({ operation: 'PutObject', kind: 'drop', times: 1 });
+    const out = await bucket.send(
+      new PutObjectCommand({ Bucket: 'images', Key: 'disk.raw', Body: Buffer.alloc(3 * 1024 * 1024, 1) }),
+    );
+    expect(out.$metadata.attempts).toBe(2);
+    const head = await bucket.send(new HeadObjectCommand({ Bucket: 'images', Key: 'disk.raw' }));
+    expect(head.ContentLength).toBe(3 * 1024 * 1024);
   });
 
   it('drop-after on CopyImage: a retry with the same ClientToken yields one image', async () => {

@@ -19,7 +19,10 @@ export interface Call {
   imageFailure?: FaultRule;
 }
 
-/** How long things stay `pending`, globally and per region; times are read when asked, not when created. */
+/**
+ * How long things stay `pending`: a default and per-region overrides (setting the default leaves the
+ * overrides). Read when a state is asked for, not fixed at creation, so lowering it releases what waits.
+ */
 export class Timing {
   private defaultMs: number;
   private readonly byRegion = new Map<string, number>();
@@ -35,10 +38,7 @@ export class Timing {
   set(ms: number, region?: string): void {
     if (!Number.isFinite(ms) || ms < 0) throw new Error('pendingMs must be a non-negative number');
     if (region) this.byRegion.set(region, ms);
-    else {
-      this.defaultMs = ms;
-      this.byRegion.clear();
-    }
+    else this.defaultMs = ms;
   }
 
   reset(): void {
@@ -49,7 +49,6 @@ export class Timing {
 
 export interface HandlerDeps {
   upstream: Upstream;
-  timing: Timing;
 }
 
 /** The request as moto should receive it: same method, path and headers, body as buffered. */

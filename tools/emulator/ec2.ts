@@ -467,6 +467,7 @@ export class Ec2Handler {
         image.architecture = a.architecture;
         image.virtualizationType = a.virtualizationType;
         image.hypervisor = 'xen';
+        image.imageLocation = `${text(image, 'imageOwnerId') ?? ''}/${rec.name}`;
         image.rootDeviceName = a.rootDeviceName;
         image.rootDeviceType = 'ebs';
         image.platformDetails = 'Linux/UNIX';
@@ -552,7 +553,8 @@ export class Ec2Handler {
       const status = this.ebs.status(id, now) ?? this.model.copiedSnapshotStatus(id);
       if (status === 'pending') {
         snap.status = 'pending';
-        snap.progress = this.ebs.get(id)?.completedAt === undefined && this.ebs.get(id) ? '0%' : '99%';
+        // Still being written, or sealed and being processed: roughly what AWS shows in each phase.
+        snap.progress = this.ebs.get(id) && !this.ebs.stats(id)?.completed ? '0%' : '99%';
       } else if (status === 'error') {
         snap.status = 'error';
       }

@@ -42,11 +42,12 @@ export class EmulatorProxy {
     this.timing = new Timing(opts.pendingMs);
     this.ebs = new EbsModel(opts.blockSize, this.timing);
     this.ec2 = new Ec2Model(this.timing, this.ebs);
-    this.deps = { upstream: opts.upstream, timing: this.timing };
+    this.deps = { upstream: opts.upstream };
     this.ec2Handler = new Ec2Handler(this.ec2, this.ebs, this.deps);
     this.server = createServer((req, res) => {
       this.onRequest(req, res).catch((e: unknown) => {
-        console.error('[emulator] request failed:', e);
+        // A client that hung up mid-request (an SDK timeout, a test ending) is not the emulator's problem.
+        if (!req.destroyed && !req.socket.destroyed) console.error('[emulator] request failed:', e);
         if (!res.headersSent) res.writeHead(500).end();
         else res.destroy();
       });

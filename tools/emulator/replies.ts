@@ -84,7 +84,8 @@ export function errorReply(service: string, err: ErrorSpec, method = 'POST'): Bu
     case 's3': {
       const headers = { 'x-amz-request-id': requestId, 'x-amz-id-2': requestId };
       // HEAD responses carry no body on S3; the SDK names those errors from the status code.
-      if (method === 'HEAD') return { status: err.status, headers, body: Buffer.alloc(0) };
+      if (method === 'HEAD')
+        return { status: err.status, headers: { ...headers, 'content-length': 0 }, body: Buffer.alloc(0) };
       return xmlReply(
         err.status,
         `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message>` +
