@@ -4,7 +4,14 @@ import { createLogger, type Logger } from '../shared/log.js';
 import { expandHome, loadConfig, stateDir, type PlumeConfig } from './config.js';
 import { targetKey, type ReleasePlan } from './plan.js';
 import { logProgress, terminalProgress, type Progress } from './progress.js';
-import { formatTable, formatWebsites, readRecord, recordFileName, writeFileAtomic, type ReleaseRecord } from './record.js';
+import {
+  formatTable,
+  formatWebsites,
+  readRecord,
+  recordFileName,
+  writeFileAtomic,
+  type ReleaseRecord,
+} from './record.js';
 import { runRelease, verifyAndRepair } from './release.js';
 import { makeAwsProvider, planRelease, type Overrides, type PlannedRelease } from './runtime.js';
 import { SqliteJournal } from './state/sqlite-journal.js';
@@ -14,9 +21,15 @@ import type { ReleaseRequest } from './systems/types.js';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
-const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+const list = (v: string) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 interface CommonOptions {
   config?: string;
@@ -54,7 +67,7 @@ interface SelectorOptions extends CommonOptions {
 export function addSelectors(cmd: Command): Command {
   return cmd
     .option('--system <name>', 'system to release (fedora, ...); see `plume systems`')
-    .addOption(new Option('--distro <name>', 'alias of --system (plume\'s older flag)').hideHelp())
+    .addOption(new Option('--distro <name>', "alias of --system (plume's older flag)").hideHelp())
     .option('--channel <name>', 'channel of the system (e.g. cloud, rawhide, branched, updates)')
     .option('--arch <arch>', 'architecture of the image (e.g. x86_64, aarch64)')
     .option('--board <board>', 'board, for systems that name architectures by board (e.g. amd64-usr)')
@@ -63,15 +76,28 @@ export function addSelectors(cmd: Command): Command {
     .option('--compose-id <id>', 'compose id, for systems that build URLs from it')
     .option('--version <version>', 'version to release, for systems that need it')
     .option('--timestamp <timestamp>', 'build timestamp, for systems that need it')
-    .option('--respin <n>', 'respin number (defaults to the compose\'s)')
+    .option('--respin <n>', "respin number (defaults to the compose's)")
     .option('--label <label>', 'compose label (e.g. RC-1.4, Beta-1.2) when the compose does not say')
-    .option('--environment <name>', 'environment of the system\'s config (e.g. production, staging)')
+    .option('--environment <name>', "environment of the system's config (e.g. production, staging)")
     .option('--base-region <region>', 'region the image is uploaded to and copied from')
-    .option('--regions <list>', 'comma-separated regions to publish to (default: config, or all enabled)', list)
-    .option('--volume-types <list>', 'comma-separated root volume types, one image each (default gp3,gp2)', list)
-    .addOption(new Option('--visibility <v>', 'make images public or keep them private').choices(['public', 'private']))
+    .option(
+      '--regions <list>',
+      'comma-separated regions to publish to (default: config, or all enabled)',
+      list,
+    )
+    .option(
+      '--volume-types <list>',
+      'comma-separated root volume types, one image each (default gp3,gp2)',
+      list,
+    )
+    .addOption(
+      new Option('--visibility <v>', 'make images public or keep them private').choices([
+        'public',
+        'private',
+      ]),
+    )
     .option('--share-with <accounts>', 'comma-separated AWS account ids to share images with', list)
-    .option('--aws-profile <name>', 'AWS credentials profile (default: the SDK\'s default chain)');
+    .option('--aws-profile <name>', "AWS credentials profile (default: the SDK's default chain)");
 }
 
 function addCommon(cmd: Command): Command {
@@ -85,11 +111,17 @@ function addCommon(cmd: Command): Command {
 export function requestFrom(o: SelectorOptions): ReleaseRequest {
   const system = o.system ?? o.distro;
   if (!system) throw new PlumeError('usage', '--system is required', 'see `plume systems` for the choices');
-  if (!o.channel) throw new PlumeError('usage', '--channel is required', `see \`plume systems\` for the channels of ${system}`);
+  if (!o.channel)
+    throw new PlumeError(
+      'usage',
+      '--channel is required',
+      `see \`plume systems\` for the channels of ${system}`,
+    );
   let respin: number | undefined;
   if (o.respin !== undefined) {
     respin = Number(o.respin);
-    if (!Number.isInteger(respin) || respin < 0) throw new PlumeError('usage', `--respin must be a whole number, not ${JSON.stringify(o.respin)}`);
+    if (!Number.isInteger(respin) || respin < 0)
+      throw new PlumeError('usage', `--respin must be a whole number, not ${JSON.stringify(o.respin)}`);
   }
   return {
     system,
@@ -108,7 +140,14 @@ export function requestFrom(o: SelectorOptions): ReleaseRequest {
 }
 
 function overridesFrom(o: SelectorOptions): Overrides {
-  return { baseRegion: o.baseRegion, regions: o.regions, volumeTypes: o.volumeTypes, visibility: o.visibility, shareWith: o.shareWith, profile: o.awsProfile };
+  return {
+    baseRegion: o.baseRegion,
+    regions: o.regions,
+    volumeTypes: o.volumeTypes,
+    visibility: o.visibility,
+    shareWith: o.shareWith,
+    profile: o.awsProfile,
+  };
 }
 
 interface Session {
@@ -171,7 +210,9 @@ function describePlan(plan: ReleasePlan): string {
     `  provider:    ${plan.provider} (${plan.aws.partition}${plan.aws.profile ? `, profile ${plan.aws.profile}` : ''}), upload to ${plan.primaryLocation}`,
     `  image:       ${plan.aws.architecture}, boot ${plan.aws.bootMode}, ENA ${plan.aws.enaSupport}, SR-IOV ${plan.aws.sriovNetSupport ?? 'none'}, IMDS ${plan.aws.imdsSupport ?? 'v1 allowed'}, root ${plan.aws.rootDeviceName}`,
     `  visibility:  ${plan.visibility.public ? 'public' : 'private'}${plan.visibility.accounts.length ? `, shared with ${plan.visibility.accounts.join(', ')}` : ''}${plan.deprecateAt ? `, deprecated from ${plan.deprecateAt}` : ''}`,
-    `  tags:        ${Object.entries(plan.tags).map(([k, v]) => `${k}=${v}`).join(', ')}`,
+    `  tags:        ${Object.entries(plan.tags)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ')}`,
     `  images (${plan.targets.length}):`,
     ...plan.targets.map((t) => `    ${targetKey(t).padEnd(24)} ${t.name}`),
   ];
@@ -182,13 +223,33 @@ function print(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }
 
-async function doRelease(o: SelectorOptions, registry: SystemRegistry, mode: 'release' | 'pre-release'): Promise<number> {
+async function doRelease(
+  o: SelectorOptions,
+  registry: SystemRegistry,
+  mode: 'release' | 'pre-release',
+): Promise<number> {
   const session = await openSession(o, registry, !o.dryRun);
   try {
     const planned = await plans(session, o);
     if (o.dryRun) {
-      if (o.output === 'json') print(JSON.stringify(planned.map((p) => ({ mode, ...p.plan })), null, 2));
-      else print(planned.map((p) => describePlan(mode === 'release' ? p.plan : { ...p.plan, visibility: { public: false, accounts: [] } })).join('\n\n'));
+      if (o.output === 'json')
+        print(
+          JSON.stringify(
+            planned.map((p) => ({ mode, ...p.plan })),
+            null,
+            2,
+          ),
+        );
+      else
+        print(
+          planned
+            .map((p) =>
+              describePlan(
+                mode === 'release' ? p.plan : { ...p.plan, visibility: { public: false, accounts: [] } },
+              ),
+            )
+            .join('\n\n'),
+        );
       return EXIT.ok;
     }
     let worst: number = EXIT.ok;
@@ -205,19 +266,30 @@ async function doRelease(o: SelectorOptions, registry: SystemRegistry, mode: 're
         mode,
         repairRounds: session.config.release.repair_rounds,
         writeRecord: async (r) => {
-          await writeFileAtomic(o.record && planned.length === 1 ? o.record : join(session.recordsDir, recordFileName(r.key)), JSON.stringify(r, null, 2) + '\n');
-          for (const out of system.outputs?.(r) ?? []) await writeFileAtomic(join(session.recordsDir, out.path), out.contents);
+          await writeFileAtomic(
+            o.record && planned.length === 1 ? o.record : join(session.recordsDir, recordFileName(r.key)),
+            JSON.stringify(r, null, 2) + '\n',
+          );
+          for (const out of system.outputs?.(r) ?? [])
+            await writeFileAtomic(join(session.recordsDir, out.path), out.contents);
         },
       });
       records.push(record);
       const created = record.upload && !record.upload.reused;
-      if (before?.status === 'complete' && !created) session.log.info({ key: plan.key }, 'release was already complete; nothing was created');
+      if (before?.status === 'complete' && !created)
+        session.log.info({ key: plan.key }, 'release was already complete; nothing was created');
       if (record.status !== 'complete') worst = Math.max(worst, EXIT.partial);
     }
     session.progress.stop();
-    print(o.output === 'json' ? JSON.stringify(records.length === 1 ? records[0] : records, null, 2) : records.map(formatTable).join('\n\n'));
+    print(
+      o.output === 'json'
+        ? JSON.stringify(records.length === 1 ? records[0] : records, null, 2)
+        : records.map(formatTable).join('\n\n'),
+    );
     for (const r of records.filter((r) => r.status !== 'complete'))
-      process.stderr.write(`plume: release ${r.key} is ${r.status}: ${r.problems.map((p) => `${p.location}/${p.variant}: ${p.kind}: ${p.detail}`).join('; ')}\nplume: run the same command again to complete it\n`);
+      process.stderr.write(
+        `plume: release ${r.key} is ${r.status}: ${r.problems.map((p) => `${p.location}/${p.variant}: ${p.kind}: ${p.detail}`).join('; ')}\nplume: run the same command again to complete it\n`,
+      );
     return worst;
   } finally {
     session.close();
@@ -230,24 +302,46 @@ async function doVerify(o: SelectorOptions, registry: SystemRegistry, repair: bo
     let targets: { plan: ReleasePlan; provider: PlannedRelease['provider'] }[];
     if (o.record) {
       const record = await readRecord(o.record);
-      targets = [{ plan: record.plan, provider: makeAwsProvider(session.config)({ ...record.plan.aws, primaryLocation: record.primaryLocation, locations: [], variants: [], visibility: record.visibility }) }];
+      targets = [
+        {
+          plan: record.plan,
+          provider: makeAwsProvider(session.config)({
+            ...record.plan.aws,
+            primaryLocation: record.primaryLocation,
+            locations: [],
+            variants: [],
+            visibility: record.visibility,
+          }),
+        },
+      ];
     } else targets = await plans(session, o);
     let bad = 0;
     const results = [];
     for (const { plan, provider } of targets) {
       const ctx = { log: session.log, emit: session.progress.emit };
-      const report = repair ? await verifyAndRepair(plan, provider, ctx, session.config.release.repair_rounds) : await provider.verify(plan, ctx);
+      const report = repair
+        ? await verifyAndRepair(plan, provider, ctx, session.config.release.repair_rounds)
+        : await provider.verify(plan, ctx);
       bad += report.problems.length;
-      results.push({ key: plan.key, ok: report.ok, problems: report.problems.map((p) => ({ ...p.target, kind: p.kind, detail: p.detail, id: p.id })) });
+      results.push({
+        key: plan.key,
+        ok: report.ok,
+        problems: report.problems.map((p) => ({ ...p.target, kind: p.kind, detail: p.detail, id: p.id })),
+      });
       if (o.output !== 'json') {
         print(`${plan.key}: ${report.ok.length} of ${plan.targets.length} images verified`);
-        for (const p of report.problems) print(`  ${p.target.location} ${p.target.variant}: ${p.kind}: ${p.detail}`);
+        for (const p of report.problems)
+          print(`  ${p.target.location} ${p.target.variant}: ${p.kind}: ${p.detail}`);
       }
     }
     if (o.output === 'json') print(JSON.stringify(results.length === 1 ? results[0] : results, null, 2));
     if (bad > 0) {
       const where = [...new Set(results.flatMap((r) => r.problems.map((p) => p.location)))].sort();
-      throw new PlumeError('verify', `verification failed in ${where.length} region(s): ${where.join(', ')}`, 'run `plume release` again (or `plume verify --repair`) to repair');
+      throw new PlumeError(
+        'verify',
+        `verification failed in ${where.length} region(s): ${where.join(', ')}`,
+        'run `plume release` again (or `plume verify --repair`) to repair',
+      );
     }
     return EXIT.ok;
   } finally {
@@ -264,18 +358,35 @@ async function doAmis(o: SelectorOptions & { format?: string }, registry: System
       const keys = (await plans(session, o)).map((p) => p.plan.key);
       records = keys.map((key) => {
         const r = session.journal().get(key)?.record;
-        if (!r) throw new PlumeError('usage', `no record of release ${key} in the state database`, 'run `plume release` first, or pass --record FILE');
+        if (!r)
+          throw new PlumeError(
+            'usage',
+            `no record of release ${key} in the state database`,
+            'run `plume release` first, or pass --record FILE',
+          );
         return r;
       });
     }
     const format = o.format ?? o.output ?? 'table';
     if (format === 'json') print(JSON.stringify(records.length === 1 ? records[0] : records, null, 2));
-    else if (format === 'websites') print(JSON.stringify(formatWebsites(records, (r) => r.plan.aws.architecture), null, 2));
+    else if (format === 'websites')
+      print(
+        JSON.stringify(
+          formatWebsites(records, (r) => r.plan.aws.architecture),
+          null,
+          2,
+        ),
+      );
     else if (format === 'table') print(records.map(formatTable).join('\n\n'));
     else {
       const outputs = records.flatMap((r) => session.registry.get(r.system).outputs?.(r) ?? []);
       const match = outputs.filter((f) => f.path === format || f.path.endsWith(format));
-      if (match.length === 0) throw new PlumeError('usage', `unknown format ${JSON.stringify(format)}`, `use table, json, websites${outputs.length ? ` or one of ${outputs.map((f) => f.path).join(', ')}` : ''}`);
+      if (match.length === 0)
+        throw new PlumeError(
+          'usage',
+          `unknown format ${JSON.stringify(format)}`,
+          `use table, json, websites${outputs.length ? ` or one of ${outputs.map((f) => f.path).join(', ')}` : ''}`,
+        );
       for (const f of match) print(f.contents);
     }
     return EXIT.ok;
@@ -284,15 +395,27 @@ async function doAmis(o: SelectorOptions & { format?: string }, registry: System
   }
 }
 
-async function doStatus(o: CommonOptions & { limit: string; output?: string }, registry: SystemRegistry): Promise<number> {
+async function doStatus(
+  o: CommonOptions & { limit: string; output?: string },
+  registry: SystemRegistry,
+): Promise<number> {
   const session = await openSession(o, registry, false);
   try {
     const states = session.journal().list(Number(o.limit) || 20);
-    if (o.output === 'json') print(JSON.stringify(states.map(({ plan: _p, ...s }) => s), null, 2));
+    if (o.output === 'json')
+      print(
+        JSON.stringify(
+          states.map(({ plan: _p, ...s }) => s),
+          null,
+          2,
+        ),
+      );
     else if (states.length === 0) print('no releases recorded yet');
     else
       for (const s of states)
-        print(`${s.updatedAt}  ${s.status.padEnd(8)}  ${s.key}  (attempt ${s.attempts}${s.error ? `; ${s.error}` : ''})`);
+        print(
+          `${s.updatedAt}  ${s.status.padEnd(8)}  ${s.key}  (attempt ${s.attempts}${s.error ? `; ${s.error}` : ''})`,
+        );
     return EXIT.ok;
   } finally {
     session.close();
@@ -314,43 +437,62 @@ function doSystems(registry: SystemRegistry): number {
 export function buildProgram(registry: SystemRegistry, setExit: (code: number) => void): Command {
   const program = new Command('plume')
     .description('Publish Linux cloud images to public clouds and keep them there.')
-    .version(VERSION, '-V, --version', 'print plume\'s version')
+    .version(VERSION, '-V, --version', "print plume's version")
     // `plume release --version 30` is a release selector, `plume --version` is ours.
     .enablePositionalOptions()
-    .addHelpText('after', '\nExamples:\n  plume release --system fedora --channel cloud --arch x86_64 \\\n      --compose https://kojipkgs.fedoraproject.org/compose/cloud/Fedora-Cloud-30-20190611.0/compose\n  plume release ... --dry-run        print the plan, change nothing\n  plume verify --record release.json check every region and volume type\n  plume amis --record release.json --format websites')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  plume release --system fedora --channel cloud --arch x86_64 \\\n      --compose https://kojipkgs.fedoraproject.org/compose/cloud/Fedora-Cloud-30-20190611.0/compose\n  plume release ... --dry-run        print the plan, change nothing\n  plume verify --record release.json check every region and volume type\n  plume amis --record release.json --format websites',
+    )
     .showHelpAfterError('(add --help for usage)')
     .exitOverride();
 
   const run = (fn: () => Promise<number> | number) => async () => setExit(await fn());
 
   const release = addCommon(addSelectors(new Command('release')))
-    .description('upload, register, copy to every region, publish, verify and record a release; resumes if run again')
+    .description(
+      'upload, register, copy to every region, publish, verify and record a release; resumes if run again',
+    )
     .option('--dry-run', 'print the plan (names, regions, tags) and change nothing')
     .option('--record <file>', 'where to write the release record (default: the state directory)')
-    .addOption(new Option('--output <format>', 'what to print when done').choices(['table', 'json']).default('table'));
+    .addOption(
+      new Option('--output <format>', 'what to print when done').choices(['table', 'json']).default('table'),
+    );
   release.action(run(() => doRelease(release.opts(), registry, 'release')));
   program.addCommand(release);
 
   const pre = addCommon(addSelectors(new Command('pre-release')))
-    .description('upload, register and copy to every region, keeping images private (then `plume release` publishes)')
+    .description(
+      'upload, register and copy to every region, keeping images private (then `plume release` publishes)',
+    )
     .option('--dry-run', 'print the plan and change nothing')
     .option('--record <file>', 'where to write the release record')
-    .addOption(new Option('--output <format>', 'what to print when done').choices(['table', 'json']).default('table'));
+    .addOption(
+      new Option('--output <format>', 'what to print when done').choices(['table', 'json']).default('table'),
+    );
   pre.action(run(() => doRelease(pre.opts(), registry, 'pre-release')));
   program.addCommand(pre);
 
   const verify = addCommon(addSelectors(new Command('verify')))
-    .description('check every region and volume type of a release; exits non-zero naming what is missing or wrong')
+    .description(
+      'check every region and volume type of a release; exits non-zero naming what is missing or wrong',
+    )
     .option('--record <file>', 'verify the release a record describes')
     .option('--repair', 'repair what is wrong (re-copy, re-publish, re-tag), then check again')
     .addOption(new Option('--output <format>', 'report format').choices(['table', 'json']).default('table'));
-  verify.action(run(() => doVerify(verify.opts(), registry, verify.opts<{ repair?: boolean }>().repair ?? false)));
+  verify.action(
+    run(() => doVerify(verify.opts(), registry, verify.opts<{ repair?: boolean }>().repair ?? false)),
+  );
   program.addCommand(verify);
 
   const amis = addCommon(addSelectors(new Command('amis')))
-    .description('print the images of a release: a table, the record as JSON, or the websites\' JSON')
+    .description("print the images of a release: a table, the record as JSON, or the websites' JSON")
     .option('--record <file>', 'read the release from a record file instead of the state database')
-    .option('--format <format>', 'table, json, websites, or an output file of the system (e.g. all.json)', 'table');
+    .option(
+      '--format <format>',
+      'table, json, websites, or an output file of the system (e.g. all.json)',
+      'table',
+    );
   amis.action(run(() => doAmis(amis.opts(), registry)));
   program.addCommand(amis);
 
@@ -361,7 +503,11 @@ export function buildProgram(registry: SystemRegistry, setExit: (code: number) =
   status.action(run(() => doStatus(status.opts(), registry)));
   program.addCommand(status);
 
-  program.addCommand(new Command('systems').description('list systems, their channels and arches').action(run(() => doSystems(registry))));
+  program.addCommand(
+    new Command('systems')
+      .description('list systems, their channels and arches')
+      .action(run(() => doSystems(registry))),
+  );
   return program;
 }
 
@@ -373,7 +519,12 @@ export async function main(argv: string[], registry: SystemRegistry = builtinSys
     return code;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.ok;
+      if (
+        err.code === 'commander.helpDisplayed' ||
+        err.code === 'commander.version' ||
+        err.code === 'commander.help'
+      )
+        return EXIT.ok;
       return EXIT.usage;
     }
     process.stderr.write(`plume: error: ${errorMessage(err)}\n`);

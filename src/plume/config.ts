@@ -11,7 +11,10 @@ export const AwsConfig = z.strictObject({
   base_region: region.default('us-east-1'),
   /** Explicit list, or "all" for every region enabled in the account. */
   regions: z.union([z.literal('all'), z.array(region).min(1)]).default('all'),
-  volume_types: z.array(z.enum(['gp3', 'gp2', 'io1', 'io2', 'st1', 'sc1', 'standard'])).min(1).default(['gp3', 'gp2']),
+  volume_types: z
+    .array(z.enum(['gp3', 'gp2', 'io1', 'io2', 'st1', 'sc1', 'standard']))
+    .min(1)
+    .default(['gp3', 'gp2']),
   visibility: z.enum(['public', 'private']).default('public'),
   share_with: z.array(account).default([]),
   partition: z.enum(['aws', 'aws-us-gov', 'aws-cn']).default('aws'),
@@ -49,7 +52,9 @@ export const PlumeConfig = z.strictObject({
       records_dir: z.string().optional(),
     })
     .default({}),
-  release: z.strictObject({ repair_rounds: z.number().int().min(0).max(10).default(2) }).default({ repair_rounds: 2 }),
+  release: z
+    .strictObject({ repair_rounds: z.number().int().min(0).max(10).default(2) })
+    .default({ repair_rounds: 2 }),
   /** Per-system settings (channel overrides, systems defined in configuration); each system validates its own. */
   systems: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
 });
@@ -59,7 +64,8 @@ export const SYSTEM_CONFIG_PATH = '/etc/plume/plume.toml';
 
 /** `--config`, else $PLUME_CONFIG, else /etc/plume/plume.toml when present, else built-in defaults. */
 export async function loadConfig(path?: string): Promise<{ config: PlumeConfig; path?: string }> {
-  const chosen = path ?? process.env.PLUME_CONFIG ?? (existsSync(SYSTEM_CONFIG_PATH) ? SYSTEM_CONFIG_PATH : undefined);
+  const chosen =
+    path ?? process.env.PLUME_CONFIG ?? (existsSync(SYSTEM_CONFIG_PATH) ? SYSTEM_CONFIG_PATH : undefined);
   if (!chosen) return { config: PlumeConfig.parse({}) };
   return { config: await loadToml(chosen, PlumeConfig), path: chosen };
 }

@@ -29,7 +29,14 @@ function humanLine(line: string): string {
 /** Progress bars on a terminal. */
 export function terminalProgress(targets: number): Progress {
   const bars = new cliProgress.MultiBar(
-    { clearOnComplete: false, hideCursor: true, format: ' {label} |{bar}| {percentage}% {detail}', barsize: 30, stream: process.stderr, fps: 5 },
+    {
+      clearOnComplete: false,
+      hideCursor: true,
+      format: ' {label} |{bar}| {percentage}% {detail}',
+      barsize: 30,
+      stream: process.stderr,
+      fps: 5,
+    },
     cliProgress.Presets.shades_classic,
   );
   let upload: cliProgress.SingleBar | undefined;
@@ -48,10 +55,14 @@ export function terminalProgress(targets: number): Progress {
     emit(event) {
       switch (event.type) {
         case 'step':
-          if (event.state !== 'started') bars.log(`${event.step}: ${event.state}${event.detail ? ` (${event.detail})` : ''}\n`);
+          if (event.state !== 'started')
+            bars.log(`${event.step}: ${event.state}${event.detail ? ` (${event.detail})` : ''}\n`);
           break;
         case 'upload-progress': {
-          upload ??= bars.create(Math.max(1, Math.round(event.totalBytes / MiB)), 0, { label: 'upload ', detail: '' });
+          upload ??= bars.create(Math.max(1, Math.round(event.totalBytes / MiB)), 0, {
+            label: 'upload ',
+            detail: '',
+          });
           const secs = (Date.now() - started) / 1000;
           upload.update(Math.round(event.rawBytes / MiB), {
             detail: `${Math.round(event.rawBytes / MiB)}/${Math.round(event.totalBytes / MiB)} MiB read, ${Math.round(event.bytesSent / MiB)} MiB sent, ${event.zeroBlocks} zero blocks skipped, ${Math.round(event.rawBytes / MiB / Math.max(secs, 0.001))} MiB/s`,
@@ -62,7 +73,9 @@ export function terminalProgress(targets: number): Progress {
         case 'image-published': {
           (event.type === 'image-ready' ? ready : published).add(targetKey(event.target));
           images ??= bars.create(targets, 0, { label: 'images ', detail: '' });
-          images.update(ready.size, { detail: `${ready.size}/${targets} ready, ${published.size} published` });
+          images.update(ready.size, {
+            detail: `${ready.size}/${targets} ready, ${published.size} published`,
+          });
           break;
         }
         case 'target-failed':
@@ -86,25 +99,54 @@ export function logProgress(log: Logger, everyMs = 5000): Progress {
     emit(event) {
       switch (event.type) {
         case 'step':
-          log.info({ step: event.step, state: event.state, detail: event.detail }, `step ${event.step} ${event.state}`);
+          log.info(
+            { step: event.step, state: event.state, detail: event.detail },
+            `step ${event.step} ${event.state}`,
+          );
           break;
         case 'upload-progress':
           if (Date.now() - last >= everyMs) {
             last = Date.now();
-            log.info({ rawMiB: Math.round(event.rawBytes / MiB), totalMiB: Math.round(event.totalBytes / MiB), sentMiB: Math.round(event.bytesSent / MiB), blocksSent: event.blocksSent, zeroBlocks: event.zeroBlocks }, 'upload progress');
+            log.info(
+              {
+                rawMiB: Math.round(event.rawBytes / MiB),
+                totalMiB: Math.round(event.totalBytes / MiB),
+                sentMiB: Math.round(event.bytesSent / MiB),
+                blocksSent: event.blocksSent,
+                zeroBlocks: event.zeroBlocks,
+              },
+              'upload progress',
+            );
           }
           break;
         case 'disk-ready':
-          log.info({ region: event.location, disk: event.id, reused: event.reused }, event.reused ? 'disk found from an earlier run' : 'disk ready');
+          log.info(
+            { region: event.location, disk: event.id, reused: event.reused },
+            event.reused ? 'disk found from an earlier run' : 'disk ready',
+          );
           break;
         case 'image-ready':
-          log.info({ region: event.target.location, volumeType: event.target.variant, image: event.id, reused: event.reused }, 'image ready');
+          log.info(
+            {
+              region: event.target.location,
+              volumeType: event.target.variant,
+              image: event.id,
+              reused: event.reused,
+            },
+            'image ready',
+          );
           break;
         case 'image-published':
-          log.info({ region: event.target.location, volumeType: event.target.variant, image: event.id }, 'image published');
+          log.info(
+            { region: event.target.location, volumeType: event.target.variant, image: event.id },
+            'image published',
+          );
           break;
         case 'target-failed':
-          log.error({ region: event.target.location, volumeType: event.target.variant, err: event.error }, 'target failed');
+          log.error(
+            { region: event.target.location, volumeType: event.target.variant, err: event.error },
+            'target failed',
+          );
           break;
         case 'retry':
           log.warn({ what: event.what, attempt: event.attempt, err: event.error }, 'retrying');

@@ -58,9 +58,13 @@ export interface ReleaseRecord {
 }
 
 /** `{ region: { gp3: ami, gp2: ami } }`, the shape most consumers want. */
-export function imagesByLocation(record: Pick<ReleaseRecord, 'images'>): Record<string, Record<string, string>> {
+export function imagesByLocation(
+  record: Pick<ReleaseRecord, 'images'>,
+): Record<string, Record<string, string>> {
   const out: Record<string, Record<string, string>> = {};
-  for (const image of [...record.images].sort((a, b) => a.location.localeCompare(b.location) || a.variant.localeCompare(b.variant)))
+  for (const image of [...record.images].sort(
+    (a, b) => a.location.localeCompare(b.location) || a.variant.localeCompare(b.variant),
+  ))
     (out[image.location] ??= {})[image.variant] = image.id;
   return out;
 }
@@ -70,12 +74,22 @@ export function formatTable(record: ReleaseRecord): string {
   const byLocation = imagesByLocation(record);
   const variants = [...new Set(record.images.map((i) => i.variant))].sort();
   const problemAt = new Map(record.problems.map((p) => [`${p.location}/${p.variant}`, p.kind]));
-  const allLocations = [...new Set([...Object.keys(byLocation), ...record.problems.map((p) => p.location)])].sort();
+  const allLocations = [
+    ...new Set([...Object.keys(byLocation), ...record.problems.map((p) => p.location)]),
+  ].sort();
   const rows = [['REGION', ...variants.map((v) => v.toUpperCase())]];
   for (const loc of allLocations)
-    rows.push([loc, ...variants.map((v) => byLocation[loc]?.[v] ?? `(${problemAt.get(`${loc}/${v}`) ?? 'missing'})`)]);
+    rows.push([
+      loc,
+      ...variants.map((v) => byLocation[loc]?.[v] ?? `(${problemAt.get(`${loc}/${v}`) ?? 'missing'})`),
+    ]);
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  const lines = rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
+  const lines = rows.map((r) =>
+    r
+      .map((cell, c) => cell.padEnd(widths[c]!))
+      .join('  ')
+      .trimEnd(),
+  );
   const head = `${record.build} (${record.system} ${record.channel}, ${record.arch}): ${record.status}, ${record.images.length} images${record.visibility.public && record.mode === 'release' ? ', public' : ''}`;
   return [head, ...lines].join('\n');
 }
@@ -84,13 +98,17 @@ export function formatTable(record: ReleaseRecord): string {
  * The JSON the Fedora websites' AMI pages are built from: `{ version: { arch: { region: { gp3: ami } } } }`.
  * Arch is the AWS name (x86_64, arm64), as the websites show it.
  */
-export function formatWebsites(records: ReleaseRecord[], awsArch: (r: ReleaseRecord) => string): Record<string, Record<string, Record<string, Record<string, string>>>> {
+export function formatWebsites(
+  records: ReleaseRecord[],
+  awsArch: (r: ReleaseRecord) => string,
+): Record<string, Record<string, Record<string, Record<string, string>>>> {
   const out: Record<string, Record<string, Record<string, Record<string, string>>>> = {};
   for (const r of records) {
     const arch = awsArch(r);
     const byVersion = (out[r.version] ??= {});
     const byArch = (byVersion[arch] ??= {});
-    for (const [loc, variants] of Object.entries(imagesByLocation(r))) Object.assign((byArch[loc] ??= {}), variants);
+    for (const [loc, variants] of Object.entries(imagesByLocation(r)))
+      Object.assign((byArch[loc] ??= {}), variants);
   }
   return out;
 }

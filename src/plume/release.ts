@@ -2,7 +2,15 @@ import { PlumeError, errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { ReleasePlan } from './plan.js';
 import { targetKey } from './plan.js';
-import type { DiskRef, Provider, ProviderContext, PublishedImage, ReleaseEvent, TargetOutcome, VerifyReport } from './providers/types.js';
+import type {
+  DiskRef,
+  Provider,
+  ProviderContext,
+  PublishedImage,
+  ReleaseEvent,
+  TargetOutcome,
+  VerifyReport,
+} from './providers/types.js';
 import { RECORD_SCHEMA, type ReleaseRecord } from './record.js';
 import { openImage } from './source/image.js';
 import type { SourcePolicy } from './source/policy.js';
@@ -25,7 +33,9 @@ export interface RunOptions {
 
 /** The plan as a given mode executes it: a pre-release keeps everything private. */
 export function effectivePlan(plan: ReleasePlan, mode: 'release' | 'pre-release'): ReleasePlan {
-  return mode === 'release' ? plan : { ...plan, visibility: { public: false, accounts: [] }, deprecateAt: undefined };
+  return mode === 'release'
+    ? plan
+    : { ...plan, visibility: { public: false, accounts: [] }, deprecateAt: undefined };
 }
 
 /**
@@ -42,7 +52,8 @@ export async function runRelease(inputPlan: ReleasePlan, opts: RunOptions): Prom
   const startedAt = new Date();
   const timings: Record<string, number> = {};
   const before = journal.begin(plan);
-  if (before) log.info({ key: plan.key, previous: before.status, attempts: before.attempts }, 'resuming release');
+  if (before)
+    log.info({ key: plan.key, previous: before.status, attempts: before.attempts }, 'resuming release');
 
   const step = async <T>(name: StepName, fn: () => Promise<T>, detail?: (t: T) => unknown): Promise<T> => {
     const t0 = performance.now();
@@ -64,7 +75,9 @@ export async function runRelease(inputPlan: ReleasePlan, opts: RunOptions): Prom
   try {
     const { account } = await step('preflight', () => provider.preflight(plan, ctx));
     let primary = await provider.findPrimaryImages(plan, ctx);
-    const variants = [...new Set(plan.targets.filter((t) => t.location === plan.primaryLocation).map((t) => t.variant))];
+    const variants = [
+      ...new Set(plan.targets.filter((t) => t.location === plan.primaryLocation).map((t) => t.variant)),
+    ];
 
     let disk: DiskRef | undefined;
     if (variants.every((v) => primary.has(v))) {
@@ -93,7 +106,13 @@ export async function runRelease(inputPlan: ReleasePlan, opts: RunOptions): Prom
               ),
             ctx,
           ),
-        (d) => ({ disk: d.id, reused: d.reused, sizeGiB: d.sizeGiB, bytesSent: d.bytesSent, blocksSent: d.blocksSent }),
+        (d) => ({
+          disk: d.id,
+          reused: d.reused,
+          sizeGiB: d.sizeGiB,
+          bytesSent: d.bytesSent,
+          blocksSent: d.blocksSent,
+        }),
       );
       if (disk.summary) {
         const seconds = (performance.now() - uploadStart) / 1000;
@@ -112,22 +131,45 @@ export async function runRelease(inputPlan: ReleasePlan, opts: RunOptions): Prom
       }
     }
 
-    const registered = await step('register', () => provider.createPrimaryImages(plan, disk, ctx), outcomeDetail);
+    const registered = await step(
+      'register',
+      () => provider.createPrimaryImages(plan, disk, ctx),
+      outcomeDetail,
+    );
     const failedPrimary = registered.filter((o) => o.error);
     if (failedPrimary.length > 0)
-      throw new PlumeError('provider', `could not register in ${plan.primaryLocation}: ${failedPrimary.map((o) => `${o.target.variant}: ${o.error}`).join('; ')}`, 'run again to resume');
+      throw new PlumeError(
+        'provider',
+        `could not register in ${plan.primaryLocation}: ${failedPrimary.map((o) => `${o.target.variant}: ${o.error}`).join('; ')}`,
+        'run again to resume',
+      );
     primary = new Map(registered.map((o) => [o.target.variant, { ...o.target, id: o.id! }]));
 
-    const replicated = await step('replicate', () => provider.replicate(plan, [...primary.values()], ctx), outcomeDetail);
-    const ready: PublishedImage[] = [...primary.values(), ...replicated.filter((o) => o.id).map((o) => ({ ...o.target, id: o.id! }))];
-    for (const o of replicated.filter((o) => o.error)) log.error({ region: o.target.location, volumeType: o.target.variant, err: o.error }, 'replication failed');
+    const replicated = await step(
+      'replicate',
+      () => provider.replicate(plan, [...primary.values()], ctx),
+      outcomeDetail,
+    );
+    const ready: PublishedImage[] = [
+      ...primary.values(),
+      ...replicated.filter((o) => o.id).map((o) => ({ ...o.target, id: o.id! })),
+    ];
+    for (const o of replicated.filter((o) => o.error))
+      log.error(
+        { region: o.target.location, volumeType: o.target.variant, err: o.error },
+        'replication failed',
+      );
 
     if (mode === 'release') await step('publish', () => provider.publish(plan, ready, ctx), outcomeDetail);
     else {
       journal.step(plan.key, 'publish', 'skipped', { detail: { reason: 'pre-release' } });
     }
 
-    const report = await step('verify', () => verifyAndRepair(plan, provider, ctx, opts.repairRounds ?? 2), (r) => ({ ok: r.ok.length, problems: r.problems }));
+    const report = await step(
+      'verify',
+      () => verifyAndRepair(plan, provider, ctx, opts.repairRounds ?? 2),
+      (r) => ({ ok: r.ok.length, problems: r.problems }),
+    );
 
     const record = buildRecord(plan, mode, account, report, disk, timings, startedAt);
     await step('record', async () => {
@@ -149,10 +191,18 @@ function outcomeDetail(outcomes: TargetOutcome[]) {
 }
 
 /** Verify everything; repair what is wrong a bounded number of times; return what is still wrong. */
-export async function verifyAndRepair(plan: ReleasePlan, provider: Provider, ctx: ProviderContext, rounds: number): Promise<VerifyReport> {
+export async function verifyAndRepair(
+  plan: ReleasePlan,
+  provider: Provider,
+  ctx: ProviderContext,
+  rounds: number,
+): Promise<VerifyReport> {
   let report = await provider.verify(plan, ctx);
   for (let round = 1; round <= rounds && report.problems.length > 0; round++) {
-    ctx.log.warn({ round, problems: report.problems.map((p) => `${targetKey(p.target)}: ${p.kind}: ${p.detail}`) }, 'verification found problems; repairing');
+    ctx.log.warn(
+      { round, problems: report.problems.map((p) => `${targetKey(p.target)}: ${p.kind}: ${p.detail}`) },
+      'verification found problems; repairing',
+    );
     await provider.repair(plan, report.problems, ctx, round);
     report = await provider.verify(plan, ctx);
   }
@@ -209,7 +259,12 @@ function buildRecord(
     images: report.ok
       .map((i) => ({ location: i.location, variant: i.variant, name: i.name, id: i.id }))
       .sort((a, b) => a.location.localeCompare(b.location) || a.variant.localeCompare(b.variant)),
-    problems: report.problems.map((p) => ({ location: p.target.location, variant: p.target.variant, kind: p.kind, detail: p.detail })),
+    problems: report.problems.map((p) => ({
+      location: p.target.location,
+      variant: p.target.variant,
+      kind: p.kind,
+      detail: p.detail,
+    })),
     timings,
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),

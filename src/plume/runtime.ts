@@ -56,7 +56,12 @@ export function sourcePolicy(config: PlumeConfig, system: System, allowFiles: bo
  * The publication targets of a request: config defaults, then what the system's channel says, then the
  * command line. `regions = "all"` stays unresolved here (it needs the cloud) and is marked by an empty list.
  */
-export function targetSettings(config: PlumeConfig, system: System, request: ReleaseRequest, overrides: Overrides = {}): TargetSettings[] {
+export function targetSettings(
+  config: PlumeConfig,
+  system: System,
+  request: ReleaseRequest,
+  overrides: Overrides = {},
+): TargetSettings[] {
   const a = config.aws;
   const base: TargetSettings = {
     primaryLocation: a.base_region,
@@ -69,7 +74,11 @@ export function targetSettings(config: PlumeConfig, system: System, request: Rel
     imdsV2: a.imds_v2,
     volumeGiB: a.volume_size_gib,
   };
-  const channel = system.channelTargets?.(request.channel, request.environment, config.systems[system.name] ?? {}) ?? [{}];
+  const channel = system.channelTargets?.(
+    request.channel,
+    request.environment,
+    config.systems[system.name] ?? {},
+  ) ?? [{}];
   return channel.map((c) => {
     const s: TargetSettings = { ...base, ...c, visibility: { ...base.visibility, ...c.visibility } };
     if (overrides.baseRegion) s.primaryLocation = overrides.baseRegion;
@@ -78,17 +87,26 @@ export function targetSettings(config: PlumeConfig, system: System, request: Rel
     if (overrides.visibility) s.visibility = { ...s.visibility, public: overrides.visibility === 'public' };
     if (overrides.shareWith) s.visibility = { ...s.visibility, accounts: overrides.shareWith };
     if (overrides.profile) s.profile = overrides.profile;
-    if (s.locations.length > 0 && !s.locations.includes(s.primaryLocation)) s.locations = [s.primaryLocation, ...s.locations];
+    if (s.locations.length > 0 && !s.locations.includes(s.primaryLocation))
+      s.locations = [s.primaryLocation, ...s.locations];
     return s;
   });
 }
 
 /** Resolve `regions = "all"` against the account, with the primary region first. */
-export async function resolveLocations(settings: TargetSettings, provider: Provider, log: Logger): Promise<TargetSettings> {
+export async function resolveLocations(
+  settings: TargetSettings,
+  provider: Provider,
+  log: Logger,
+): Promise<TargetSettings> {
   if (settings.locations.length > 0) return settings;
   const all = await provider.listLocations(settings.primaryLocation, { log, emit: () => undefined });
-  if (all.length === 0) throw new PlumeError('provider', 'the account lists no enabled regions', 'set [aws] regions explicitly');
-  return { ...settings, locations: [settings.primaryLocation, ...all.filter((r) => r !== settings.primaryLocation)] };
+  if (all.length === 0)
+    throw new PlumeError('provider', 'the account lists no enabled regions', 'set [aws] regions explicitly');
+  return {
+    ...settings,
+    locations: [settings.primaryLocation, ...all.filter((r) => r !== settings.primaryLocation)],
+  };
 }
 
 export interface PlanDeps {

@@ -32,8 +32,7 @@ export interface LogOptions {
 export function createLogger(opts: LogOptions = {}): Logger {
   const level = opts.level ?? process.env.PLUME_LOG_LEVEL ?? process.env.LOG_LEVEL ?? 'info';
   const dest = opts.destination ?? 2;
-  const stream =
-    typeof dest === 'number' ? pino.destination({ dest, sync: true }) : (dest as NodeJS.WritableStream);
+  const stream = typeof dest === 'number' ? pino.destination({ dest, sync: true }) : dest;
   return pino(
     {
       level,

@@ -10,7 +10,11 @@ export async function loadToml<S extends z.ZodType>(path: string, schema: S): Pr
     text = await readFile(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new PlumeError('usage', `cannot read config ${path}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`, 'check the --config path');
+    throw new PlumeError(
+      'usage',
+      `cannot read config ${path}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+      'check the --config path',
+    );
   }
   return parseToml(text, path, schema);
 }
@@ -20,14 +24,19 @@ export function parseToml<S extends z.ZodType>(text: string, where: string, sche
   try {
     data = parse(text);
   } catch (err) {
-    const detail = err instanceof TomlError ? `line ${err.line}, column ${err.column}: ${err.message.split('\n')[0]}` : (err as Error).message;
+    const detail =
+      err instanceof TomlError
+        ? `line ${err.line}, column ${err.column}: ${err.message.split('\n')[0]}`
+        : (err as Error).message;
     throw new PlumeError('usage', `${where} is not valid TOML (${detail})`);
   }
   const result = schema.safeParse(data);
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const key = issue.path.join('.') || '(top level)';
-    throw new PlumeError('usage', `${where}: ${key}: ${issue.message}`, 'fix the config file', { cause: result.error });
+    throw new PlumeError('usage', `${where}: ${key}: ${issue.message}`, 'fix the config file', {
+      cause: result.error,
+    });
   }
-  return result.data as z.infer<S>;
+  return result.data;
 }

@@ -20,7 +20,24 @@ afterAll(async () => {
 });
 
 function release(compose: string, extra: string[] = [], env = world.env): Promise<RunResult> {
-  return runCli('plume', ['release', '--system', 'fedora', '--channel', 'cloud', '--arch', 'x86_64', '--compose', compose, '--config', world.configPath, ...extra], env);
+  return runCli(
+    'plume',
+    [
+      'release',
+      '--system',
+      'fedora',
+      '--channel',
+      'cloud',
+      '--arch',
+      'x86_64',
+      '--compose',
+      compose,
+      '--config',
+      world.configPath,
+      ...extra,
+    ],
+    env,
+  );
 }
 
 /** One clear last line, a non-zero exit, and nothing registered, uploaded or public anywhere. */
@@ -36,24 +53,56 @@ async function expectCleanFailure(res: RunResult, code: number, line: RegExp): P
 
 describe('bad input ends with one clear line and nothing left behind', () => {
   it('an unreachable compose host', async () => {
-    await expectCleanFailure(await release('http://127.0.0.1:9/compose/x/compose'), 1, /cannot fetch http:\/\/127\.0\.0\.1:9\/.*images\.json: .*: check the URL, the network and that the host is up/);
+    await expectCleanFailure(
+      await release('http://127.0.0.1:9/compose/x/compose'),
+      1,
+      /cannot fetch http:\/\/127\.0\.0\.1:9\/.*images\.json: .*: check the URL, the network and that the host is up/,
+    );
   });
 
   it('a compose that is not there (404)', async () => {
-    await expectCleanFailure(await release(`${world.files.url}/no-such-compose/compose`), 1, /not found \(HTTP 404\): .*\/no-such-compose\/compose\/metadata\/images\.json: check the URL and that the compose finished/);
+    await expectCleanFailure(
+      await release(`${world.files.url}/no-such-compose/compose`),
+      1,
+      /not found \(HTTP 404\): .*\/no-such-compose\/compose\/metadata\/images\.json: check the URL and that the compose finished/,
+    );
   });
 
   it('a compose without the requested image', async () => {
     const compose = await world.compose({ rawSize: 4 * 2 ** 20, version: '32', date: '20200101' });
-    const res = await runCli('plume', ['release', '--system', 'fedora', '--channel', 'cloud', '--arch', 'aarch64', '--compose', compose.url, '--config', world.configPath], world.env);
-    await expectCleanFailure(res, 1, /compose Fedora-Cloud-32-20200101\.0 has no Cloud-Base raw-xz image for aarch64: its raw-xz images are: Cloud\/Cloud_Base\/x86_64, Server\/Cloud_Base\/ppc64le, Server\/Server\/x86_64$/);
+    const res = await runCli(
+      'plume',
+      [
+        'release',
+        '--system',
+        'fedora',
+        '--channel',
+        'cloud',
+        '--arch',
+        'aarch64',
+        '--compose',
+        compose.url,
+        '--config',
+        world.configPath,
+      ],
+      world.env,
+    );
+    await expectCleanFailure(
+      res,
+      1,
+      /compose Fedora-Cloud-32-20200101\.0 has no Cloud-Base raw-xz image for aarch64: its raw-xz images are: Cloud\/Cloud_Base\/x86_64, Server\/Cloud_Base\/ppc64le, Server\/Server\/x86_64$/,
+    );
   });
 
   it('a sha256 that does not match the image', async () => {
     const compose = await world.compose({ rawSize: 16 * 2 ** 20, version: '33', date: '20200201' });
     const meta = join(world.dir, 'composes', compose.composePath, 'metadata', 'images.json');
     writeFileSync(meta, readFileSync(meta, 'utf8').replace(compose.images.x86_64!.sha256, 'f'.repeat(64)));
-    await expectCleanFailure(await release(compose.url), 1, /sha256 mismatch for .*\.raw\.xz: expected f{64}, got [0-9a-f]{64}: the image changed or is corrupt; nothing was registered/);
+    await expectCleanFailure(
+      await release(compose.url),
+      1,
+      /sha256 mismatch for .*\.raw\.xz: expected f{64}, got [0-9a-f]{64}: the image changed or is corrupt; nothing was registered/,
+    );
   });
 
   it('a truncated xz stream', async () => {
@@ -65,8 +114,18 @@ describe('bad input ends with one clear line and nothing left behind', () => {
     writeFileSync(image, cut);
     const { createHash } = await import('node:crypto');
     const meta = join(dir, 'metadata', 'images.json');
-    writeFileSync(meta, readFileSync(meta, 'utf8').replace(compose.images.x86_64!.sha256, createHash('sha256').update(cut).digest('hex')));
-    await expectCleanFailure(await release(compose.url), 1, /the image is not a complete xz file \(no xz stream footer\): check that the file is fully written/);
+    writeFileSync(
+      meta,
+      readFileSync(meta, 'utf8').replace(
+        compose.images.x86_64!.sha256,
+        createHash('sha256').update(cut).digest('hex'),
+      ),
+    );
+    await expectCleanFailure(
+      await release(compose.url),
+      1,
+      /the image is not a complete xz file \(no xz stream footer\): check that the file is fully written/,
+    );
   });
 
   it('a corrupt xz stream (index intact)', async () => {
@@ -78,15 +137,34 @@ describe('bad input ends with one clear line and nothing left behind', () => {
     writeFileSync(image, bytes);
     const { createHash } = await import('node:crypto');
     const meta = join(dir, 'metadata', 'images.json');
-    writeFileSync(meta, readFileSync(meta, 'utf8').replace(compose.images.x86_64!.sha256, createHash('sha256').update(bytes).digest('hex')));
-    await expectCleanFailure(await release(compose.url), 1, /the image is not a valid xz stream \(.*\): the file is truncated or corrupt/);
+    writeFileSync(
+      meta,
+      readFileSync(meta, 'utf8').replace(
+        compose.images.x86_64!.sha256,
+        createHash('sha256').update(bytes).digest('hex'),
+      ),
+    );
+    await expectCleanFailure(
+      await release(compose.url),
+      1,
+      /the image is not a valid xz stream \(.*\): the file is truncated or corrupt/,
+    );
   });
 
   it('an image larger than the configured volume', async () => {
-    const compose = await world.compose({ rawSize: 2 ** 30 + 2 ** 20, dataFraction: 0.001, version: '36', date: '20200501' });
+    const compose = await world.compose({
+      rawSize: 2 ** 30 + 2 ** 20,
+      dataFraction: 0.001,
+      version: '36',
+      date: '20200501',
+    });
     await world.writeConfig('volume_size_gib = 1', REGIONS);
     try {
-      await expectCleanFailure(await release(compose.url), 1, /the image is 1\.00 GiB raw, larger than its 1 GiB volume: raise the volume size/);
+      await expectCleanFailure(
+        await release(compose.url),
+        1,
+        /the image is 1\.00 GiB raw, larger than its 1 GiB volume: raise the volume size/,
+      );
     } finally {
       await world.writeConfig('', REGIONS);
     }
@@ -96,10 +174,20 @@ describe('bad input ends with one clear line and nothing left behind', () => {
     const compose = `${world.files.url}/x/compose`;
     for (const [args, line] of [
       [['--system', 'gentoo', '--channel', 'cloud'], /unknown system "gentoo": choose one of: /],
-      [['--system', 'fedora', '--channel', 'nightly', '--arch', 'x86_64'], /unknown channel "nightly" for fedora: choose one of: rawhide, branched, updates, cloud/],
-      [['--system', 'fedora', '--channel', 'cloud', '--arch', 'ppc64le'], /unknown arch "ppc64le" for fedora: choose one of: x86_64, aarch64/],
+      [
+        ['--system', 'fedora', '--channel', 'nightly', '--arch', 'x86_64'],
+        /unknown channel "nightly" for fedora: choose one of: rawhide, branched, updates, cloud/,
+      ],
+      [
+        ['--system', 'fedora', '--channel', 'cloud', '--arch', 'ppc64le'],
+        /unknown arch "ppc64le" for fedora: choose one of: x86_64, aarch64/,
+      ],
     ] as const) {
-      const res = await runCli('plume', ['release', ...args, '--compose', compose, '--config', world.configPath], world.env);
+      const res = await runCli(
+        'plume',
+        ['release', ...args, '--compose', compose, '--config', world.configPath],
+        world.env,
+      );
       await expectCleanFailure(res, 2, line);
     }
   });
@@ -108,7 +196,16 @@ describe('bad input ends with one clear line and nothing left behind', () => {
     const compose = await world.compose({ rawSize: 4 * 2 ** 20, version: '37', date: '20200601' });
     const home = await mkdtemp(join(tmpdir(), 'plume-home-'));
     const { AWS_ACCESS_KEY_ID: _a, AWS_SECRET_ACCESS_KEY: _s, ...noCreds } = world.env;
-    const res = await release(compose.url, [], { ...noCreds, HOME: home, AWS_CONFIG_FILE: join(home, 'none'), AWS_SHARED_CREDENTIALS_FILE: join(home, 'none') });
-    await expectCleanFailure(res, 1, /no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE/);
+    const res = await release(compose.url, [], {
+      ...noCreds,
+      HOME: home,
+      AWS_CONFIG_FILE: join(home, 'none'),
+      AWS_SHARED_CREDENTIALS_FILE: join(home, 'none'),
+    });
+    await expectCleanFailure(
+      res,
+      1,
+      /no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE/,
+    );
   });
 });

@@ -14,11 +14,26 @@ function withSha(raw: Buffer): Buffer {
 
 describe('compose ids', () => {
   it.each([
-    ['Fedora-Cloud-30-20190611.0', { releaseShort: 'Fedora-Cloud', version: '30', date: '20190611', type: 'production', respin: 0 }],
-    ['Fedora-Rawhide-20240501.n.0', { releaseShort: 'Fedora', version: 'Rawhide', date: '20240501', type: 'nightly', respin: 0 }],
-    ['Fedora-40-20240414.0', { releaseShort: 'Fedora', version: '40', date: '20240414', type: 'production', respin: 0 }],
-    ['Fedora-28-20180321.n.2', { releaseShort: 'Fedora', version: '28', date: '20180321', type: 'nightly', respin: 2 }],
-    ['Fedora-AtomicHost-28-20180625.1', { releaseShort: 'Fedora-AtomicHost', version: '28', date: '20180625', type: 'production', respin: 1 }],
+    [
+      'Fedora-Cloud-30-20190611.0',
+      { releaseShort: 'Fedora-Cloud', version: '30', date: '20190611', type: 'production', respin: 0 },
+    ],
+    [
+      'Fedora-Rawhide-20240501.n.0',
+      { releaseShort: 'Fedora', version: 'Rawhide', date: '20240501', type: 'nightly', respin: 0 },
+    ],
+    [
+      'Fedora-40-20240414.0',
+      { releaseShort: 'Fedora', version: '40', date: '20240414', type: 'production', respin: 0 },
+    ],
+    [
+      'Fedora-28-20180321.n.2',
+      { releaseShort: 'Fedora', version: '28', date: '20180321', type: 'nightly', respin: 2 },
+    ],
+    [
+      'Fedora-AtomicHost-28-20180625.1',
+      { releaseShort: 'Fedora-AtomicHost', version: '28', date: '20180625', type: 'production', respin: 1 },
+    ],
     ['Fedora-Cloud-31-20191020.t.3', { version: '31', type: 'test', respin: 3 }],
     ['Fedora-41-20241020.ci.0', { version: '41', type: 'ci' }],
     ['Fedora-41-20241020.d.0', { version: '41', type: 'development' }],
@@ -34,8 +49,12 @@ describe('compose ids', () => {
 describe('image selection', () => {
   const images = parseImagesJson(withSha(fixture), 'fixture');
   it('picks the Cloud_Base raw-xz of the arch, not the qcow2 or vagrant', () => {
-    expect(selectImage(images, 'Cloud-Base', 'x86_64').path).toBe('Cloud/x86_64/images/Fedora-Cloud-Base-30-20190611.0.x86_64.raw.xz');
-    expect(selectImage(images, 'Cloud-Base', 'aarch64').path).toBe('Cloud/aarch64/images/Fedora-Cloud-Base-30-20190611.0.aarch64.raw.xz');
+    expect(selectImage(images, 'Cloud-Base', 'x86_64').path).toBe(
+      'Cloud/x86_64/images/Fedora-Cloud-Base-30-20190611.0.x86_64.raw.xz',
+    );
+    expect(selectImage(images, 'Cloud-Base', 'aarch64').path).toBe(
+      'Cloud/aarch64/images/Fedora-Cloud-Base-30-20190611.0.aarch64.raw.xz',
+    );
   });
   it('says what the compose holds when the image is missing', () => {
     let err: unknown;
@@ -52,28 +71,52 @@ describe('image selection', () => {
   it('prefers the AmazonEC2 build where the compose has one', () => {
     const data = JSON.parse(withSha(fixture).toString());
     const generic = data.payload.images.Cloud.x86_64[0];
-    data.payload.images.Cloud.x86_64.push({ ...generic, path: 'Cloud/x86_64/images/Fedora-Cloud-Base-AmazonEC2-40-1.14.x86_64.raw.xz' });
-    expect(selectImage(parseImagesJson(JSON.stringify(data), 'x'), 'Cloud-Base', 'x86_64').path).toContain('AmazonEC2');
+    data.payload.images.Cloud.x86_64.push({
+      ...generic,
+      path: 'Cloud/x86_64/images/Fedora-Cloud-Base-AmazonEC2-40-1.14.x86_64.raw.xz',
+    });
+    expect(selectImage(parseImagesJson(JSON.stringify(data), 'x'), 'Cloud-Base', 'x86_64').path).toContain(
+      'AmazonEC2',
+    );
   });
   it('accepts the Fedora 25 CloudImages layout with both subvariants', () => {
     const data = JSON.parse(withSha(fixture).toString());
     const img = data.payload.images.Cloud.x86_64[0];
-    data.payload.images = { CloudImages: { x86_64: [img, { ...img, subvariant: 'Atomic', path: 'CloudImages/x86_64/images/Fedora-Atomic-25-20170106.0.x86_64.raw.xz' }] } };
+    data.payload.images = {
+      CloudImages: {
+        x86_64: [
+          img,
+          {
+            ...img,
+            subvariant: 'Atomic',
+            path: 'CloudImages/x86_64/images/Fedora-Atomic-25-20170106.0.x86_64.raw.xz',
+          },
+        ],
+      },
+    };
     const parsed = parseImagesJson(JSON.stringify(data), 'x');
     expect(selectImage(parsed, 'AtomicHost', 'x86_64').path).toContain('Fedora-Atomic-25');
     expect(selectImage(parsed, 'Cloud-Base', 'x86_64').path).toContain('Cloud-Base');
   });
   it('refuses unknown productmd versions and damaged files', () => {
-    expect(() => parseImagesJson('{"header":{"version":"9.0"},"payload":{}}', 'images.json')).toThrow(/version 9.0, which plume does not know/);
+    expect(() => parseImagesJson('{"header":{"version":"9.0"},"payload":{}}', 'images.json')).toThrow(
+      /version 9.0, which plume does not know/,
+    );
     expect(() => parseImagesJson('not json', 'images.json')).toThrow(/is not JSON/);
-    expect(() => parseImagesJson('{"header":{"version":"1.2"},"payload":{"compose":{}}}', 'images.json')).toThrow(/not a productmd images file/);
+    expect(() =>
+      parseImagesJson('{"header":{"version":"1.2"},"payload":{"compose":{}}}', 'images.json'),
+    ).toThrow(/not a productmd images file/);
   });
 });
 
 describe('naming', () => {
   it('keeps the AMI name scheme the websites read', () => {
-    expect(buildName('Cloud/x86_64/images/Fedora-Cloud-Base-30-20190611.0.x86_64.raw.xz')).toBe('Fedora-Cloud-Base-30-20190611.0.x86_64');
-    expect(amiName('Fedora-Cloud-Base-30-20190611.0.x86_64', 'eu-west-1', 'gp3', 0)).toBe('Fedora-Cloud-Base-30-20190611.0.x86_64-hvm-eu-west-1-gp3-0');
+    expect(buildName('Cloud/x86_64/images/Fedora-Cloud-Base-30-20190611.0.x86_64.raw.xz')).toBe(
+      'Fedora-Cloud-Base-30-20190611.0.x86_64',
+    );
+    expect(amiName('Fedora-Cloud-Base-30-20190611.0.x86_64', 'eu-west-1', 'gp3', 0)).toBe(
+      'Fedora-Cloud-Base-30-20190611.0.x86_64-hvm-eu-west-1-gp3-0',
+    );
   });
 });
 
@@ -93,10 +136,23 @@ describe('plan', () => {
     image: selectImage(images, 'Cloud-Base', arch),
     imageUrl: 'https://kojipkgs.fedoraproject.org/x.raw.xz',
   });
-  const settings = { primaryLocation: 'us-east-1', locations: ['us-east-1', 'eu-west-1'], variants: ['gp3', 'gp2'], visibility: { public: true, accounts: [] }, partition: 'aws' };
+  const settings = {
+    primaryLocation: 'us-east-1',
+    locations: ['us-east-1', 'eu-west-1'],
+    variants: ['gp3', 'gp2'],
+    visibility: { public: true, accounts: [] },
+    partition: 'aws',
+  };
   it('sets the architecture and boot mode right for each arch', () => {
     const x86 = fedora.plan(facts('x86_64'), settings);
-    expect(x86.aws).toMatchObject({ architecture: 'x86_64', bootMode: 'uefi-preferred', enaSupport: true, sriovNetSupport: 'simple', rootDeviceName: '/dev/sda1', imdsSupport: 'v2.0' });
+    expect(x86.aws).toMatchObject({
+      architecture: 'x86_64',
+      bootMode: 'uefi-preferred',
+      enaSupport: true,
+      sriovNetSupport: 'simple',
+      rootDeviceName: '/dev/sda1',
+      imdsSupport: 'v2.0',
+    });
     const arm = fedora.plan(facts('aarch64'), settings);
     expect(arm.aws).toMatchObject({ architecture: 'arm64', bootMode: 'uefi' });
     expect(arm.tags.Arch).toBe('arm64');
@@ -109,7 +165,13 @@ describe('plan', () => {
       'Fedora-Cloud-Base-30-20190611.0.x86_64-hvm-eu-west-1-gp3-0',
       'Fedora-Cloud-Base-30-20190611.0.x86_64-hvm-eu-west-1-gp2-0',
     ]);
-    expect(plan.tags).toMatchObject({ Channel: 'cloud', Version: '30', ComposeID: 'Fedora-Cloud-30-20190611.0', Date: '2019-06-11', Arch: 'x86_64' });
+    expect(plan.tags).toMatchObject({
+      Channel: 'cloud',
+      Version: '30',
+      ComposeID: 'Fedora-Cloud-30-20190611.0',
+      Date: '2019-06-11',
+      Arch: 'x86_64',
+    });
     expect(plan.source).toMatchObject({ sha256: 'ab'.repeat(32), compression: 'xz' });
   });
 });

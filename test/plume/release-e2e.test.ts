@@ -28,7 +28,19 @@ function count(op: string): number {
 describe('plume release of a 2 GiB sparse image to 5 regions x 2 volume types', () => {
   it('publishes, verifies, sends only non-zero blocks, and a rerun creates nothing', async () => {
     const compose = await world.compose({ rawSize: RAW, dataFraction: 0.02 });
-    const args = ['release', '--system', 'fedora', '--channel', 'cloud', '--arch', 'x86_64', '--compose', compose.url, '--config', world.configPath];
+    const args = [
+      'release',
+      '--system',
+      'fedora',
+      '--channel',
+      'cloud',
+      '--arch',
+      'x86_64',
+      '--compose',
+      compose.url,
+      '--config',
+      world.configPath,
+    ];
 
     const first = await runCli('plume', [...args, '--output', 'json'], world.env);
     expect(first.code, first.stderr).toBe(0);
@@ -40,7 +52,8 @@ describe('plume release of a 2 GiB sparse image to 5 regions x 2 volume types', 
     // Only the blocks the generated data touches were sent, each exactly once.
     const touched = new Set<number>();
     for (const e of dataExtents({ size: RAW, dataFraction: 0.02, seed: 1 }))
-      for (let b = Math.floor(e.offset / BLOCK); b <= Math.floor((e.offset + e.length - 1) / BLOCK); b++) touched.add(b);
+      for (let b = Math.floor(e.offset / BLOCK); b <= Math.floor((e.offset + e.length - 1) / BLOCK); b++)
+        touched.add(b);
     expect(record.upload.blocksSent).toBe(touched.size);
     expect(record.upload.bytesSent).toBe(touched.size * BLOCK);
     expect(record.upload.zeroBlocks).toBe(RAW / BLOCK - touched.size);
@@ -74,7 +87,16 @@ describe('plume release of a 2 GiB sparse image to 5 regions x 2 volume types', 
         expect(root.Ebs).toMatchObject({ VolumeType: vt, VolumeSize: 2, DeleteOnTermination: true });
         expect(await aws.snapshotPublic(region, root.Ebs!.SnapshotId!)).toBe(true);
         const tags = Object.fromEntries(image.Tags!.map((t) => [t.Key, t.Value]));
-        expect(tags).toMatchObject({ Name: image.Name, Channel: 'cloud', Version: '30', ComposeID: compose.composeId, Date: '2019-06-11', Arch: 'x86_64', 'plume:release': record.key, 'plume:volume-type': vt });
+        expect(tags).toMatchObject({
+          Name: image.Name,
+          Channel: 'cloud',
+          Version: '30',
+          ComposeID: compose.composeId,
+          Date: '2019-06-11',
+          Arch: 'x86_64',
+          'plume:release': record.key,
+          'plume:volume-type': vt,
+        });
       }
     }
     const inv = await aws.inventory(REGIONS);
@@ -95,13 +117,19 @@ describe('plume release of a 2 GiB sparse image to 5 regions x 2 volume types', 
     const [file] = readdirSync(world.recordsDir);
     const path = join(world.recordsDir, file!);
     expect((await readRecord(path)).key).toBe(record.key);
-    const verify = await runCli('plume', ['verify', '--record', path, '--config', world.configPath], world.env);
+    const verify = await runCli(
+      'plume',
+      ['verify', '--record', path, '--config', world.configPath],
+      world.env,
+    );
     expect(verify.code, verify.stderr).toBe(0);
     expect(verify.stdout).toContain('10 of 10 images verified');
     const table = await runCli('plume', ['amis', '--record', path], world.env);
     expect(table.stdout.split('\n')[1]).toMatch(/^REGION\s+GP2\s+GP3$/);
     expect(table.stdout).toContain(record.images[0].id);
-    const websites = JSON.parse((await runCli('plume', ['amis', '--record', path, '--format', 'websites'], world.env)).stdout);
+    const websites = JSON.parse(
+      (await runCli('plume', ['amis', '--record', path, '--format', 'websites'], world.env)).stdout,
+    );
     expect(Object.keys(websites['30'].x86_64).sort()).toEqual([...REGIONS].sort());
   });
 
@@ -113,7 +141,12 @@ describe('plume release of a 2 GiB sparse image to 5 regions x 2 volume types', 
     const gone = record.images.find((i) => i.location === 'eu-west-1' && i.variant === 'gp3')!;
     await aws.ec2('eu-west-1').send(new DeregisterImageCommand({ ImageId: gone.id }));
     const priv = record.images.find((i) => i.location === 'us-west-2' && i.variant === 'gp2')!;
-    await aws.ec2('us-west-2').send(new ModifyImageAttributeCommand({ ImageId: priv.id, LaunchPermission: { Remove: [{ Group: 'all' }] } }));
+    await aws.ec2('us-west-2').send(
+      new ModifyImageAttributeCommand({
+        ImageId: priv.id,
+        LaunchPermission: { Remove: [{ Group: 'all' }] },
+      }),
+    );
 
     const bad = await runCli('plume', ['verify', '--record', path, '--config', world.configPath], world.env);
     expect(bad.code).toBe(4);
@@ -123,26 +156,59 @@ describe('plume release of a 2 GiB sparse image to 5 regions x 2 volume types', 
       'plume: error: verification failed in 2 region(s): eu-west-1, us-west-2: run `plume release` again (or `plume verify --repair`) to repair',
     );
 
-    const fixed = await runCli('plume', ['verify', '--repair', '--record', path, '--config', world.configPath], world.env);
+    const fixed = await runCli(
+      'plume',
+      ['verify', '--repair', '--record', path, '--config', world.configPath],
+      world.env,
+    );
     expect(fixed.code, fixed.stderr).toBe(0);
     expect(fixed.stdout).toContain('10 of 10 images verified');
     const eu = await aws.images('eu-west-1');
-    expect(eu.map((i) => i.Name).sort()).toEqual(record.images.filter((i) => i.location === 'eu-west-1').map((i) => i.name).sort());
+    expect(eu.map((i) => i.Name).sort()).toEqual(
+      record.images
+        .filter((i) => i.location === 'eu-west-1')
+        .map((i) => i.name)
+        .sort(),
+    );
     expect((await aws.inventory(REGIONS)).orphans).toEqual([]);
   });
 
   it('--dry-run prints the whole plan and calls nothing that writes', async () => {
-    const compose = await world.compose({ rawSize: 8 * 2 ** 20, version: '31', date: '20191029', arches: ['x86_64', 'aarch64'] });
+    const compose = await world.compose({
+      rawSize: 8 * 2 ** 20,
+      version: '31',
+      date: '20191029',
+      arches: ['x86_64', 'aarch64'],
+    });
     const calls = world.emulator.calls().length;
     const res = await runCli(
       'plume',
-      ['release', '--dry-run', '--system', 'fedora', '--channel', 'cloud', '--arch', 'aarch64', '--compose', compose.url, '--regions', 'us-east-1,eu-west-1', '--volume-types', 'gp3', '--config', world.configPath],
+      [
+        'release',
+        '--dry-run',
+        '--system',
+        'fedora',
+        '--channel',
+        'cloud',
+        '--arch',
+        'aarch64',
+        '--compose',
+        compose.url,
+        '--regions',
+        'us-east-1,eu-west-1',
+        '--volume-types',
+        'gp3',
+        '--config',
+        world.configPath,
+      ],
       world.env,
     );
     expect(res.code, res.stderr).toBe(0);
     const build = compose.images.aarch64!.build;
     expect(res.stdout).toContain(`build:       ${build}`);
-    expect(res.stdout).toContain('image:       arm64, boot uefi, ENA true, SR-IOV simple, IMDS v2.0, root /dev/sda1');
+    expect(res.stdout).toContain(
+      'image:       arm64, boot uefi, ENA true, SR-IOV simple, IMDS v2.0, root /dev/sda1',
+    );
     expect(res.stdout).toContain(`us-east-1/gp3            ${build}-hvm-us-east-1-gp3-0`);
     expect(res.stdout).toContain(`eu-west-1/gp3            ${build}-hvm-eu-west-1-gp3-0`);
     expect(res.stdout).toContain('Arch=arm64');

@@ -20,7 +20,19 @@ afterAll(async () => {
   await world?.close();
 });
 
-const args = () => ['release', '--system', 'fedora', '--channel', 'cloud', '--arch', 'x86_64', '--compose', compose.url, '--config', world.configPath];
+const args = () => [
+  'release',
+  '--system',
+  'fedora',
+  '--channel',
+  'cloud',
+  '--arch',
+  'x86_64',
+  '--compose',
+  compose.url,
+  '--config',
+  world.configPath,
+];
 
 /** kill -9 plume while the step's AWS call is in flight, then run it again. */
 describe.each([

@@ -7,14 +7,24 @@ import { splitBlocks, type BlockStats } from '../../src/plume/source/blocks.js';
 import { decompress } from '../../src/plume/source/decompress.js';
 import { fetchDocument, probeSource, streamSource } from '../../src/plume/source/fetch.js';
 import { openImage } from '../../src/plume/source/image.js';
-import { DEFAULT_SOURCE_POLICY, checkSource, childUrl, type SourcePolicy } from '../../src/plume/source/policy.js';
+import {
+  DEFAULT_SOURCE_POLICY,
+  checkSource,
+  childUrl,
+  type SourcePolicy,
+} from '../../src/plume/source/policy.js';
 import { xzUncompressedSize } from '../../src/plume/source/xz-index.js';
 import { serveDirectory, type FileServer } from '../../tools/compose/http-server.js';
 import { PlumeError } from '../../src/shared/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'plume-source-'));
 let server: FileServer;
-const policy: SourcePolicy = { ...DEFAULT_SOURCE_POLICY, allowedHosts: ['127.0.0.1'], attempts: 3, idleTimeoutMs: 2000 };
+const policy: SourcePolicy = {
+  ...DEFAULT_SOURCE_POLICY,
+  allowedHosts: ['127.0.0.1'],
+  attempts: 3,
+  idleTimeoutMs: 2000,
+};
 
 async function collect(it: AsyncIterable<Buffer>): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -27,8 +37,13 @@ beforeAll(async () => {
   for (let i = 0; i < data.length; i += 4096) data.write(`block ${i}`, i);
   writeFileSync(join(dir, 'raw'), data);
   execFileSync('xz', ['-k', '-1', join(dir, 'raw')]);
-  execFileSync('xz', ['-k', '-1', '-T2', '--block-size=1MiB', '-c', join(dir, 'raw')], { stdio: ['ignore', 'pipe', 'inherit'] });
-  writeFileSync(join(dir, 'multi.xz'), execFileSync('xz', ['-1', '-T2', '--block-size=1MiB', '-c', join(dir, 'raw')]));
+  execFileSync('xz', ['-k', '-1', '-T2', '--block-size=1MiB', '-c', join(dir, 'raw')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  writeFileSync(
+    join(dir, 'multi.xz'),
+    execFileSync('xz', ['-1', '-T2', '--block-size=1MiB', '-c', join(dir, 'raw')]),
+  );
   // Two concatenated streams with stream padding between them, as `cat a.xz b.xz` or pxz can make.
   const one = execFileSync('xz', ['-1', '-c', join(dir, 'raw')]);
   writeFileSync(join(dir, 'concat.xz'), Buffer.concat([one, Buffer.alloc(8), one]));
@@ -49,7 +64,11 @@ describe('xz index', () => {
   };
   it('reads the uncompressed size of single-block, multi-block and concatenated files', async () => {
     const raw = 3 * 1024 * 1024 + 123;
-    for (const [file, expected] of [['raw.xz', raw], ['multi.xz', raw], ['concat.xz', 2 * raw]] as const) {
+    for (const [file, expected] of [
+      ['raw.xz', raw],
+      ['multi.xz', raw],
+      ['concat.xz', 2 * raw],
+    ] as const) {
       const f = readAt(file);
       expect(await xzUncompressedSize(f.size, f.read), file).toBe(expected);
     }
@@ -65,7 +84,15 @@ describe('block splitting', () => {
     const chunks = [Buffer.alloc(1000), Buffer.from('x'), Buffer.alloc(2047), Buffer.alloc(100, 1)];
     const stats: BlockStats = { bytes: 0, blocks: 0, zeroBlocks: 0 };
     const blocks = [];
-    for await (const b of splitBlocks((async function* () { yield* chunks; })(), 1024, 1 << 20, stats)) blocks.push(b);
+    for await (const b of splitBlocks(
+      (async function* () {
+        yield* chunks;
+      })(),
+      1024,
+      1 << 20,
+      stats,
+    ))
+      blocks.push(b);
     // 'x' at byte 1000 → block 0; block 1 all zero; ones from byte 3048 → blocks 2 and 3 (the padded tail).
     expect(blocks.map((b) => b.index)).toEqual([0, 2, 3]);
     expect(blocks[0]!.data[1000]).toBe('x'.charCodeAt(0));
@@ -77,19 +104,36 @@ describe('block splitting', () => {
   });
   it('refuses more data than the volume holds', async () => {
     const stats: BlockStats = { bytes: 0, blocks: 0, zeroBlocks: 0 };
-    const gen = splitBlocks((async function* () { yield Buffer.alloc(4096, 1); })(), 1024, 2048, stats);
-    await expect(collect((async function* () { for await (const b of gen) yield b.data; })())).rejects.toThrow(/larger than its/);
+    const gen = splitBlocks(
+      (async function* () {
+        yield Buffer.alloc(4096, 1);
+      })(),
+      1024,
+      2048,
+      stats,
+    );
+    await expect(
+      collect(
+        (async function* () {
+          for await (const b of gen) yield b.data;
+        })(),
+      ),
+    ).rejects.toThrow(/larger than its/);
   });
 });
 
 describe('decompression', () => {
   it('round-trips through xz', async () => {
-    const out = await collect(decompress(streamSource(await probeSource(new URL(`${server.url}/multi.xz`), policy), policy), 'xz'));
+    const out = await collect(
+      decompress(streamSource(await probeSource(new URL(`${server.url}/multi.xz`), policy), policy), 'xz'),
+    );
     expect(out.equals(readFileSync(join(dir, 'raw')))).toBe(true);
   });
   it('reports a truncated stream clearly', async () => {
     const src = streamSource(await probeSource(new URL(`${server.url}/truncated.xz`), policy), policy);
-    await expect(collect(decompress(src, 'xz'))).rejects.toThrow(/not a valid xz stream \(.*Unexpected end of input/);
+    await expect(collect(decompress(src, 'xz'))).rejects.toThrow(
+      /not a valid xz stream \(.*Unexpected end of input/,
+    );
   });
 });
 
@@ -113,22 +157,46 @@ describe('fetching', () => {
     expect(() => checkSource('https://evil.example.com/x', policy)).toThrow(/not an allowed image source/);
     expect(() => checkSource('ftp://127.0.0.1/x', policy)).toThrow(/unsupported URL scheme/);
     expect(() => checkSource('/etc/passwd', policy)).toThrow(/refusing to read local file/);
-    expect(() => checkSource('http://kojipkgs.fedoraproject.org/x', { ...policy, allowedHosts: ['kojipkgs.fedoraproject.org'] })).toThrow(/plain http/);
-    expect(checkSource('https://a.fedoraproject.org/x', { ...policy, allowedHosts: ['*.fedoraproject.org'] }).host).toBe('a.fedoraproject.org');
-    expect(() => checkSource('https://fedoraproject.org.evil.com/x', { ...policy, allowedHosts: ['*.fedoraproject.org'] })).toThrow();
+    expect(() =>
+      checkSource('http://kojipkgs.fedoraproject.org/x', {
+        ...policy,
+        allowedHosts: ['kojipkgs.fedoraproject.org'],
+      }),
+    ).toThrow(/plain http/);
+    expect(
+      checkSource('https://a.fedoraproject.org/x', { ...policy, allowedHosts: ['*.fedoraproject.org'] }).host,
+    ).toBe('a.fedoraproject.org');
+    expect(() =>
+      checkSource('https://fedoraproject.org.evil.com/x', {
+        ...policy,
+        allowedHosts: ['*.fedoraproject.org'],
+      }),
+    ).toThrow();
   });
   it('keeps image paths inside the compose', () => {
     const base = new URL('https://h/compose/Fedora-1/compose');
-    expect(childUrl(base, 'Cloud/x86_64/images/a.raw.xz').href).toBe('https://h/compose/Fedora-1/compose/Cloud/x86_64/images/a.raw.xz');
-    for (const bad of ['../../etc/passwd', 'Cloud/../../x', '/abs/path', 'https://evil/x', 'file:///etc/passwd'])
+    expect(childUrl(base, 'Cloud/x86_64/images/a.raw.xz').href).toBe(
+      'https://h/compose/Fedora-1/compose/Cloud/x86_64/images/a.raw.xz',
+    );
+    for (const bad of [
+      '../../etc/passwd',
+      'Cloud/../../x',
+      '/abs/path',
+      'https://evil/x',
+      'file:///etc/passwd',
+    ])
       expect(() => childUrl(base, bad), bad).toThrow(PlumeError);
   });
   it('refuses a redirect to a host that is not allowed', async () => {
     const { createServer } = await import('node:http');
-    const redirector = createServer((_req, res) => res.writeHead(302, { location: 'http://localhost.evil.example/x' }).end());
+    const redirector = createServer((_req, res) =>
+      res.writeHead(302, { location: 'http://localhost.evil.example/x' }).end(),
+    );
     await new Promise<void>((r) => redirector.listen(0, '127.0.0.1', r));
     const port = (redirector.address() as { port: number }).port;
-    await expect(fetchDocument(`http://127.0.0.1:${port}/x`, policy)).rejects.toThrow(/not an allowed image source/);
+    await expect(fetchDocument(`http://127.0.0.1:${port}/x`, policy)).rejects.toThrow(
+      /not an allowed image source/,
+    );
     redirector.close();
   });
 });

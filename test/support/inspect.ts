@@ -1,4 +1,11 @@
-import { DescribeImagesCommand, DescribeSnapshotAttributeCommand, DescribeSnapshotsCommand, EC2Client, type Image, type Snapshot } from '@aws-sdk/client-ec2';
+import {
+  DescribeImagesCommand,
+  DescribeSnapshotAttributeCommand,
+  DescribeSnapshotsCommand,
+  EC2Client,
+  type Image,
+  type Snapshot,
+} from '@aws-sdk/client-ec2';
 
 /** Read what exists in the emulator with the real SDK, as an operator would with the aws CLI. */
 export class Inspector {
@@ -11,7 +18,12 @@ export class Inspector {
     if (!c)
       this.clients.set(
         region,
-        (c = new EC2Client({ region, endpoint: this.endpoint, credentials: { accessKeyId: 'AKIAEMULATOR0000TEST', secretAccessKey: 'x' }, maxAttempts: 3 })),
+        (c = new EC2Client({
+          region,
+          endpoint: this.endpoint,
+          credentials: { accessKeyId: 'AKIAEMULATOR0000TEST', secretAccessKey: 'x' },
+          maxAttempts: 3,
+        })),
       );
     return c;
   }
@@ -21,11 +33,15 @@ export class Inspector {
   }
 
   async snapshots(region: string): Promise<Snapshot[]> {
-    return (await this.ec2(region).send(new DescribeSnapshotsCommand({ OwnerIds: ['self'] }))).Snapshots ?? [];
+    return (
+      (await this.ec2(region).send(new DescribeSnapshotsCommand({ OwnerIds: ['self'] }))).Snapshots ?? []
+    );
   }
 
   async snapshotPublic(region: string, id: string): Promise<boolean> {
-    const attr = await this.ec2(region).send(new DescribeSnapshotAttributeCommand({ SnapshotId: id, Attribute: 'createVolumePermission' }));
+    const attr = await this.ec2(region).send(
+      new DescribeSnapshotAttributeCommand({ SnapshotId: id, Attribute: 'createVolumePermission' }),
+    );
     return (attr.CreateVolumePermissions ?? []).some((p) => p.Group === 'all');
   }
 

@@ -4,7 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../tools/emulator/index.js';
 import { serveDirectory, type FileServer } from '../../tools/compose/http-server.js';
-import { writeSampleCompose, type SampleCompose, type SampleComposeSpec } from '../../tools/compose/sample-compose.js';
+import {
+  writeSampleCompose,
+  type SampleCompose,
+  type SampleComposeSpec,
+} from '../../tools/compose/sample-compose.js';
 
 export const REPO = new URL('../../', import.meta.url).pathname;
 
@@ -35,7 +39,9 @@ export interface World {
 }
 
 /** The emulator, a compose host and a plume config in a temporary directory. */
-export async function startWorld(opts: { emulator?: EmulatorOptions; regions?: string[] } = {}): Promise<World> {
+export async function startWorld(
+  opts: { emulator?: EmulatorOptions; regions?: string[] } = {},
+): Promise<World> {
   const dir = await mkdtemp(join(tmpdir(), 'plume-world-'));
   const emulator = await startEmulator(opts.emulator);
   const files = await serveDirectory(join(dir, 'composes'));
@@ -50,7 +56,10 @@ export async function startWorld(opts: { emulator?: EmulatorOptions; regions?: s
     configPath,
     statePath,
     recordsDir,
-    async writeConfig(extra = '', regions = opts.regions ?? ['us-east-1', 'us-east-2', 'us-west-2', 'eu-west-1', 'ap-southeast-2']) {
+    async writeConfig(
+      extra = '',
+      regions = opts.regions ?? ['us-east-1', 'us-east-2', 'us-west-2', 'eu-west-1', 'ap-southeast-2'],
+    ) {
       await writeFile(
         configPath,
         `[aws]
@@ -96,7 +105,12 @@ export interface RunResult {
 }
 
 /** Start the built CLI as a person would, with the world's environment; `done` resolves when it exits. */
-export function startCli(bin: 'plume' | 'joystick', args: string[], env: Record<string, string>, opts: { timeoutMs?: number } = {}) {
+export function startCli(
+  bin: 'plume' | 'joystick',
+  args: string[],
+  env: Record<string, string>,
+  opts: { timeoutMs?: number } = {},
+) {
   const child = spawn(process.execPath, [join(REPO, 'bin', `${bin}.js`), ...args], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -117,6 +131,11 @@ export function startCli(bin: 'plume' | 'joystick', args: string[], env: Record<
 }
 
 /** Run the built CLI to the end. */
-export function runCli(bin: 'plume' | 'joystick', args: string[], env: Record<string, string>, opts: { timeoutMs?: number } = {}): Promise<RunResult> {
+export function runCli(
+  bin: 'plume' | 'joystick',
+  args: string[],
+  env: Record<string, string>,
+  opts: { timeoutMs?: number } = {},
+): Promise<RunResult> {
   return startCli(bin, args, env, opts).done;
 }

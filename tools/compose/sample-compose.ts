@@ -39,14 +39,30 @@ export function dataExtents(spec: RawImageSpec): { offset: number; length: numbe
   for (let i = 0; i < count; i++) {
     const jitter = Math.floor(rand() * Math.max(1, stride - extent));
     const offset = Math.min(i * stride + jitter, spec.size - extent);
-    out.push({ offset: Math.max(0, offset - (offset % 512) + (i % 7) * 512), length: Math.min(extent, spec.size) });
+    out.push({
+      offset: Math.max(0, offset - (offset % 512) + (i % 7) * 512),
+      length: Math.min(extent, spec.size),
+    });
   }
   return out;
 }
 
 /** Compressible but not trivial content: text-like lines from a small vocabulary. */
 export function fillData(buf: Buffer, rand: () => number): void {
-  const words = ['fedora', 'cloud', 'kernel', 'systemd', 'cloud-init', 'x86_64', 'aarch64', 'rpm', 'ostree', 'grub', 'selinux', 'dnf'];
+  const words = [
+    'fedora',
+    'cloud',
+    'kernel',
+    'systemd',
+    'cloud-init',
+    'x86_64',
+    'aarch64',
+    'rpm',
+    'ostree',
+    'grub',
+    'selinux',
+    'dnf',
+  ];
   let pos = 0;
   while (pos < buf.length) {
     const w = `${words[Math.floor(rand() * words.length)]} ${Math.floor(rand() * 1e9).toString(36)}\n`;
@@ -55,7 +71,10 @@ export function fillData(buf: Buffer, rand: () => number): void {
 }
 
 /** Write a raw disk image as a sparse file: only the data extents take space. */
-export async function writeRawImage(path: string, spec: RawImageSpec): Promise<{ extents: { offset: number; length: number }[] }> {
+export async function writeRawImage(
+  path: string,
+  spec: RawImageSpec,
+): Promise<{ extents: { offset: number; length: number }[] }> {
   await mkdir(dirname(path), { recursive: true });
   const fh = await open(path, 'w');
   const rand = prng((spec.seed ?? 1) * 7919);
@@ -74,10 +93,22 @@ export async function writeRawImage(path: string, spec: RawImageSpec): Promise<{
 }
 
 /** Run xz (or bzip2) on a file, writing `path + ext`. `threads` > 1 makes a multi-block xz. */
-export async function compressFile(path: string, kind: 'xz' | 'bzip2', opts: { level?: number; threads?: number } = {}): Promise<string> {
+export async function compressFile(
+  path: string,
+  kind: 'xz' | 'bzip2',
+  opts: { level?: number; threads?: number } = {},
+): Promise<string> {
   const args =
     kind === 'xz'
-      ? ['--compress', '--keep', '--force', `-${opts.level ?? 1}`, `--threads=${opts.threads ?? 1}`, ...(opts.threads && opts.threads !== 1 ? ['--block-size=16MiB'] : []), path]
+      ? [
+          '--compress',
+          '--keep',
+          '--force',
+          `-${opts.level ?? 1}`,
+          `--threads=${opts.threads ?? 1}`,
+          ...(opts.threads && opts.threads !== 1 ? ['--block-size=16MiB'] : []),
+          path,
+        ]
       : ['--compress', '--keep', '--force', `-${opts.level ?? 1}`, path];
   await new Promise<void>((resolve, reject) => {
     const child = spawn(kind, args, { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -89,7 +120,8 @@ export async function compressFile(path: string, kind: 'xz' | 'bzip2', opts: { l
 
 export async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 }))
+    hash.update(chunk as Buffer);
   return hash.digest('hex');
 }
 
@@ -144,35 +176,106 @@ export async function writeSampleCompose(spec: SampleComposeSpec): Promise<Sampl
     const build = spec.buildName?.(arch) ?? `Fedora-Cloud-Base-${version}-${date}.${respin}.${arch}`;
     const rel = `${variant}/${arch}/images/${build}.raw`;
     const rawSize = spec.rawSize ?? 64 * 1024 * 1024;
-    await writeRawImage(join(composeDir, rel), { size: rawSize, dataFraction: spec.dataFraction ?? 0.1, seed: i + 1 });
+    await writeRawImage(join(composeDir, rel), {
+      size: rawSize,
+      dataFraction: spec.dataFraction ?? 0.1,
+      seed: i + 1,
+    });
     const xzPath = await compressFile(join(composeDir, rel), 'xz', { threads: 0 });
     const { rm, stat } = await import('node:fs/promises');
     await rm(join(composeDir, rel));
     const sha256 = await sha256File(xzPath);
     const size = (await stat(xzPath)).size;
     images[arch] = { path: `${rel}.xz`, sha256, rawSize, build };
-    const common = { arch, bootable: false, disc_count: 1, disc_number: 1, implant_md5: null, mtime: 1560244212, subvariant, volume_id: null };
+    const common = {
+      arch,
+      bootable: false,
+      disc_count: 1,
+      disc_number: 1,
+      implant_md5: null,
+      mtime: 1560244212,
+      subvariant,
+      volume_id: null,
+    };
     entries[variant]![arch] = [
-      { ...common, checksums: { sha256: 'a'.repeat(64) }, format: 'qcow2', path: `${variant}/${arch}/images/${build}.qcow2`, size: 316997632, type: 'qcow2' },
+      {
+        ...common,
+        checksums: { sha256: 'a'.repeat(64) },
+        format: 'qcow2',
+        path: `${variant}/${arch}/images/${build}.qcow2`,
+        size: 316997632,
+        type: 'qcow2',
+      },
       { ...common, checksums: { sha256 }, format: 'raw.xz', path: `${rel}.xz`, size, type: 'raw-xz' },
-      { ...common, checksums: { sha256: 'b'.repeat(64) }, format: 'vagrant-libvirt.box', path: `${variant}/${arch}/images/${build.replace('Base', 'Base-Vagrant')}.vagrant-libvirt.box`, size: 300512345, type: 'vagrant-libvirt' },
+      {
+        ...common,
+        checksums: { sha256: 'b'.repeat(64) },
+        format: 'vagrant-libvirt.box',
+        path: `${variant}/${arch}/images/${build.replace('Base', 'Base-Vagrant')}.vagrant-libvirt.box`,
+        size: 300512345,
+        type: 'vagrant-libvirt',
+      },
     ];
-    entries.Server![arch] = [{ ...common, subvariant: 'Server', checksums: { sha256: 'c'.repeat(64) }, format: 'raw.xz', path: `Server/${arch}/images/Fedora-Server-${version}-${date}.${respin}.${arch}.raw.xz`, size: 1234, type: 'raw-xz' }];
+    entries.Server![arch] = [
+      {
+        ...common,
+        subvariant: 'Server',
+        checksums: { sha256: 'c'.repeat(64) },
+        format: 'raw.xz',
+        path: `Server/${arch}/images/Fedora-Server-${version}-${date}.${respin}.${arch}.raw.xz`,
+        size: 1234,
+        type: 'raw-xz',
+      },
+    ];
   }
-  entries.Server!.ppc64le = [{ arch: 'ppc64le', bootable: false, checksums: { sha256: 'd'.repeat(64) }, disc_count: 1, disc_number: 1, format: 'raw.xz', implant_md5: null, mtime: 1, path: `${variant}/ppc64le/images/Fedora-Cloud-Base-${version}-${date}.${respin}.ppc64le.raw.xz`, size: 1, subvariant, type: 'raw-xz', volume_id: null }];
+  entries.Server!.ppc64le = [
+    {
+      arch: 'ppc64le',
+      bootable: false,
+      checksums: { sha256: 'd'.repeat(64) },
+      disc_count: 1,
+      disc_number: 1,
+      format: 'raw.xz',
+      implant_md5: null,
+      mtime: 1,
+      path: `${variant}/ppc64le/images/Fedora-Cloud-Base-${version}-${date}.${respin}.ppc64le.raw.xz`,
+      size: 1,
+      subvariant,
+      type: 'raw-xz',
+      volume_id: null,
+    },
+  ];
   const compose = { date, id: composeId, respin, type: spec.composeType ?? 'production' };
   await mkdir(join(composeDir, 'metadata'), { recursive: true });
-  await writeFile(join(composeDir, 'metadata', 'images.json'), JSON.stringify({ header: { type: 'productmd.images', version: spec.productmdVersion ?? '1.2' }, payload: { compose, images: entries } }, null, 2));
+  await writeFile(
+    join(composeDir, 'metadata', 'images.json'),
+    JSON.stringify(
+      {
+        header: { type: 'productmd.images', version: spec.productmdVersion ?? '1.2' },
+        payload: { compose, images: entries },
+      },
+      null,
+      2,
+    ),
+  );
   await writeFile(
     join(composeDir, 'metadata', 'composeinfo.json'),
-    JSON.stringify({
-      header: { type: 'productmd.composeinfo', version: '1.2' },
-      payload: {
-        compose: { ...compose, label: spec.label === undefined ? `RC-${date}.${respin}` : spec.label, final: true },
-        release: { internal: false, name: short, short, type: 'ga', version, is_layered: false },
-        variants: {},
+    JSON.stringify(
+      {
+        header: { type: 'productmd.composeinfo', version: '1.2' },
+        payload: {
+          compose: {
+            ...compose,
+            label: spec.label === undefined ? `RC-${date}.${respin}` : spec.label,
+            final: true,
+          },
+          release: { internal: false, name: short, short, type: 'ga', version, is_layered: false },
+          variants: {},
+        },
       },
-    }, null, 2),
+      null,
+      2,
+    ),
   );
   return { root: spec.dir, composeId, composePath, images };
 }

@@ -5,7 +5,6 @@ import { dirname, join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 import { PlumeError } from '../../shared/errors.js';
-import { redactUrl } from '../../shared/log.js';
 
 /*
  * fedora-messaging's config.toml, read the way fedora_messaging/config.py reads it: the same keys, the same
@@ -124,7 +123,8 @@ const amqpUrl = z.string().superRefine((value, ctx) => {
   try {
     protocol = new URL(value).protocol;
   } catch {
-    ctx.addIssue({ code: 'custom', message: `expected an amqp:// or amqps:// URL, got "${redactUrl(value)}"` });
+    // unparseable, so its password cannot be masked: do not echo it
+    ctx.addIssue({ code: 'custom', message: 'expected an amqp:// or amqps:// URL, got a string that is not a URL' });
     return;
   }
   if (protocol !== 'amqp:' && protocol !== 'amqps:') {
@@ -231,7 +231,8 @@ const EXPECTED: Record<string, string> = {
   boolean: 'true or false',
   string: 'a string',
   int: 'an integer',
-  number: 'a number',
+  // every number in the file format is an integer; zod reports z.int() on a non-number as 'number'
+  number: 'an integer',
   array: 'an array',
   object: 'a table',
   record: 'a table',

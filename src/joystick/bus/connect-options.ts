@@ -68,13 +68,14 @@ async function readPem(path: string, key: string): Promise<Buffer> {
 
 /** Turn the configuration into connection parameters, reading and checking the TLS files. */
 export async function buildConnectPlan(config: BusConfig, opts: ConnectPlanOptions = {}): Promise<ConnectPlan> {
-  const display = redactUrl(config.amqp_url);
   let url: URL;
   try {
     url = new URL(config.amqp_url);
   } catch (err) {
-    throw usage(`amqp_url ${display} is not a URL`, 'use amqp://user:password@host:port/vhost', err);
+    // not echoed: an unparseable URL's password cannot be masked
+    throw usage('amqp_url is not a URL', 'use amqp://user:password@host:port/vhost', err);
   }
+  const display = redactUrl(config.amqp_url);
   const protocol = url.protocol === 'amqps:' ? 'amqps' : url.protocol === 'amqp:' ? 'amqp' : null;
   if (protocol === null) throw usage(`amqp_url ${display} is not amqp:// or amqps://`, 'use an amqp:// or amqps:// URL');
   const warnings: string[] = [];

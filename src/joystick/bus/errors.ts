@@ -114,7 +114,7 @@ export class ConsumerCanceled extends PlumeError {
 /** The AMQP reply code carried by an amqplib error (403 access refused, 404 not found, ...), if any. */
 export function amqpErrorCode(err: unknown): number | undefined {
   if (typeof err === 'object' && err !== null && 'code' in err) {
-    const code = (err as { code: unknown }).code;
+    const code = err.code;
     if (typeof code === 'number') return code;
   }
   return undefined;

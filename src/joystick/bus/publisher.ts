@@ -161,7 +161,7 @@ function confirmPublish(slot: ChannelSlot, channel: ConfirmChannel, exchange: st
     const done = (err: unknown): void => {
       if (err === null || err === undefined) return resolve();
       // the channel's 'error' (carrying the broker's reply code) fires before the confirm callbacks fail
-      const cause = slot.closeError ?? (err instanceof Error ? err : new Error(String(err)));
+      const cause = slot.closeError ?? (err instanceof Error ? err : new Error('publish failed'));
       const code = amqpErrorCode(cause);
       if (code === 403 || code === 404) reject(new Fatal(cause.message, { cause }));
       else reject(cause);

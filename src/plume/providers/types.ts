@@ -33,9 +33,23 @@ export interface VerifyReport {
 /** Progress and milestones, for progress bars, logs and metrics. Never the source of truth. */
 export type ReleaseEvent =
   | { type: 'step'; step: string; state: 'started' | 'done' | 'skipped'; detail?: string }
-  | { type: 'upload-progress'; rawBytes: number; totalBytes: number; blocksSent: number; zeroBlocks: number; bytesSent: number }
+  | {
+      type: 'upload-progress';
+      rawBytes: number;
+      totalBytes: number;
+      blocksSent: number;
+      zeroBlocks: number;
+      bytesSent: number;
+    }
   | { type: 'disk-ready'; location: string; id: string; reused: boolean }
-  | { type: 'image-ready'; target: ImageTarget; id: string; reused: boolean; primary: boolean; sourceId?: string }
+  | {
+      type: 'image-ready';
+      target: ImageTarget;
+      id: string;
+      reused: boolean;
+      primary: boolean;
+      sourceId?: string;
+    }
   | { type: 'image-published'; target: ImageTarget; id: string }
   | { type: 'target-failed'; target: ImageTarget; error: string }
   | { type: 'retry'; what: string; attempt: number; error: string };
@@ -77,7 +91,11 @@ export interface Provider {
   /** Upload the disk, or find the completed one a previous run left; clears half-finished leftovers. */
   uploadDisk(plan: ReleasePlan, open: () => Promise<DiskImage>, ctx: ProviderContext): Promise<DiskRef>;
   /** Create the primary-location images (one per variant) from the disk. */
-  createPrimaryImages(plan: ReleasePlan, disk: DiskRef | undefined, ctx: ProviderContext): Promise<TargetOutcome[]>;
+  createPrimaryImages(
+    plan: ReleasePlan,
+    disk: DiskRef | undefined,
+    ctx: ProviderContext,
+  ): Promise<TargetOutcome[]>;
   /** Copy the primary images to every other location and wait until each is ready (private). */
   replicate(plan: ReleasePlan, primary: PublishedImage[], ctx: ProviderContext): Promise<TargetOutcome[]>;
   /** Apply the plan's visibility to the given images (and whatever backs them). */

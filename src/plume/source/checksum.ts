@@ -8,7 +8,10 @@ export interface Digest {
 }
 
 /** Pass chunks through while hashing them, so the checksum costs no second read of the image. */
-export function hashing(input: AsyncIterable<Buffer>, algorithm = 'sha256'): { chunks: AsyncGenerator<Buffer>; digest: Digest } {
+export function hashing(
+  input: AsyncIterable<Buffer>,
+  algorithm = 'sha256',
+): { chunks: AsyncGenerator<Buffer>; digest: Digest } {
   const hash = createHash(algorithm);
   let hex: string | undefined;
   const digest: Digest = {

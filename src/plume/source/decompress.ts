@@ -34,13 +34,17 @@ export async function* decompress(input: AsyncIterable<Buffer>, kind: Compressio
   const [cmd, ...args] = COMMANDS[kind];
   const child = spawn(cmd!, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   const spawned = once(child, 'spawn').catch((err: NodeJS.ErrnoException) => {
-    throw new PlumeError('internal', `cannot run ${cmd}: ${err.code === 'ENOENT' ? 'not installed' : err.message}`, `install ${cmd} (Debian/Fedora package ${cmd === 'xz' ? 'xz-utils / xz' : cmd})`);
+    throw new PlumeError(
+      'internal',
+      `cannot run ${cmd}: ${err.code === 'ENOENT' ? 'not installed' : err.message}`,
+      `install ${cmd} (Debian/Fedora package ${cmd === 'xz' ? 'xz-utils / xz' : cmd})`,
+    );
   });
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-2000)));
 
-  let feedError: unknown;
+  let feedError: Error | undefined;
   const feed = (async () => {
     try {
       for await (const chunk of input) {
@@ -49,7 +53,8 @@ export async function* decompress(input: AsyncIterable<Buffer>, kind: Compressio
       child.stdin.end();
     } catch (err) {
       // EPIPE means the tool stopped reading (it found the data corrupt); its own error says why.
-      if ((err as NodeJS.ErrnoException).code !== 'EPIPE') feedError = err;
+      if ((err as NodeJS.ErrnoException).code !== 'EPIPE')
+        feedError = err instanceof Error ? err : new Error(String(err));
       child.kill('SIGKILL');
     }
   })();
@@ -66,7 +71,11 @@ export async function* decompress(input: AsyncIterable<Buffer>, kind: Compressio
     if (feedError) throw feedError;
     if (code !== 0) {
       const said = stderr.trim().replace(/^[^:]+: \(stdin\): /, '');
-      throw new PlumeError('input', `the image is not a valid ${kind} stream (${said || `exit status ${code}`})`, 'the file is truncated or corrupt: check the source and run again');
+      throw new PlumeError(
+        'input',
+        `the image is not a valid ${kind} stream (${said || `exit status ${code}`})`,
+        'the file is truncated or corrupt: check the source and run again',
+      );
     }
     finished = true;
   } finally {

@@ -8,6 +8,12 @@ import { checkSource, type SourcePolicy } from './policy.js';
 
 const MAX_REDIRECTS = 5;
 
+/** A response body as byte chunks (undici's stream is typed loosely). */
+async function* bodyChunks(res: Response): AsyncGenerator<Uint8Array> {
+  if (!res.body) return;
+  for await (const chunk of res.body as AsyncIterable<Uint8Array>) yield chunk;
+}
+
 /** A failure worth another attempt: the network or the server hiccuped, the content is not at fault. */
 class TransientError extends Error {}
 
@@ -39,11 +45,19 @@ async function request(
     }
     if (res.status === 404 || res.status === 410) {
       await res.body?.cancel();
-      throw new PlumeError('source', `not found (HTTP ${res.status}): ${current.href}`, 'check the URL and that the compose finished');
+      throw new PlumeError(
+        'source',
+        `not found (HTTP ${res.status}): ${current.href}`,
+        'check the URL and that the compose finished',
+      );
     }
     if (res.status >= 400) {
       await res.body?.cancel();
-      throw new PlumeError('source', `${current.href} answered HTTP ${res.status}`, 'check the URL and access to it');
+      throw new PlumeError(
+        'source',
+        `${current.href} answered HTTP ${res.status}`,
+        'check the URL and access to it',
+      );
     }
     return res;
   }
@@ -52,19 +66,35 @@ async function request(
 
 function describeFetchError(url: URL, err: unknown): PlumeError {
   if (err instanceof PlumeError) return err;
-  const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err instanceof Error ? err.message : err);
-  return new PlumeError('source', `cannot fetch ${url.href}: ${cause}`, 'check the URL, the network and that the host is up', { cause: err });
+  const cause =
+    err instanceof Error && err.cause instanceof Error
+      ? err.cause.message
+      : String(err instanceof Error ? err.message : err);
+  return new PlumeError(
+    'source',
+    `cannot fetch ${url.href}: ${cause}`,
+    'check the URL, the network and that the host is up',
+    { cause: err },
+  );
 }
 
 /** Fetch a small document whole (compose metadata), retrying transient failures. */
-export async function fetchDocument(location: string | URL, policy: SourcePolicy, signal?: AbortSignal): Promise<Buffer> {
+export async function fetchDocument(
+  location: string | URL,
+  policy: SourcePolicy,
+  signal?: AbortSignal,
+): Promise<Buffer> {
   const url = location instanceof URL ? location : checkSource(location, policy);
   if (url.protocol === 'file:') {
     const path = fileURLToPath(url);
     const info = await stat(path).catch((err: NodeJS.ErrnoException) => {
-      throw new PlumeError('source', `cannot read ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
+      throw new PlumeError(
+        'source',
+        `cannot read ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`,
+      );
     });
-    if (info.size > policy.maxMetadataBytes) throw new PlumeError('input', `${path} is larger than ${policy.maxMetadataBytes} bytes`);
+    if (info.size > policy.maxMetadataBytes)
+      throw new PlumeError('input', `${path} is larger than ${policy.maxMetadataBytes} bytes`);
     const fh = await open(path);
     try {
       return await fh.readFile();
@@ -78,19 +108,25 @@ export async function fetchDocument(location: string | URL, policy: SourcePolicy
       const declared = Number(res.headers.get('content-length') ?? NaN);
       if (declared > policy.maxMetadataBytes) {
         await res.body?.cancel();
-        throw new PlumeError('input', `${url.href} is ${declared} bytes, more than the ${policy.maxMetadataBytes} accepted for metadata`);
+        throw new PlumeError(
+          'input',
+          `${url.href} is ${declared} bytes, more than the ${policy.maxMetadataBytes} accepted for metadata`,
+        );
       }
       const chunks: Buffer[] = [];
       let size = 0;
-      for await (const chunk of res.body ?? []) {
+      for await (const chunk of bodyChunks(res)) {
         size += chunk.byteLength;
-        if (size > policy.maxMetadataBytes) throw new PlumeError('input', `${url.href} is larger than ${policy.maxMetadataBytes} bytes`);
+        if (size > policy.maxMetadataBytes)
+          throw new PlumeError('input', `${url.href} is larger than ${policy.maxMetadataBytes} bytes`);
         chunks.push(Buffer.from(chunk));
       }
-      if (Number.isFinite(declared) && size !== declared) throw new TransientError(`${url.href} ended after ${size} of ${declared} bytes`);
+      if (Number.isFinite(declared) && size !== declared)
+        throw new TransientError(`${url.href} ended after ${size} of ${declared} bytes`);
       return Buffer.concat(chunks);
     } catch (err) {
-      if (attempt >= policy.attempts || !isTransient(err) || signal?.aborted) throw describeFetchError(url, err);
+      if (attempt >= policy.attempts || !isTransient(err) || signal?.aborted)
+        throw describeFetchError(url, err);
       await sleep(backoffDelay(attempt, 500, 10_000), undefined, { signal });
     }
   }
@@ -108,7 +144,11 @@ export async function probeSource(url: URL, policy: SourcePolicy, signal?: Abort
   if (url.protocol === 'file:') {
     const path = fileURLToPath(url);
     const info = await stat(path).catch((err: NodeJS.ErrnoException) => {
-      throw new PlumeError('source', `cannot read image ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, 'check the path');
+      throw new PlumeError(
+        'source',
+        `cannot read image ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`,
+        'check the path',
+      );
     });
     return { url, size: info.size, ranges: true };
   }
@@ -116,16 +156,27 @@ export async function probeSource(url: URL, policy: SourcePolicy, signal?: Abort
     try {
       const res = await request(url, policy, { method: 'HEAD', signal });
       const len = res.headers.get('content-length');
-      return { url, size: len === null ? undefined : Number(len), ranges: res.headers.get('accept-ranges') === 'bytes' };
+      return {
+        url,
+        size: len === null ? undefined : Number(len),
+        ranges: res.headers.get('accept-ranges') === 'bytes',
+      };
     } catch (err) {
-      if (attempt >= policy.attempts || !isTransient(err) || signal?.aborted) throw describeFetchError(url, err);
+      if (attempt >= policy.attempts || !isTransient(err) || signal?.aborted)
+        throw describeFetchError(url, err);
       await sleep(backoffDelay(attempt, 500, 10_000), undefined, { signal });
     }
   }
 }
 
 /** Read `length` bytes at `offset` (for the xz index at the end of an image). */
-export async function readRange(info: SourceInfo, policy: SourcePolicy, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+export async function readRange(
+  info: SourceInfo,
+  policy: SourcePolicy,
+  offset: number,
+  length: number,
+  signal?: AbortSignal,
+): Promise<Buffer> {
   if (info.url.protocol === 'file:') {
     const fh = await open(fileURLToPath(info.url));
     try {
@@ -138,14 +189,18 @@ export async function readRange(info: SourceInfo, policy: SourcePolicy, offset: 
   }
   for (let attempt = 1; ; attempt++) {
     try {
-      const res = await request(info.url, policy, { headers: { range: `bytes=${offset}-${offset + length - 1}` }, signal });
+      const res = await request(info.url, policy, {
+        headers: { range: `bytes=${offset}-${offset + length - 1}` },
+        signal,
+      });
       if (res.status !== 206) {
         await res.body?.cancel();
         throw new PlumeError('source', `${info.url.host} does not serve byte ranges`);
       }
       return Buffer.from(await res.arrayBuffer());
     } catch (err) {
-      if (attempt >= policy.attempts || !isTransient(err) || signal?.aborted) throw describeFetchError(info.url, err);
+      if (attempt >= policy.attempts || !isTransient(err) || signal?.aborted)
+        throw describeFetchError(info.url, err);
       await sleep(backoffDelay(attempt, 500, 10_000), undefined, { signal });
     }
   }
@@ -156,14 +211,19 @@ export async function readRange(info: SourceInfo, policy: SourcePolicy, offset: 
  * a Range request from where it stopped (If-Range guards against the file changing underneath), so a long
  * upload does not start over for a network blip and the bytes fed onward are exactly the file's.
  */
-export async function* streamSource(info: SourceInfo, policy: SourcePolicy, signal?: AbortSignal): AsyncGenerator<Buffer> {
+export async function* streamSource(
+  info: SourceInfo,
+  policy: SourcePolicy,
+  signal?: AbortSignal,
+): AsyncGenerator<Buffer> {
   if (info.url.protocol === 'file:') {
     const path = fileURLToPath(info.url);
     const stream = createReadStream(path, { highWaterMark: 1024 * 1024, signal });
     try {
       for await (const chunk of stream) yield chunk as Buffer;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new PlumeError('source', `image ${path} does not exist`);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new PlumeError('source', `image ${path} does not exist`);
       throw err;
     }
     return;
@@ -178,7 +238,10 @@ export async function* streamSource(info: SourceInfo, policy: SourcePolicy, sign
     let timer: NodeJS.Timeout | undefined;
     const arm = () => {
       clearTimeout(timer);
-      timer = setTimeout(() => idle.abort(new TransientError('the image download stalled')), policy.idleTimeoutMs);
+      timer = setTimeout(
+        () => idle.abort(new TransientError('the image download stalled')),
+        policy.idleTimeoutMs,
+      );
     };
     try {
       arm();
@@ -190,25 +253,31 @@ export async function* streamSource(info: SourceInfo, policy: SourcePolicy, sign
       const res = await request(info.url, policy, { headers, signal: combined });
       if (offset > 0 && res.status !== 206) {
         await res.body?.cancel();
-        throw new PlumeError('source', `the image download broke at byte ${offset} and ${info.url.host} cannot resume it (the file may have changed)`, 'run the release again');
+        throw new PlumeError(
+          'source',
+          `the image download broke at byte ${offset} and ${info.url.host} cannot resume it (the file may have changed)`,
+          'run the release again',
+        );
       }
       if (offset === 0) {
         validator = res.headers.get('etag') ?? res.headers.get('last-modified') ?? undefined;
         const len = res.headers.get('content-length');
         total = len === null ? undefined : Number(len);
       }
-      for await (const chunk of res.body ?? []) {
+      for await (const chunk of bodyChunks(res)) {
         arm();
         offset += chunk.byteLength;
         failures = 0;
         yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
       }
-      if (total !== undefined && offset < total) throw new TransientError(`the image download ended at byte ${offset} of ${total}`);
+      if (total !== undefined && offset < total)
+        throw new TransientError(`the image download ended at byte ${offset} of ${total}`);
       return;
     } catch (err) {
-      const reason = idle.signal.aborted ? idle.signal.reason : err;
+      const reason: unknown = idle.signal.aborted ? idle.signal.reason : err;
       failures++;
-      if (failures >= policy.attempts || !isTransient(reason) || signal?.aborted) throw describeFetchError(info.url, reason);
+      if (failures >= policy.attempts || !isTransient(reason) || signal?.aborted)
+        throw describeFetchError(info.url, reason);
       await sleep(backoffDelay(failures, 500, 10_000), undefined, { signal });
     } finally {
       clearTimeout(timer);

@@ -37,15 +37,24 @@ export interface DiskImage {
    * Read the image as blocks of `blockSize`, dropping all-zero ones. `finish()`, called after the blocks
    * are consumed, checks the checksum and sizes: nothing may be committed before it resolves.
    */
-  read(blockSize: number, signal?: AbortSignal): { blocks: AsyncGenerator<Block>; stats: BlockStats; finish(): ReadSummary };
+  read(
+    blockSize: number,
+    signal?: AbortSignal,
+  ): { blocks: AsyncGenerator<Block>; stats: BlockStats; finish(): ReadSummary };
 }
 
-export async function openImage(spec: ImageSpec, policy: SourcePolicy, signal?: AbortSignal): Promise<DiskImage> {
+export async function openImage(
+  spec: ImageSpec,
+  policy: SourcePolicy,
+  signal?: AbortSignal,
+): Promise<DiskImage> {
   const info = await probeSource(spec.url, policy, signal);
   let rawBytes: number | undefined;
   if (spec.compression === 'none') rawBytes = info.size;
   else if (spec.compression === 'xz' && info.size !== undefined && info.ranges)
-    rawBytes = await xzUncompressedSize(info.size, (offset, length) => readRange(info, policy, offset, length, signal));
+    rawBytes = await xzUncompressedSize(info.size, (offset, length) =>
+      readRange(info, policy, offset, length, signal),
+    );
   let volumeGiB: number;
   if (spec.volumeGiB !== undefined) {
     if (rawBytes !== undefined && rawBytes > spec.volumeGiB * GiB)
@@ -90,9 +99,17 @@ export async function openImage(spec: ImageSpec, policy: SourcePolicy, signal?: 
         finish() {
           checkDigest();
           if (info.size !== undefined && digest.bytes !== info.size)
-            throw new PlumeError('source', `read ${digest.bytes} bytes of ${what}, expected ${info.size}`, 'run again');
+            throw new PlumeError(
+              'source',
+              `read ${digest.bytes} bytes of ${what}, expected ${info.size}`,
+              'run again',
+            );
           if (rawBytes !== undefined && spec.compression !== 'none' && stats.bytes !== rawBytes)
-            throw new PlumeError('input', `the image decompressed to ${stats.bytes} bytes but its index says ${rawBytes}`, 'the file is corrupt');
+            throw new PlumeError(
+              'input',
+              `the image decompressed to ${stats.bytes} bytes but its index says ${rawBytes}`,
+              'the file is corrupt',
+            );
           return { ...stats, sha256: digest.hex(), compressedBytes: digest.bytes };
         },
       };

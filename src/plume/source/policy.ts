@@ -84,7 +84,10 @@ export function childUrl(base: URL, relPath: string): URL {
   if (/^[a-z][a-z0-9+.-]*:/i.test(relPath) || relPath.startsWith('/') || relPath.startsWith('\\'))
     throw new PlumeError('input', `image path ${JSON.stringify(relPath)} is not relative to the compose`);
   if (relPath.split(/[/\\]/).some((seg) => seg === '..' || seg === '.'))
-    throw new PlumeError('input', `image path ${JSON.stringify(relPath)} tries to leave the compose directory`);
+    throw new PlumeError(
+      'input',
+      `image path ${JSON.stringify(relPath)} tries to leave the compose directory`,
+    );
   const dir = base.href.endsWith('/') ? base : new URL(base.href + '/');
   const url = new URL(relPath.split('/').map(encodeURIComponent).join('/'), dir);
   if (!url.href.startsWith(dir.href))

@@ -2,7 +2,15 @@ import type { ReleasePlan } from '../plan.js';
 import type { ReleaseRecord } from '../record.js';
 
 export type StepName = 'preflight' | 'upload' | 'register' | 'replicate' | 'publish' | 'verify' | 'record';
-export const STEPS: StepName[] = ['preflight', 'upload', 'register', 'replicate', 'publish', 'verify', 'record'];
+export const STEPS: StepName[] = [
+  'preflight',
+  'upload',
+  'register',
+  'replicate',
+  'publish',
+  'verify',
+  'record',
+];
 
 export interface StepState {
   step: StepName;
@@ -33,7 +41,12 @@ export interface ReleaseState {
 export interface Journal {
   /** Begin or resume a release; returns the state before this attempt. */
   begin(plan: ReleasePlan): ReleaseState | undefined;
-  step(key: string, step: StepName, status: StepState['status'], extra?: { detail?: unknown; error?: string }): void;
+  step(
+    key: string,
+    step: StepName,
+    status: StepState['status'],
+    extra?: { detail?: unknown; error?: string },
+  ): void;
   finish(key: string, status: ReleaseState['status'], record?: ReleaseRecord, error?: string): void;
   get(key: string): ReleaseState | undefined;
   list(limit?: number): ReleaseState[];
@@ -58,7 +71,12 @@ export class MemoryJournal implements Journal {
     return before && structuredClone(before);
   }
 
-  step(key: string, step: StepName, status: StepState['status'], extra?: { detail?: unknown; error?: string }): void {
+  step(
+    key: string,
+    step: StepName,
+    status: StepState['status'],
+    extra?: { detail?: unknown; error?: string },
+  ): void {
     const s = this.states.get(key);
     if (!s) return;
     const now = new Date().toISOString();

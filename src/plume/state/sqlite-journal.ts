@@ -58,7 +58,11 @@ export class SqliteJournal implements Journal {
       if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
       this.db = new Database(path);
     } catch (err) {
-      throw new PlumeError('usage', `cannot open the state database ${path}: ${(err as Error).message}`, 'check the [state] path in the config or --state');
+      throw new PlumeError(
+        'usage',
+        `cannot open the state database ${path}: ${(err as Error).message}`,
+        'check the [state] path in the config or --state',
+      );
     }
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('busy_timeout = 10000');
@@ -82,7 +86,12 @@ export class SqliteJournal implements Journal {
     return before;
   }
 
-  step(key: string, step: StepName, status: StepState['status'], extra?: { detail?: unknown; error?: string }): void {
+  step(
+    key: string,
+    step: StepName,
+    status: StepState['status'],
+    extra?: { detail?: unknown; error?: string },
+  ): void {
     const now = new Date().toISOString();
     const detail = extra?.detail === undefined ? null : JSON.stringify(extra.detail);
     this.db
@@ -98,7 +107,9 @@ export class SqliteJournal implements Journal {
 
   finish(key: string, status: ReleaseState['status'], record?: ReleaseRecord, error?: string): void {
     this.db
-      .prepare('UPDATE releases SET status = ?, record = COALESCE(?, record), error = ?, updated_at = ? WHERE key = ?')
+      .prepare(
+        'UPDATE releases SET status = ?, record = COALESCE(?, record), error = ?, updated_at = ? WHERE key = ?',
+      )
       .run(status, record ? JSON.stringify(record) : null, error ?? null, new Date().toISOString(), key);
   }
 
@@ -108,21 +119,27 @@ export class SqliteJournal implements Journal {
   }
 
   list(limit = 50): ReleaseState[] {
-    const rows = this.db.prepare('SELECT * FROM releases ORDER BY updated_at DESC LIMIT ?').all(limit) as ReleaseRow[];
+    const rows = this.db
+      .prepare('SELECT * FROM releases ORDER BY updated_at DESC LIMIT ?')
+      .all(limit) as ReleaseRow[];
     return rows.map((r) => this.hydrate(r));
   }
 
   private hydrate(row: ReleaseRow): ReleaseState {
-    const steps = (this.db.prepare('SELECT step, status, started_at, finished_at, detail, error FROM release_steps WHERE key = ?').all(row.key) as StepRow[]).map(
-      (s): StepState => ({
-        step: s.step,
-        status: s.status,
-        startedAt: s.started_at,
-        ...(s.finished_at ? { finishedAt: s.finished_at } : {}),
-        ...(s.detail ? { detail: JSON.parse(s.detail) as unknown } : {}),
-        ...(s.error ? { error: s.error } : {}),
-      }),
-    );
+    const steps = (
+      this.db
+        .prepare(
+          'SELECT step, status, started_at, finished_at, detail, error FROM release_steps WHERE key = ?',
+        )
+        .all(row.key) as StepRow[]
+    ).map((s): StepState => ({
+      step: s.step,
+      status: s.status,
+      startedAt: s.started_at,
+      ...(s.finished_at ? { finishedAt: s.finished_at } : {}),
+      ...(s.detail ? { detail: JSON.parse(s.detail) as unknown } : {}),
+      ...(s.error ? { error: s.error } : {}),
+    }));
     return {
       key: row.key,
       plan: JSON.parse(row.plan) as ReleasePlan,

@@ -16,7 +16,11 @@ export class SystemRegistry {
   get(name: string): System {
     const system = this.systems.get(name) ?? this.systems.get(this.aliases.get(name) ?? '');
     if (!system)
-      throw new PlumeError('usage', `unknown system ${JSON.stringify(name)}`, `choose one of: ${this.names().join(', ')}`);
+      throw new PlumeError(
+        'usage',
+        `unknown system ${JSON.stringify(name)}`,
+        `choose one of: ${this.names().join(', ')}`,
+      );
     return system;
   }
 
@@ -30,10 +34,23 @@ export class SystemRegistry {
 }
 
 /** Check a value against a system's list, with the one-line error a person needs. */
-export function requireOneOf(what: string, value: string | undefined, allowed: readonly string[], system: string): string {
+export function requireOneOf(
+  what: string,
+  value: string | undefined,
+  allowed: readonly string[],
+  system: string,
+): string {
   if (value === undefined || value === '')
-    throw new PlumeError('usage', `--${what} is required for ${system}`, `choose one of: ${allowed.join(', ')}`);
+    throw new PlumeError(
+      'usage',
+      `--${what} is required for ${system}`,
+      `choose one of: ${allowed.join(', ')}`,
+    );
   if (!allowed.includes(value))
-    throw new PlumeError('usage', `unknown ${what} ${JSON.stringify(value)} for ${system}`, `choose one of: ${allowed.join(', ')}`);
+    throw new PlumeError(
+      'usage',
+      `unknown ${what} ${JSON.stringify(value)} for ${system}`,
+      `choose one of: ${allowed.join(', ')}`,
+    );
   return value;
 }

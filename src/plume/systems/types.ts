@@ -1,5 +1,6 @@
 import type { Logger } from '../../shared/log.js';
 import type { ReleasePlan, Visibility } from '../plan.js';
+import type { ReleaseRecord } from '../record.js';
 import type { SourcePolicy } from '../source/policy.js';
 
 /**
@@ -81,7 +82,11 @@ export interface System {
    * Where a channel publishes, on top of the config file: one entry per publication target (e.g. AWS
    * commercial and GovCloud, each with its own profile, base region and regions). One plan runs per entry.
    */
-  channelTargets?(channel: string, environment: string | undefined, config: Record<string, unknown>): Partial<TargetSettings>[];
+  channelTargets?(
+    channel: string,
+    environment: string | undefined,
+    config: Record<string, unknown>,
+  ): Partial<TargetSettings>[];
   /** Validate the request and gather what the plan needs (compose metadata, version files). */
   locate(request: ReleaseRequest, ctx: LocateContext): Promise<SourceFacts>;
   /** Pure: the whole release, from the facts and the settings. */
@@ -89,5 +94,5 @@ export interface System {
   /** Check the downloaded (compressed) image before anything is uploaded, for systems that sign images. */
   verifySource?(plan: ReleasePlan, file: string, ctx: LocateContext): Promise<void>;
   /** Extra files a release of this system writes (AMI lists and the like). */
-  outputs?(record: import('../record.js').ReleaseRecord): OutputFile[];
+  outputs?(record: ReleaseRecord): OutputFile[];
 }

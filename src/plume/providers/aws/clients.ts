@@ -127,9 +127,22 @@ export function describeAwsError(err: unknown, action: string, region: string): 
       { cause: err },
     );
   if (code === 'TimeoutError' || code === 'AbortError' || /aborted|timed? ?out/i.test(message))
-    return new PlumeError('provider', `${action} in ${region} timed out`, 'AWS or the network is slow; run again to resume', { cause: err });
-  const text = message && message !== 'UnknownError' ? message : `HTTP ${(err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ?? '?'}`;
-  return new PlumeError('provider', `${action} in ${region} failed: ${code && !text.includes(code) ? `${code}: ` : ''}${text}`, 'run again to resume; the release picks up where it stopped', { cause: err });
+    return new PlumeError(
+      'provider',
+      `${action} in ${region} timed out`,
+      'AWS or the network is slow; run again to resume',
+      { cause: err },
+    );
+  const text =
+    message && message !== 'UnknownError'
+      ? message
+      : `HTTP ${(err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ?? '?'}`;
+  return new PlumeError(
+    'provider',
+    `${action} in ${region} failed: ${code && !text.includes(code) ? `${code}: ` : ''}${text}`,
+    'run again to resume; the release picks up where it stopped',
+    { cause: err },
+  );
 }
 
 /** Send a command, mapping failures to PlumeErrors that name the IAM action. */

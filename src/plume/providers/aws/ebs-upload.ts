@@ -24,6 +24,10 @@ export interface UploadResult {
   blocksSent: number;
 }
 
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
 function toTags(tags: Record<string, string>) {
   return Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
 }
@@ -121,7 +125,7 @@ export async function uploadSnapshot(
         });
     }
     await queue.onIdle();
-    if (failure) throw failure;
+    if (failure) throw asError(failure);
     const summary = reader.finish();
     report(true);
 
@@ -147,6 +151,13 @@ export async function uploadSnapshot(
     await queue.onIdle();
     // Prefer the first root cause over the AbortErrors it caused in sibling workers.
     const cause = failure ?? err;
-    throw cause instanceof PlumeError ? cause : new PlumeError('provider', `upload to snapshot ${snapshotId} failed: ${(cause as Error).message}`, 'run again', { cause });
+    throw cause instanceof PlumeError
+      ? cause
+      : new PlumeError(
+          'provider',
+          `upload to snapshot ${snapshotId} failed: ${(cause as Error).message}`,
+          'run again',
+          { cause },
+        );
   }
 }

@@ -51,19 +51,29 @@ export function clientToken(...parts: (string | number)[]): string {
 }
 
 export function rootSnapshotId(image: Image): string | undefined {
-  const root = image.BlockDeviceMappings?.find((m) => m.DeviceName === image.RootDeviceName) ?? image.BlockDeviceMappings?.[0];
+  const root =
+    image.BlockDeviceMappings?.find((m) => m.DeviceName === image.RootDeviceName) ??
+    image.BlockDeviceMappings?.[0];
   return root?.Ebs?.SnapshotId;
 }
 
 /** Our images in a region with any of these names, grouped by name (AWS keeps names unique; we still check). */
-export async function findImagesByName(clients: AwsClients, region: string, names: string[], signal?: AbortSignal): Promise<Map<string, Image[]>> {
+export async function findImagesByName(
+  clients: AwsClients,
+  region: string,
+  names: string[],
+  signal?: AbortSignal,
+): Promise<Map<string, Image[]>> {
   const out = new Map<string, Image[]>();
   if (names.length === 0) return out;
   const res = await send(
     clients,
     'ec2:DescribeImages',
     region,
-    (o) => clients.ec2(region).send(new DescribeImagesCommand({ Owners: ['self'], Filters: [{ Name: 'name', Values: names }] }), o),
+    (o) =>
+      clients
+        .ec2(region)
+        .send(new DescribeImagesCommand({ Owners: ['self'], Filters: [{ Name: 'name', Values: names }] }), o),
     signal,
   );
   for (const image of res.Images ?? []) {
@@ -74,30 +84,66 @@ export async function findImagesByName(clients: AwsClients, region: string, name
   return out;
 }
 
-export async function describeImage(clients: AwsClients, region: string, id: string, signal?: AbortSignal): Promise<Image | undefined> {
+export async function describeImage(
+  clients: AwsClients,
+  region: string,
+  id: string,
+  signal?: AbortSignal,
+): Promise<Image | undefined> {
   try {
-    const res = await send(clients, 'ec2:DescribeImages', region, (o) => clients.ec2(region).send(new DescribeImagesCommand({ ImageIds: [id] }), o), signal);
+    const res = await send(
+      clients,
+      'ec2:DescribeImages',
+      region,
+      (o) => clients.ec2(region).send(new DescribeImagesCommand({ ImageIds: [id] }), o),
+      signal,
+    );
     return res.Images?.[0];
   } catch (err) {
-    if (codeOf(err) === 'InvalidAMIID.NotFound' || codeOf(err) === 'InvalidAMIID.Unavailable') return undefined;
+    if (codeOf(err) === 'InvalidAMIID.NotFound' || codeOf(err) === 'InvalidAMIID.Unavailable')
+      return undefined;
     throw err;
   }
 }
 
-export async function findSnapshotsByTag(clients: AwsClients, region: string, key: string, value: string, signal?: AbortSignal): Promise<Snapshot[]> {
+export async function findSnapshotsByTag(
+  clients: AwsClients,
+  region: string,
+  key: string,
+  value: string,
+  signal?: AbortSignal,
+): Promise<Snapshot[]> {
   const res = await send(
     clients,
     'ec2:DescribeSnapshots',
     region,
-    (o) => clients.ec2(region).send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], Filters: [{ Name: `tag:${key}`, Values: [value] }] }), o),
+    (o) =>
+      clients.ec2(region).send(
+        new DescribeSnapshotsCommand({
+          OwnerIds: ['self'],
+          Filters: [{ Name: `tag:${key}`, Values: [value] }],
+        }),
+        o,
+      ),
     signal,
   );
   return res.Snapshots ?? [];
 }
 
-export async function deleteSnapshot(clients: AwsClients, region: string, id: string, signal?: AbortSignal): Promise<void> {
+export async function deleteSnapshot(
+  clients: AwsClients,
+  region: string,
+  id: string,
+  signal?: AbortSignal,
+): Promise<void> {
   try {
-    await send(clients, 'ec2:DeleteSnapshot', region, (o) => clients.ec2(region).send(new DeleteSnapshotCommand({ SnapshotId: id }), o), signal);
+    await send(
+      clients,
+      'ec2:DeleteSnapshot',
+      region,
+      (o) => clients.ec2(region).send(new DeleteSnapshotCommand({ SnapshotId: id }), o),
+      signal,
+    );
   } catch (err) {
     if (codeOf(err) !== 'InvalidSnapshot.NotFound') throw err;
   }
@@ -114,7 +160,12 @@ export interface RegisterSpec {
 }
 
 /** Register an image, or return the one a previous run registered under the same name. */
-export async function registerImage(clients: AwsClients, region: string, spec: RegisterSpec, signal?: AbortSignal): Promise<{ id: string; reused: boolean }> {
+export async function registerImage(
+  clients: AwsClients,
+  region: string,
+  spec: RegisterSpec,
+  signal?: AbortSignal,
+): Promise<{ id: string; reused: boolean }> {
   const s = spec.settings;
   try {
     const res = await send(
@@ -137,7 +188,12 @@ export async function registerImage(clients: AwsClients, region: string, spec: R
             BlockDeviceMappings: [
               {
                 DeviceName: s.rootDeviceName,
-                Ebs: { SnapshotId: spec.snapshotId, VolumeType: spec.volumeType as 'gp3', VolumeSize: spec.volumeGiB, DeleteOnTermination: true },
+                Ebs: {
+                  SnapshotId: spec.snapshotId,
+                  VolumeType: spec.volumeType as 'gp3',
+                  VolumeSize: spec.volumeGiB,
+                  DeleteOnTermination: true,
+                },
               },
             ],
             TagSpecifications: [{ ResourceType: 'image', Tags: toTags(spec.tags) }],
@@ -171,7 +227,13 @@ export async function copyImage(
       region,
       (o) =>
         clients.ec2(region).send(
-          new CopyImageCommand({ SourceRegion: from.region, SourceImageId: from.id, Name: name, Description: description, ClientToken: token }),
+          new CopyImageCommand({
+            SourceRegion: from.region,
+            SourceImageId: from.id,
+            Name: name,
+            Description: description,
+            ClientToken: token,
+          }),
           o,
         ),
       signal,
@@ -186,66 +248,185 @@ export async function copyImage(
 }
 
 /** Poll until the image is available; a `failed` image or the deadline is an error naming the region. */
-export async function waitImageAvailable(clients: AwsClients, region: string, id: string, wait: WaitSettings, signal?: AbortSignal): Promise<Image> {
+export async function waitImageAvailable(
+  clients: AwsClients,
+  region: string,
+  id: string,
+  wait: WaitSettings,
+  signal?: AbortSignal,
+): Promise<Image> {
   const deadline = Date.now() + wait.imageTimeoutMs;
   let delay = wait.pollMinMs;
   for (;;) {
     const image = await describeImage(clients, region, id, signal);
     if (image?.State === 'available') return image;
-    if (image?.State === 'failed' || image?.State === 'invalid' || image?.State === 'error' || image?.State === 'deregistered')
-      throw new PlumeError('provider', `image ${id} in ${region} is ${image.State}${image.StateReason?.Message ? `: ${image.StateReason.Message}` : ''}`, 'it will be copied again on the next run');
+    if (
+      image?.State === 'failed' ||
+      image?.State === 'invalid' ||
+      image?.State === 'error' ||
+      image?.State === 'deregistered'
+    )
+      throw new PlumeError(
+        'provider',
+        `image ${id} in ${region} is ${image.State}${image.StateReason?.Message ? `: ${image.StateReason.Message}` : ''}`,
+        'it will be copied again on the next run',
+      );
     if (Date.now() + delay > deadline)
-      throw new PlumeError('provider', `image ${id} in ${region} was not available after ${Math.round(wait.imageTimeoutMs / 60_000)} min (state ${image?.State ?? 'not found'})`, 'run again later to resume');
+      throw new PlumeError(
+        'provider',
+        `image ${id} in ${region} was not available after ${Math.round(wait.imageTimeoutMs / 60_000)} min (state ${image?.State ?? 'not found'})`,
+        'run again later to resume',
+      );
     await sleep(delay, undefined, { signal });
     delay = Math.min(wait.pollMaxMs, Math.round(delay * 1.5));
   }
 }
 
-export async function waitSnapshotCompleted(clients: AwsClients, region: string, id: string, wait: WaitSettings, signal?: AbortSignal): Promise<Snapshot> {
+export async function waitSnapshotCompleted(
+  clients: AwsClients,
+  region: string,
+  id: string,
+  wait: WaitSettings,
+  signal?: AbortSignal,
+): Promise<Snapshot> {
   const deadline = Date.now() + wait.snapshotTimeoutMs;
   let delay = wait.pollMinMs;
   for (;;) {
-    const res = await send(clients, 'ec2:DescribeSnapshots', region, (o) => clients.ec2(region).send(new DescribeSnapshotsCommand({ SnapshotIds: [id] }), o), signal);
+    const res = await send(
+      clients,
+      'ec2:DescribeSnapshots',
+      region,
+      (o) => clients.ec2(region).send(new DescribeSnapshotsCommand({ SnapshotIds: [id] }), o),
+      signal,
+    );
     const snap = res.Snapshots?.[0];
     if (snap?.State === 'completed') return snap;
-    if (snap?.State === 'error') throw new PlumeError('provider', `snapshot ${id} in ${region} failed: ${snap.StateMessage ?? 'no reason given'}`, 'run again to upload it anew');
-    if (Date.now() + delay > deadline) throw new PlumeError('provider', `snapshot ${id} in ${region} was not completed in time`, 'run again later to resume');
+    if (snap?.State === 'error')
+      throw new PlumeError(
+        'provider',
+        `snapshot ${id} in ${region} failed: ${snap.StateMessage ?? 'no reason given'}`,
+        'run again to upload it anew',
+      );
+    if (Date.now() + delay > deadline)
+      throw new PlumeError(
+        'provider',
+        `snapshot ${id} in ${region} was not completed in time`,
+        'run again later to resume',
+      );
     await sleep(delay, undefined, { signal });
     delay = Math.min(wait.pollMaxMs, Math.round(delay * 1.5));
   }
 }
 
-export async function createTags(clients: AwsClients, region: string, ids: string[], tags: Record<string, string>, signal?: AbortSignal): Promise<void> {
+export async function createTags(
+  clients: AwsClients,
+  region: string,
+  ids: string[],
+  tags: Record<string, string>,
+  signal?: AbortSignal,
+): Promise<void> {
   if (ids.length === 0) return;
-  await send(clients, 'ec2:CreateTags', region, (o) => clients.ec2(region).send(new CreateTagsCommand({ Resources: ids, Tags: toTags(tags) }), o), signal);
+  await send(
+    clients,
+    'ec2:CreateTags',
+    region,
+    (o) => clients.ec2(region).send(new CreateTagsCommand({ Resources: ids, Tags: toTags(tags) }), o),
+    signal,
+  );
 }
 
 /** Grant launch permission on the image and create-volume permission on its snapshot. Idempotent. */
-export async function publishImage(clients: AwsClients, region: string, image: Image, visibility: Visibility, deprecateAt: string | undefined, signal?: AbortSignal): Promise<void> {
+export async function publishImage(
+  clients: AwsClients,
+  region: string,
+  image: Image,
+  visibility: Visibility,
+  deprecateAt: string | undefined,
+  signal?: AbortSignal,
+): Promise<void> {
   const ec2 = clients.ec2(region);
   const id = image.ImageId!;
   const groups = visibility.public ? [{ Group: 'all' as const }] : [];
   const users = visibility.accounts.map((UserId) => ({ UserId }));
   const snapshotId = rootSnapshotId(image);
   if (groups.length + users.length > 0) {
-    await send(clients, 'ec2:ModifyImageAttribute', region, (o) => ec2.send(new ModifyImageAttributeCommand({ ImageId: id, LaunchPermission: { Add: [...groups, ...users] } }), o), signal);
+    await send(
+      clients,
+      'ec2:ModifyImageAttribute',
+      region,
+      (o) =>
+        ec2.send(
+          new ModifyImageAttributeCommand({ ImageId: id, LaunchPermission: { Add: [...groups, ...users] } }),
+          o,
+        ),
+      signal,
+    );
     if (snapshotId) {
       // The snapshot must be readable too, or the public image cannot be launched in other accounts.
       if (visibility.public)
-        await send(clients, 'ec2:ModifySnapshotAttribute', region, (o) => ec2.send(new ModifySnapshotAttributeCommand({ SnapshotId: snapshotId, Attribute: 'createVolumePermission', OperationType: 'add', GroupNames: ['all'] }), o), signal);
+        await send(
+          clients,
+          'ec2:ModifySnapshotAttribute',
+          region,
+          (o) =>
+            ec2.send(
+              new ModifySnapshotAttributeCommand({
+                SnapshotId: snapshotId,
+                Attribute: 'createVolumePermission',
+                OperationType: 'add',
+                GroupNames: ['all'],
+              }),
+              o,
+            ),
+          signal,
+        );
       if (visibility.accounts.length > 0)
-        await send(clients, 'ec2:ModifySnapshotAttribute', region, (o) => ec2.send(new ModifySnapshotAttributeCommand({ SnapshotId: snapshotId, Attribute: 'createVolumePermission', OperationType: 'add', UserIds: visibility.accounts }), o), signal);
+        await send(
+          clients,
+          'ec2:ModifySnapshotAttribute',
+          region,
+          (o) =>
+            ec2.send(
+              new ModifySnapshotAttributeCommand({
+                SnapshotId: snapshotId,
+                Attribute: 'createVolumePermission',
+                OperationType: 'add',
+                UserIds: visibility.accounts,
+              }),
+              o,
+            ),
+          signal,
+        );
     }
   }
   if (deprecateAt)
-    await send(clients, 'ec2:EnableImageDeprecation', region, (o) => ec2.send(new EnableImageDeprecationCommand({ ImageId: id, DeprecateAt: new Date(deprecateAt) }), o), signal);
+    await send(
+      clients,
+      'ec2:EnableImageDeprecation',
+      region,
+      (o) =>
+        ec2.send(new EnableImageDeprecationCommand({ ImageId: id, DeprecateAt: new Date(deprecateAt) }), o),
+      signal,
+    );
 }
 
 /** Remove an image and the snapshot behind it (a copy's snapshot belongs to it alone). */
-export async function deregisterImage(clients: AwsClients, region: string, image: Image, deleteSnapshot_: boolean, signal?: AbortSignal): Promise<void> {
+export async function deregisterImage(
+  clients: AwsClients,
+  region: string,
+  image: Image,
+  deleteSnapshot_: boolean,
+  signal?: AbortSignal,
+): Promise<void> {
   const snapshotId = rootSnapshotId(image);
   try {
-    await send(clients, 'ec2:DeregisterImage', region, (o) => clients.ec2(region).send(new DeregisterImageCommand({ ImageId: image.ImageId! }), o), signal);
+    await send(
+      clients,
+      'ec2:DeregisterImage',
+      region,
+      (o) => clients.ec2(region).send(new DeregisterImageCommand({ ImageId: image.ImageId! }), o),
+      signal,
+    );
   } catch (err) {
     if (codeOf(err) !== 'InvalidAMIID.NotFound' && codeOf(err) !== 'InvalidAMIID.Unavailable') throw err;
   }

@@ -6,7 +6,16 @@ import { mapSettled } from '../../../shared/concurrency.js';
 import type { ReleasePlan } from '../../plan.js';
 import { locations } from '../../plan.js';
 import type { DiskImage } from '../../source/image.js';
-import type { DiskRef, ImageTarget, Problem, Provider, ProviderContext, PublishedImage, TargetOutcome, VerifyReport } from '../types.js';
+import type {
+  DiskRef,
+  ImageTarget,
+  Problem,
+  Provider,
+  ProviderContext,
+  PublishedImage,
+  TargetOutcome,
+  VerifyReport,
+} from '../types.js';
 import { AwsClients, DEFAULT_CLIENT_SETTINGS, send, type AwsClientSettings } from './clients.js';
 import { uploadSnapshot } from './ebs-upload.js';
 import {
@@ -67,7 +76,13 @@ export class AwsProvider implements Provider {
 
   async preflight(plan: ReleasePlan, ctx: ProviderContext): Promise<{ account: string }> {
     const region = plan.primaryLocation;
-    const id = await send(this.clients, 'sts:GetCallerIdentity', region, (o) => this.clients.sts(region).send(new GetCallerIdentityCommand({}), o), ctx.signal);
+    const id = await send(
+      this.clients,
+      'sts:GetCallerIdentity',
+      region,
+      (o) => this.clients.sts(region).send(new GetCallerIdentityCommand({}), o),
+      ctx.signal,
+    );
     return { account: id.Account ?? 'unknown' };
   }
 
@@ -77,7 +92,12 @@ export class AwsProvider implements Provider {
 
   async findPrimaryImages(plan: ReleasePlan, ctx: ProviderContext): Promise<Map<string, PublishedImage>> {
     const targets = this.primaryTargets(plan);
-    const found = await findImagesByName(this.clients, plan.primaryLocation, targets.map((t) => t.name), ctx.signal);
+    const found = await findImagesByName(
+      this.clients,
+      plan.primaryLocation,
+      targets.map((t) => t.name),
+      ctx.signal,
+    );
     const out = new Map<string, PublishedImage>();
     for (const t of targets) {
       const image = found.get(t.name)?.find((i) => i.State === 'available' || i.State === 'pending');
@@ -90,11 +110,16 @@ export class AwsProvider implements Provider {
   }
 
   private learnVolume(plan: ReleasePlan, image: Image): void {
-    const size = image.BlockDeviceMappings?.find((m) => m.DeviceName === plan.aws.rootDeviceName)?.Ebs?.VolumeSize;
+    const size = image.BlockDeviceMappings?.find((m) => m.DeviceName === plan.aws.rootDeviceName)?.Ebs
+      ?.VolumeSize;
     if (size && !this.volumeGiB.has(plan.key)) this.volumeGiB.set(plan.key, size);
   }
 
-  async uploadDisk(plan: ReleasePlan, open: () => Promise<DiskImage>, ctx: ProviderContext): Promise<DiskRef> {
+  async uploadDisk(
+    plan: ReleasePlan,
+    open: () => Promise<DiskImage>,
+    ctx: ProviderContext,
+  ): Promise<DiskRef> {
     const region = plan.primaryLocation;
     const sourceTag = plan.source.sha256 ?? 'unverified';
     const snapshots = await findSnapshotsByTag(this.clients, region, TAG_RELEASE, plan.key, ctx.signal);
@@ -108,7 +133,10 @@ export class AwsProvider implements Provider {
     }
     // A pending or failed snapshot is what an interrupted upload leaves: it can never complete, remove it.
     for (const snap of snapshots.filter((s) => s.State !== 'completed')) {
-      ctx.log.warn({ snapshotId: snap.SnapshotId, state: snap.State }, 'removing a snapshot left by an interrupted upload');
+      ctx.log.warn(
+        { snapshotId: snap.SnapshotId, state: snap.State },
+        'removing a snapshot left by an interrupted upload',
+      );
       await deleteSnapshot(this.clients, region, snap.SnapshotId!, ctx.signal);
     }
 
@@ -130,19 +158,34 @@ export class AwsProvider implements Provider {
       await waitSnapshotCompleted(this.clients, region, result.snapshotId, this.settings.wait, ctx.signal);
       this.volumeGiB.set(plan.key, result.volumeGiB);
       ctx.emit({ type: 'disk-ready', location: region, id: result.snapshotId, reused: false });
-      return { location: region, id: result.snapshotId, reused: false, sizeGiB: result.volumeGiB, summary: result.summary, bytesSent: result.bytesSent, blocksSent: result.blocksSent };
+      return {
+        location: region,
+        id: result.snapshotId,
+        reused: false,
+        sizeGiB: result.volumeGiB,
+        summary: result.summary,
+        bytesSent: result.bytesSent,
+        blocksSent: result.blocksSent,
+      };
     } catch (err) {
       if (started) {
         const id = started;
         await deleteSnapshot(this.clients, region, id).catch((e: unknown) =>
-          ctx.log.error({ snapshotId: id, err: errorMessage(e) }, 'could not delete the unfinished snapshot; the next run removes it'),
+          ctx.log.error(
+            { snapshotId: id, err: errorMessage(e) },
+            'could not delete the unfinished snapshot; the next run removes it',
+          ),
         );
       }
       throw err;
     }
   }
 
-  async createPrimaryImages(plan: ReleasePlan, disk: DiskRef | undefined, ctx: ProviderContext): Promise<TargetOutcome[]> {
+  async createPrimaryImages(
+    plan: ReleasePlan,
+    disk: DiskRef | undefined,
+    ctx: ProviderContext,
+  ): Promise<TargetOutcome[]> {
     const existing = await this.findPrimaryImages(plan, ctx);
     return this.settle(ctx, this.primaryTargets(plan), 8, async (target) => {
       let id = existing.get(target.variant)?.id;
@@ -164,7 +207,13 @@ export class AwsProvider implements Provider {
           ctx.signal,
         ));
       }
-      const image = await waitImageAvailable(this.clients, target.location, id, this.settings.wait, ctx.signal);
+      const image = await waitImageAvailable(
+        this.clients,
+        target.location,
+        id,
+        this.settings.wait,
+        ctx.signal,
+      );
       this.learnVolume(plan, image);
       ctx.emit({ type: 'image-ready', target, id, reused, primary: true });
       return id;
@@ -172,10 +221,20 @@ export class AwsProvider implements Provider {
   }
 
   /** Copy, wait, tag: one target's whole path, each stage skipped when already done. */
-  private async ensureCopy(plan: ReleasePlan, target: ImageTarget, source: PublishedImage, existing: Image | undefined, round: number, ctx: ProviderContext): Promise<string> {
+  private async ensureCopy(
+    plan: ReleasePlan,
+    target: ImageTarget,
+    source: PublishedImage,
+    existing: Image | undefined,
+    round: number,
+    ctx: ProviderContext,
+  ): Promise<string> {
     let id = existing?.ImageId;
     let reused = id !== undefined;
-    if (existing && (existing.State === 'failed' || existing.State === 'error' || existing.State === 'invalid')) {
+    if (
+      existing &&
+      (existing.State === 'failed' || existing.State === 'error' || existing.State === 'invalid')
+    ) {
       ctx.log.warn({ region: target.location, imageId: id, state: existing.State }, 'removing a failed copy');
       await deregisterImage(this.clients, target.location, existing, true, ctx.signal);
       id = undefined;
@@ -183,39 +242,85 @@ export class AwsProvider implements Provider {
     }
     if (!id) {
       const copied = await this.copyQueue.add(() =>
-        copyImage(this.clients, { region: source.location, id: source.id }, target.location, target.name, plan.description, clientToken(plan.key, target.location, target.variant, round), ctx.signal),
+        copyImage(
+          this.clients,
+          { region: source.location, id: source.id },
+          target.location,
+          target.name,
+          plan.description,
+          clientToken(plan.key, target.location, target.variant, round),
+          ctx.signal,
+        ),
       );
       ({ id, reused } = copied);
     }
     const image = await waitImageAvailable(this.clients, target.location, id, this.settings.wait, ctx.signal);
     const snapshotId = rootSnapshotId(image);
-    await createTags(this.clients, target.location, snapshotId ? [id, snapshotId] : [id], expectedTags(plan, target), ctx.signal);
+    await createTags(
+      this.clients,
+      target.location,
+      snapshotId ? [id, snapshotId] : [id],
+      expectedTags(plan, target),
+      ctx.signal,
+    );
     ctx.emit({ type: 'image-ready', target, id, reused, primary: false, sourceId: source.id });
     return id;
   }
 
-  async replicate(plan: ReleasePlan, primary: PublishedImage[], ctx: ProviderContext): Promise<TargetOutcome[]> {
+  async replicate(
+    plan: ReleasePlan,
+    primary: PublishedImage[],
+    ctx: ProviderContext,
+  ): Promise<TargetOutcome[]> {
     const byVariant = new Map(primary.map((p) => [p.variant, p]));
     const targets = plan.targets.filter((t) => t.location !== plan.primaryLocation);
     const existing = new Map<string, Image | undefined>();
-    await mapSettled(locations(plan).filter((l) => l !== plan.primaryLocation), 8, async (region) => {
-      const found = await findImagesByName(this.clients, region, targets.filter((t) => t.location === region).map((t) => t.name), ctx.signal);
-      for (const [name, images] of found) existing.set(`${region}\0${name}`, images[0]);
-    });
+    await mapSettled(
+      locations(plan).filter((l) => l !== plan.primaryLocation),
+      8,
+      async (region) => {
+        const found = await findImagesByName(
+          this.clients,
+          region,
+          targets.filter((t) => t.location === region).map((t) => t.name),
+          ctx.signal,
+        );
+        for (const [name, images] of found) existing.set(`${region}\0${name}`, images[0]);
+      },
+    );
     return this.settle(ctx, targets, targets.length, async (target) => {
       const source = byVariant.get(target.variant);
-      if (!source) throw new PlumeError('provider', `no ${target.variant} image in ${plan.primaryLocation} to copy from`);
-      return this.ensureCopy(plan, target, source, existing.get(`${target.location}\0${target.name}`), 0, ctx);
+      if (!source)
+        throw new PlumeError(
+          'provider',
+          `no ${target.variant} image in ${plan.primaryLocation} to copy from`,
+        );
+      return this.ensureCopy(
+        plan,
+        target,
+        source,
+        existing.get(`${target.location}\0${target.name}`),
+        0,
+        ctx,
+      );
     });
   }
 
   async publish(plan: ReleasePlan, images: PublishedImage[], ctx: ProviderContext): Promise<TargetOutcome[]> {
     return this.settle(ctx, images, 8, async (target) => {
-      const found = (await findImagesByName(this.clients, target.location, [target.name], ctx.signal)).get(target.name)?.[0];
+      const found = (await findImagesByName(this.clients, target.location, [target.name], ctx.signal)).get(
+        target.name,
+      )?.[0];
       if (!found) throw new PlumeError('provider', `image ${target.name} vanished from ${target.location}`);
       const snapshotId = rootSnapshotId(found);
       if (target.location === plan.primaryLocation && snapshotId)
-        await createTags(this.clients, target.location, [snapshotId], { [TAG_RELEASE]: plan.key }, ctx.signal);
+        await createTags(
+          this.clients,
+          target.location,
+          [snapshotId],
+          { [TAG_RELEASE]: plan.key },
+          ctx.signal,
+        );
       await publishImage(this.clients, target.location, found, plan.visibility, plan.deprecateAt, ctx.signal);
       ctx.emit({ type: 'image-published', target, id: target.id });
       return target.id;
@@ -228,14 +333,18 @@ export class AwsProvider implements Provider {
       await this.findPrimaryImages(plan, ctx);
       size = this.volumeGiB.get(plan.key);
     }
-    const results = await mapSettled(locations(plan), 8, (region) => verifyRegion(this.clients, plan, region, size, ctx.signal));
+    const results = await mapSettled(locations(plan), 8, (region) =>
+      verifyRegion(this.clients, plan, region, size, ctx.signal),
+    );
     return mergeReports(
       results.map((r, i) => {
         if (r.status === 'fulfilled') return r.value;
         const region = locations(plan)[i]!;
         return {
           ok: [],
-          problems: plan.targets.filter((t) => t.location === region).map((target) => ({ target, kind: 'error' as const, detail: errorMessage(r.reason) })),
+          problems: plan.targets
+            .filter((t) => t.location === region)
+            .map((target) => ({ target, kind: 'error' as const, detail: errorMessage(r.reason) })),
         };
       }),
     );
@@ -244,7 +353,11 @@ export class AwsProvider implements Provider {
   async repair(plan: ReleasePlan, problems: Problem[], ctx: ProviderContext, round: number): Promise<void> {
     const primary = await this.findPrimaryImages(plan, ctx);
     // Primary problems first: copies are made from the primary images.
-    const ordered = [...problems].sort((a, b) => Number(b.target.location === plan.primaryLocation) - Number(a.target.location === plan.primaryLocation));
+    const ordered = [...problems].sort(
+      (a, b) =>
+        Number(b.target.location === plan.primaryLocation) -
+        Number(a.target.location === plan.primaryLocation),
+    );
     await this.settle(
       ctx,
       ordered.map((p) => ({ ...p.target, problem: p })),
@@ -252,18 +365,47 @@ export class AwsProvider implements Provider {
       async ({ problem }) => {
         const { target } = problem;
         const isPrimary = target.location === plan.primaryLocation;
-        const current = (await findImagesByName(this.clients, target.location, [target.name], ctx.signal)).get(target.name)?.[0];
-        ctx.log.warn({ region: target.location, volumeType: target.variant, problem: problem.kind, detail: problem.detail }, 'repairing');
+        const current = (
+          await findImagesByName(this.clients, target.location, [target.name], ctx.signal)
+        ).get(target.name)?.[0];
+        ctx.log.warn(
+          {
+            region: target.location,
+            volumeType: target.variant,
+            problem: problem.kind,
+            detail: problem.detail,
+          },
+          'repairing',
+        );
         switch (problem.kind) {
           case 'tags':
           case 'not-public':
           case 'not-available': {
             if (!current) return '';
-            const image = await waitImageAvailable(this.clients, target.location, current.ImageId!, this.settings.wait, ctx.signal);
+            const image = await waitImageAvailable(
+              this.clients,
+              target.location,
+              current.ImageId!,
+              this.settings.wait,
+              ctx.signal,
+            );
             const snapshotId = rootSnapshotId(image);
             // The primary snapshot is shared by every variant: only a copy's snapshot takes the image's tags.
-            await createTags(this.clients, target.location, snapshotId && !isPrimary ? [image.ImageId!, snapshotId] : [image.ImageId!], expectedTags(plan, target), ctx.signal);
-            await publishImage(this.clients, target.location, image, plan.visibility, plan.deprecateAt, ctx.signal);
+            await createTags(
+              this.clients,
+              target.location,
+              snapshotId && !isPrimary ? [image.ImageId!, snapshotId] : [image.ImageId!],
+              expectedTags(plan, target),
+              ctx.signal,
+            );
+            await publishImage(
+              this.clients,
+              target.location,
+              image,
+              plan.visibility,
+              plan.deprecateAt,
+              ctx.signal,
+            );
             return image.ImageId!;
           }
           case 'missing':
@@ -272,61 +414,133 @@ export class AwsProvider implements Provider {
             if (isPrimary) {
               if (current) await deregisterImage(this.clients, target.location, current, false, ctx.signal);
               const disk = await this.findDisk(plan, ctx);
-              if (!disk) throw new PlumeError('provider', `cannot re-create ${target.name}: its snapshot is gone`, 'run the release again to upload it anew');
+              if (!disk)
+                throw new PlumeError(
+                  'provider',
+                  `cannot re-create ${target.name}: its snapshot is gone`,
+                  'run the release again to upload it anew',
+                );
               const [outcome] = await this.createPrimaryImages({ ...plan, targets: [target] }, disk, ctx);
               if (outcome?.error) throw new PlumeError('provider', outcome.error);
-              const image = (await findImagesByName(this.clients, target.location, [target.name], ctx.signal)).get(target.name)?.[0];
-              if (image) await publishImage(this.clients, target.location, image, plan.visibility, plan.deprecateAt, ctx.signal);
+              const image = (
+                await findImagesByName(this.clients, target.location, [target.name], ctx.signal)
+              ).get(target.name)?.[0];
+              if (image)
+                await publishImage(
+                  this.clients,
+                  target.location,
+                  image,
+                  plan.visibility,
+                  plan.deprecateAt,
+                  ctx.signal,
+                );
               return outcome?.id ?? '';
             }
             const source = primary.get(target.variant);
-            if (!source) throw new PlumeError('provider', `no ${target.variant} image in ${plan.primaryLocation} to copy from`);
+            if (!source)
+              throw new PlumeError(
+                'provider',
+                `no ${target.variant} image in ${plan.primaryLocation} to copy from`,
+              );
             if (current) await deregisterImage(this.clients, target.location, current, true, ctx.signal);
             const id = await this.ensureCopy(plan, target, source, undefined, round, ctx);
-            const image = await waitImageAvailable(this.clients, target.location, id, this.settings.wait, ctx.signal);
-            await publishImage(this.clients, target.location, image, plan.visibility, plan.deprecateAt, ctx.signal);
+            const image = await waitImageAvailable(
+              this.clients,
+              target.location,
+              id,
+              this.settings.wait,
+              ctx.signal,
+            );
+            await publishImage(
+              this.clients,
+              target.location,
+              image,
+              plan.visibility,
+              plan.deprecateAt,
+              ctx.signal,
+            );
             return id;
           }
           default:
-            throw new PlumeError('provider', `cannot repair automatically: ${problem.detail}`, 'inspect the region by hand');
+            throw new PlumeError(
+              'provider',
+              `cannot repair automatically: ${problem.detail}`,
+              'inspect the region by hand',
+            );
         }
       },
     );
-    await mapSettled([...new Set(problems.map((p) => p.target.location))], 8, (region) => this.removeOrphanSnapshots(plan, region, ctx));
+    await mapSettled([...new Set(problems.map((p) => p.target.location))], 8, (region) =>
+      this.removeOrphanSnapshots(plan, region, ctx),
+    );
   }
 
   /**
    * Delete this release's snapshots that no image uses any more (left when an image was deregistered by
    * hand or by a repair), keeping the uploaded disk in the primary region.
    */
-  private async removeOrphanSnapshots(plan: ReleasePlan, region: string, ctx: ProviderContext): Promise<void> {
+  private async removeOrphanSnapshots(
+    plan: ReleasePlan,
+    region: string,
+    ctx: ProviderContext,
+  ): Promise<void> {
     const snaps = await findSnapshotsByTag(this.clients, region, TAG_RELEASE, plan.key, ctx.signal);
     if (snaps.length === 0) return;
-    const images = await findImagesByName(this.clients, region, plan.targets.filter((t) => t.location === region).map((t) => t.name), ctx.signal);
+    const images = await findImagesByName(
+      this.clients,
+      region,
+      plan.targets.filter((t) => t.location === region).map((t) => t.name),
+      ctx.signal,
+    );
     const used = new Set([...images.values()].flat().map(rootSnapshotId));
     for (const snap of snaps) {
       const isDisk = region === plan.primaryLocation && snap.Tags?.some((t) => t.Key === TAG_SOURCE);
       if (isDisk || used.has(snap.SnapshotId) || snap.State === 'pending') continue;
-      ctx.log.warn({ region, snapshotId: snap.SnapshotId }, 'deleting a snapshot no image of the release uses');
+      ctx.log.warn(
+        { region, snapshotId: snap.SnapshotId },
+        'deleting a snapshot no image of the release uses',
+      );
       await deleteSnapshot(this.clients, region, snap.SnapshotId!, ctx.signal);
     }
   }
 
   private async findDisk(plan: ReleasePlan, ctx: ProviderContext): Promise<DiskRef | undefined> {
-    const snaps = await findSnapshotsByTag(this.clients, plan.primaryLocation, TAG_RELEASE, plan.key, ctx.signal);
+    const snaps = await findSnapshotsByTag(
+      this.clients,
+      plan.primaryLocation,
+      TAG_RELEASE,
+      plan.key,
+      ctx.signal,
+    );
     const snap = snaps.find((s) => s.State === 'completed' && s.Tags?.some((t) => t.Key === TAG_SOURCE));
-    return snap ? { location: plan.primaryLocation, id: snap.SnapshotId!, reused: true, sizeGiB: snap.VolumeSize! } : undefined;
+    return snap
+      ? { location: plan.primaryLocation, id: snap.SnapshotId!, reused: true, sizeGiB: snap.VolumeSize! }
+      : undefined;
   }
 
   async listLocations(primary: string, ctx: ProviderContext): Promise<string[]> {
-    const res = await send(this.clients, 'ec2:DescribeRegions', primary, (o) => this.clients.ec2(primary).send(new DescribeRegionsCommand({}), o), ctx.signal);
-    return (res.Regions ?? []).map((r) => r.RegionName!).filter(Boolean).sort();
+    const res = await send(
+      this.clients,
+      'ec2:DescribeRegions',
+      primary,
+      (o) => this.clients.ec2(primary).send(new DescribeRegionsCommand({}), o),
+      ctx.signal,
+    );
+    return (res.Regions ?? [])
+      .map((r) => r.RegionName!)
+      .filter(Boolean)
+      .sort();
   }
 
   async listRelease(plan: ReleasePlan, ctx: ProviderContext): Promise<PublishedImage[]> {
     const out: PublishedImage[] = [];
     await mapSettled(locations(plan), 8, async (region) => {
-      const found = await findImagesByName(this.clients, region, plan.targets.filter((t) => t.location === region).map((t) => t.name), ctx.signal);
+      const found = await findImagesByName(
+        this.clients,
+        region,
+        plan.targets.filter((t) => t.location === region).map((t) => t.name),
+        ctx.signal,
+      );
       for (const t of plan.targets.filter((t) => t.location === region)) {
         const id = found.get(t.name)?.[0]?.ImageId;
         if (id) out.push({ ...t, id });
@@ -336,10 +550,19 @@ export class AwsProvider implements Provider {
   }
 
   /** Run per-target work with a bound, turning each failure into an outcome (and an event) instead of a throw. */
-  private async settle<T extends ImageTarget>(ctx: ProviderContext, targets: T[], limit: number, fn: (t: T) => Promise<string>): Promise<TargetOutcome[]> {
+  private async settle<T extends ImageTarget>(
+    ctx: ProviderContext,
+    targets: T[],
+    limit: number,
+    fn: (t: T) => Promise<string>,
+  ): Promise<TargetOutcome[]> {
     const results = await mapSettled(targets, Math.max(1, limit), fn);
     return results.map((r, i) => {
-      const target: ImageTarget = { location: targets[i]!.location, variant: targets[i]!.variant, name: targets[i]!.name };
+      const target: ImageTarget = {
+        location: targets[i]!.location,
+        variant: targets[i]!.variant,
+        name: targets[i]!.name,
+      };
       if (r.status === 'fulfilled') return { target, id: r.value };
       const error = errorMessage(r.reason);
       ctx.emit({ type: 'target-failed', target, error });

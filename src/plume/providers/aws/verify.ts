@@ -1,4 +1,8 @@
-import { DescribeImageAttributeCommand, DescribeSnapshotAttributeCommand, type Image } from '@aws-sdk/client-ec2';
+import {
+  DescribeImageAttributeCommand,
+  DescribeSnapshotAttributeCommand,
+  type Image,
+} from '@aws-sdk/client-ec2';
 import type { ReleasePlan } from '../../plan.js';
 import type { ImageTarget, Problem, PublishedImage, VerifyReport } from '../types.js';
 import { send, type AwsClients } from './clients.js';
@@ -13,11 +17,17 @@ export function expectedTags(plan: ReleasePlan, target: ImageTarget): Record<str
  * What is wrong with an image's attributes, against the plan. Pure, so the rules are tested without AWS.
  * The checks are the ones fedimg never made: architecture, boot mode, ENA, the root volume.
  */
-export function attributeProblems(image: Image, plan: ReleasePlan, target: ImageTarget, volumeGiB: number | undefined): string[] {
+export function attributeProblems(
+  image: Image,
+  plan: ReleasePlan,
+  target: ImageTarget,
+  volumeGiB: number | undefined,
+): string[] {
   const s = plan.aws;
   const out: string[] = [];
   const check = (what: string, actual: unknown, expected: unknown) => {
-    if (actual !== expected) out.push(`${what} is ${JSON.stringify(actual ?? null)}, expected ${JSON.stringify(expected)}`);
+    if (actual !== expected)
+      out.push(`${what} is ${JSON.stringify(actual ?? null)}, expected ${JSON.stringify(expected)}`);
   };
   check('architecture', image.Architecture, s.architecture);
   check('virtualization type', image.VirtualizationType, 'hvm');
@@ -46,21 +56,51 @@ export function tagProblems(image: Image, expected: Record<string, string>): str
     .map(([k, v]) => `tag ${k} is ${JSON.stringify(actual[k] ?? null)}, expected ${JSON.stringify(v)}`);
 }
 
-async function visibilityProblems(clients: AwsClients, region: string, image: Image, plan: ReleasePlan, signal?: AbortSignal): Promise<string[]> {
+async function visibilityProblems(
+  clients: AwsClients,
+  region: string,
+  image: Image,
+  plan: ReleasePlan,
+  signal?: AbortSignal,
+): Promise<string[]> {
   const out: string[] = [];
   const ec2 = clients.ec2(region);
   const want = plan.visibility;
   if (want.public && !image.Public) out.push('image is not public');
   if (want.accounts.length > 0) {
-    const attr = await send(clients, 'ec2:DescribeImageAttribute', region, (o) => ec2.send(new DescribeImageAttributeCommand({ ImageId: image.ImageId!, Attribute: 'launchPermission' }), o), signal);
+    const attr = await send(
+      clients,
+      'ec2:DescribeImageAttribute',
+      region,
+      (o) =>
+        ec2.send(
+          new DescribeImageAttributeCommand({ ImageId: image.ImageId!, Attribute: 'launchPermission' }),
+          o,
+        ),
+      signal,
+    );
     const users = new Set((attr.LaunchPermissions ?? []).map((p) => p.UserId));
     for (const a of want.accounts) if (!users.has(a)) out.push(`image not shared with ${a}`);
   }
   const snapshotId = rootSnapshotId(image);
   if (snapshotId && (want.public || want.accounts.length > 0)) {
-    const attr = await send(clients, 'ec2:DescribeSnapshotAttribute', region, (o) => ec2.send(new DescribeSnapshotAttributeCommand({ SnapshotId: snapshotId, Attribute: 'createVolumePermission' }), o), signal);
+    const attr = await send(
+      clients,
+      'ec2:DescribeSnapshotAttribute',
+      region,
+      (o) =>
+        ec2.send(
+          new DescribeSnapshotAttributeCommand({
+            SnapshotId: snapshotId,
+            Attribute: 'createVolumePermission',
+          }),
+          o,
+        ),
+      signal,
+    );
     const perms = attr.CreateVolumePermissions ?? [];
-    if (want.public && !perms.some((p) => p.Group === 'all')) out.push(`snapshot ${snapshotId} is not public`);
+    if (want.public && !perms.some((p) => p.Group === 'all'))
+      out.push(`snapshot ${snapshotId} is not public`);
     const users = new Set(perms.map((p) => p.UserId));
     for (const a of want.accounts) if (!users.has(a)) out.push(`snapshot ${snapshotId} not shared with ${a}`);
   }
@@ -76,23 +116,36 @@ export async function verifyRegion(
   signal?: AbortSignal,
 ): Promise<VerifyReport> {
   const targets = plan.targets.filter((t) => t.location === region);
-  const found = await findImagesByName(clients, region, targets.map((t) => t.name), signal);
+  const found = await findImagesByName(
+    clients,
+    region,
+    targets.map((t) => t.name),
+    signal,
+  );
   const report: VerifyReport = { ok: [], problems: [] };
   for (const target of targets) {
     const images = found.get(target.name) ?? [];
-    const problem = (kind: Problem['kind'], detail: string, id?: string) => report.problems.push({ target, kind, detail, id });
+    const problem = (kind: Problem['kind'], detail: string, id?: string) =>
+      report.problems.push({ target, kind, detail, id });
     if (images.length === 0) {
       problem('missing', `no image named ${target.name}`);
       continue;
     }
     if (images.length > 1) {
-      problem('duplicate', `${images.length} images named ${target.name}: ${images.map((i) => i.ImageId).join(', ')}`);
+      problem(
+        'duplicate',
+        `${images.length} images named ${target.name}: ${images.map((i) => i.ImageId).join(', ')}`,
+      );
       continue;
     }
     const image = images[0]!;
     const id = image.ImageId!;
     if (image.State === 'failed' || image.State === 'invalid' || image.State === 'error') {
-      problem('failed', `image is ${image.State}${image.StateReason?.Message ? `: ${image.StateReason.Message}` : ''}`, id);
+      problem(
+        'failed',
+        `image is ${image.State}${image.StateReason?.Message ? `: ${image.StateReason.Message}` : ''}`,
+        id,
+      );
       continue;
     }
     if (image.State !== 'available') {

@@ -15,7 +15,8 @@ export interface ComposeId {
 
 const SUFFIX: Record<string, ComposeId['type']> = { n: 'nightly', t: 'test', ci: 'ci', d: 'development' };
 
-const PATTERN = /^(?<short>[A-Za-z][A-Za-z0-9_]*(?:-[A-Za-z][A-Za-z0-9_]*)*?)-(?:(?<version>\d+(?:\.\d+)?|Rawhide|rawhide)-)?(?<date>\d{8})(?:\.(?<suffix>n|t|ci|d))?\.(?<respin>\d+)$/;
+const PATTERN =
+  /^(?<short>[A-Za-z][A-Za-z0-9_]*(?:-[A-Za-z][A-Za-z0-9_]*)*?)-(?:(?<version>\d+(?:\.\d+)?|Rawhide|rawhide)-)?(?<date>\d{8})(?:\.(?<suffix>n|t|ci|d))?\.(?<respin>\d+)$/;
 
 export function parseComposeId(id: string): ComposeId | undefined {
   const m = PATTERN.exec(id);

@@ -25,22 +25,37 @@ export type SelectedImage = ImageEntry & { variant: string };
  */
 export function selectImage(images: ImagesJson, imageType: string, arch: string): SelectedImage {
   const rule = IMAGE_TYPES[imageType];
-  if (!rule) throw new PlumeError('usage', `unknown image type ${JSON.stringify(imageType)}`, `choose one of: ${Object.keys(IMAGE_TYPES).join(', ')}`);
+  if (!rule)
+    throw new PlumeError(
+      'usage',
+      `unknown image type ${JSON.stringify(imageType)}`,
+      `choose one of: ${Object.keys(IMAGE_TYPES).join(', ')}`,
+    );
   const all = allImages(images);
   const candidates = all.filter(
-    (i) => rule.variants.includes(i.variant) && rule.subvariants.includes(i.subvariant) && i.type === 'raw-xz' && i.arch === arch,
+    (i) =>
+      rule.variants.includes(i.variant) &&
+      rule.subvariants.includes(i.subvariant) &&
+      i.type === 'raw-xz' &&
+      i.arch === arch,
   );
   const preferred = candidates.filter((i) => AWS_FLAVOUR.test(i.path.split('/').pop() ?? ''));
   const pool = preferred.length > 0 ? preferred : candidates;
   if (pool.length === 1) return pool[0]!;
   const compose = images.payload.compose.id;
   if (pool.length > 1)
-    throw new PlumeError('input', `compose ${compose} has ${pool.length} ${imageType} raw-xz images for ${arch}: ${pool.map((i) => i.path).join(', ')}`, 'plume will not guess; report the compose layout change');
+    throw new PlumeError(
+      'input',
+      `compose ${compose} has ${pool.length} ${imageType} raw-xz images for ${arch}: ${pool.map((i) => i.path).join(', ')}`,
+      'plume will not guess; report the compose layout change',
+    );
   const rawXz = all.filter((i) => i.type === 'raw-xz').map((i) => `${i.variant}/${i.subvariant}/${i.arch}`);
   throw new PlumeError(
     'input',
     `compose ${compose} has no ${imageType} raw-xz image for ${arch}`,
-    rawXz.length > 0 ? `its raw-xz images are: ${[...new Set(rawXz)].sort().join(', ')}` : 'it has no raw-xz image at all',
+    rawXz.length > 0
+      ? `its raw-xz images are: ${[...new Set(rawXz)].sort().join(', ')}`
+      : 'it has no raw-xz image at all',
   );
 }
 

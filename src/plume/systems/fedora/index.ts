@@ -39,7 +39,9 @@ export function composeLocation(location: string): string {
 }
 
 function isoDate(yyyymmdd: string): string {
-  return /^\d{8}$/.test(yyyymmdd) ? `${yyyymmdd.slice(0, 4)}-${yyyymmdd.slice(4, 6)}-${yyyymmdd.slice(6, 8)}` : yyyymmdd;
+  return /^\d{8}$/.test(yyyymmdd)
+    ? `${yyyymmdd.slice(0, 4)}-${yyyymmdd.slice(4, 6)}-${yyyymmdd.slice(6, 8)}`
+    : yyyymmdd;
 }
 
 export const fedora: System = {
@@ -51,12 +53,31 @@ export const fedora: System = {
   sourceHosts: () => ['kojipkgs.fedoraproject.org', 'dl.fedoraproject.org'],
 
   async locate(request: ReleaseRequest, ctx: LocateContext): Promise<FedoraFacts> {
-    requireOneOf('channel', request.channel, CHANNELS.map((c) => c.name), 'fedora');
+    requireOneOf(
+      'channel',
+      request.channel,
+      CHANNELS.map((c) => c.name),
+      'fedora',
+    );
     const arch = requireOneOf('arch', request.arch, ARCHES, 'fedora') as FedoraFacts['arch'];
-    const imageType = requireOneOf('image-type', request.imageType ?? 'Cloud-Base', this.imageTypes(), 'fedora');
+    const imageType = requireOneOf(
+      'image-type',
+      request.imageType ?? 'Cloud-Base',
+      this.imageTypes(),
+      'fedora',
+    );
     if (imageType === 'AtomicHost' && request.channel === 'cloud')
-      throw new PlumeError('usage', 'AtomicHost is not released on the cloud channel', 'use --channel updates or branched');
-    if (!request.compose) throw new PlumeError('usage', '--compose is required for fedora', 'give the URL of the compose (its compose/ directory)');
+      throw new PlumeError(
+        'usage',
+        'AtomicHost is not released on the cloud channel',
+        'use --channel updates or branched',
+      );
+    if (!request.compose)
+      throw new PlumeError(
+        'usage',
+        '--compose is required for fedora',
+        'give the URL of the compose (its compose/ directory)',
+      );
 
     const location = checkSource(composeLocation(request.compose), ctx.policy);
     const imagesUrl = childUrl(location, 'metadata/images.json');
@@ -80,7 +101,12 @@ export const fedora: System = {
     const parsedId = parseComposeId(compose.id);
     version ??= request.version ?? parsedId?.version;
     releaseShort ??= parsedId?.releaseShort ?? 'Fedora';
-    if (!version) throw new PlumeError('input', `cannot tell the Fedora version of compose ${compose.id}`, 'pass --version');
+    if (!version)
+      throw new PlumeError(
+        'input',
+        `cannot tell the Fedora version of compose ${compose.id}`,
+        'pass --version',
+      );
 
     const image = selectImage(images, imageType, arch);
     const imageUrl = childUrl(location, image.path);
@@ -107,7 +133,11 @@ export const fedora: System = {
     const build = buildName(f.image.path);
     const awsArch = AWS_ARCH[f.arch];
     const targets = settings.locations.flatMap((location) =>
-      settings.variants.map((variant) => ({ location, variant, name: amiName(build, location, variant, f.respin) })),
+      settings.variants.map((variant) => ({
+        location,
+        variant,
+        name: amiName(build, location, variant, f.respin),
+      })),
     );
     return {
       key: `fedora/${f.request.channel}/${f.composeId}/${f.imageType}/${f.arch}`,
@@ -121,7 +151,13 @@ export const fedora: System = {
       date: isoDate(f.composeDate),
       label: f.label,
       build,
-      source: { url: f.imageUrl, sha256: f.image.checksums.sha256.toLowerCase(), compression: 'xz', size: f.image.size, volumeGiB: settings.volumeGiB },
+      source: {
+        url: f.imageUrl,
+        sha256: f.image.checksums.sha256.toLowerCase(),
+        compression: 'xz',
+        size: f.image.size,
+        volumeGiB: settings.volumeGiB,
+      },
       provider: 'aws',
       primaryLocation: settings.primaryLocation,
       targets,
@@ -136,7 +172,11 @@ export const fedora: System = {
         ImageType: f.imageType,
       },
       visibility: settings.visibility,
-      deprecateAt: settings.deprecateAfterDays ? new Date(Date.parse(isoDate(f.composeDate)) + settings.deprecateAfterDays * 86_400_000).toISOString() : undefined,
+      deprecateAt: settings.deprecateAfterDays
+        ? new Date(
+            Date.parse(isoDate(f.composeDate)) + settings.deprecateAfterDays * 86_400_000,
+          ).toISOString()
+        : undefined,
       aws: {
         partition: settings.partition,
         profile: settings.profile,

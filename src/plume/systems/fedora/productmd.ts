@@ -69,13 +69,22 @@ export function parseImagesJson(raw: Buffer | string, where: string): ImagesJson
   try {
     data = JSON.parse(raw.toString());
   } catch (err) {
-    throw new PlumeError('input', `${where} is not JSON (${(err as Error).message})`, 'the compose metadata is damaged or not a productmd file');
+    throw new PlumeError(
+      'input',
+      `${where} is not JSON (${(err as Error).message})`,
+      'the compose metadata is damaged or not a productmd file',
+    );
   }
   const version = (data as { header?: { version?: unknown } })?.header?.version;
   if (typeof version === 'string' && !SUPPORTED_VERSIONS.includes(version))
-    throw new PlumeError('input', `${where} is productmd images version ${version}, which plume does not know`, `supported: ${SUPPORTED_VERSIONS.join(', ')}; update plume`);
+    throw new PlumeError(
+      'input',
+      `${where} is productmd images version ${version}, which plume does not know`,
+      `supported: ${SUPPORTED_VERSIONS.join(', ')}; update plume`,
+    );
   const parsed = ImagesJson.safeParse(data);
-  if (!parsed.success) throw new PlumeError('input', `${where} is not a productmd images file: ${issues(parsed.error)}`);
+  if (!parsed.success)
+    throw new PlumeError('input', `${where} is not a productmd images file: ${issues(parsed.error)}`);
   return parsed.data;
 }
 
@@ -87,7 +96,8 @@ export function parseComposeInfo(raw: Buffer | string, where: string): ComposeIn
     throw new PlumeError('input', `${where} is not JSON (${(err as Error).message})`);
   }
   const parsed = ComposeInfo.safeParse(data);
-  if (!parsed.success) throw new PlumeError('input', `${where} is not a productmd composeinfo file: ${issues(parsed.error)}`);
+  if (!parsed.success)
+    throw new PlumeError('input', `${where} is not a productmd composeinfo file: ${issues(parsed.error)}`);
   return parsed.data;
 }
 
