@@ -11,10 +11,19 @@ export interface BackoffOptions {
   jitter?: number;
 }
 
-export const DEFAULT_BACKOFF: BackoffOptions = { initialDelayMs: 500, maxDelayMs: 30_000, factor: 2, jitter: 0.5 };
+export const DEFAULT_BACKOFF: BackoffOptions = {
+  initialDelayMs: 500,
+  maxDelayMs: 30_000,
+  factor: 2,
+  jitter: 0.5,
+};
 
 /** The delay before retry number `attempt` (1-based): exponential, capped, the top `jitter` share random. */
-export function backoffDelay(attempt: number, opts: BackoffOptions, random: () => number = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  opts: BackoffOptions,
+  random: () => number = Math.random,
+): number {
   const factor = opts.factor ?? 2;
   const jitter = Math.min(1, Math.max(0, opts.jitter ?? 0.5));
   const base = Math.min(opts.maxDelayMs, opts.initialDelayMs * factor ** Math.max(0, attempt - 1));

@@ -82,7 +82,9 @@ const RESERVED_CLIENT_PROPERTIES = ['product', 'information', 'version'] as cons
 function amqplibVersion(): string {
   try {
     const entry = createRequire(import.meta.url).resolve('amqplib');
-    const pkg = JSON.parse(readFileSync(join(dirname(entry), 'package.json'), 'utf8')) as { version?: string };
+    const pkg = JSON.parse(readFileSync(join(dirname(entry), 'package.json'), 'utf8')) as {
+      version?: string;
+    };
     return pkg.version ?? 'unknown';
   } catch {
     return 'unknown';
@@ -124,7 +126,10 @@ const amqpUrl = z.string().superRefine((value, ctx) => {
     protocol = new URL(value).protocol;
   } catch {
     // unparseable, so its password cannot be masked: do not echo it
-    ctx.addIssue({ code: 'custom', message: 'expected an amqp:// or amqps:// URL, got a string that is not a URL' });
+    ctx.addIssue({
+      code: 'custom',
+      message: 'expected an amqp:// or amqps:// URL, got a string that is not a URL',
+    });
     return;
   }
   if (protocol !== 'amqp:' && protocol !== 'amqps:') {
@@ -168,9 +173,13 @@ const fileSchema = z.strictObject({
   exchanges: z.record(z.string(), exchangeSchema).optional(),
   queues: z.record(z.string(), queueSchema).optional(),
   bindings: z.array(bindingSchema).optional(),
-  qos: z.strictObject({ prefetch_count: nonNegativeInt.optional(), prefetch_size: nonNegativeInt.optional() }).optional(),
+  qos: z
+    .strictObject({ prefetch_count: nonNegativeInt.optional(), prefetch_size: nonNegativeInt.optional() })
+    .optional(),
   callback: z.string().optional(),
-  monitoring: z.strictObject({ address: z.string().optional(), port: z.int().min(1).max(65535).optional() }).optional(),
+  monitoring: z
+    .strictObject({ address: z.string().optional(), port: z.int().min(1).max(65535).optional() })
+    .optional(),
   consumer_config: table.optional(),
   tls: z
     .strictObject({
@@ -190,7 +199,7 @@ function configError(source: string, problems: string[]): PlumeError {
   return new PlumeError(
     'usage',
     `invalid fedora-messaging configuration ${source}: ${problems.join('; ')}`,
-    'fix the file (the keys and their meaning are fedora-messaging\'s: https://fedora-messaging.readthedocs.io/en/stable/user-guide/configuration.html)',
+    "fix the file (the keys and their meaning are fedora-messaging's: https://fedora-messaging.readthedocs.io/en/stable/user-guide/configuration.html)",
   );
 }
 
@@ -278,7 +287,9 @@ function crossChecks(file: FileConfig): string[] {
   if (tls && (tls.certfile === undefined) !== (tls.keyfile === undefined)) {
     const missing = tls.certfile === undefined ? 'certfile' : 'keyfile';
     const present = missing === 'certfile' ? 'keyfile' : 'certfile';
-    problems.push(`tls.${missing}: missing; a client certificate needs both certfile and keyfile (${present} is set)`);
+    problems.push(
+      `tls.${missing}: missing; a client certificate needs both certfile and keyfile (${present} is set)`,
+    );
   }
   return problems;
 }

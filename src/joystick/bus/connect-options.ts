@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
 import { credentials, type Options, type SocketOptions } from 'amqplib';
@@ -37,7 +38,12 @@ export interface ConnectPlanOptions {
 const PIKA_DEFAULTS = { connectionAttempts: 1, retryDelaySeconds: 2, socketTimeoutSeconds: 10 };
 
 /** pika URL parameters that exist but mean nothing to amqplib; accepted so Fedora's URLs load. */
-const IGNORED_PARAMS = new Set(['blocked_connection_timeout', 'stack_timeout', 'tcp_options', 'backpressure_detection']);
+const IGNORED_PARAMS = new Set([
+  'blocked_connection_timeout',
+  'stack_timeout',
+  'tcp_options',
+  'backpressure_detection',
+]);
 
 function usage(message: string, hint: string, cause?: unknown): PlumeError {
   return new PlumeError('usage', message, hint, cause === undefined ? undefined : { cause });
@@ -67,7 +73,10 @@ async function readPem(path: string, key: string): Promise<Buffer> {
 }
 
 /** Turn the configuration into connection parameters, reading and checking the TLS files. */
-export async function buildConnectPlan(config: BusConfig, opts: ConnectPlanOptions = {}): Promise<ConnectPlan> {
+export async function buildConnectPlan(
+  config: BusConfig,
+  opts: ConnectPlanOptions = {},
+): Promise<ConnectPlan> {
   let url: URL;
   try {
     url = new URL(config.amqp_url);
@@ -77,7 +86,8 @@ export async function buildConnectPlan(config: BusConfig, opts: ConnectPlanOptio
   }
   const display = redactUrl(config.amqp_url);
   const protocol = url.protocol === 'amqps:' ? 'amqps' : url.protocol === 'amqp:' ? 'amqp' : null;
-  if (protocol === null) throw usage(`amqp_url ${display} is not amqp:// or amqps://`, 'use an amqp:// or amqps:// URL');
+  if (protocol === null)
+    throw usage(`amqp_url ${display} is not amqp:// or amqps://`, 'use an amqp:// or amqps:// URL');
   const warnings: string[] = [];
 
   const target: Options.Connect = {
@@ -127,10 +137,17 @@ export async function buildConnectPlan(config: BusConfig, opts: ConnectPlanOptio
         try {
           parsed = JSON.parse(value);
         } catch (err) {
-          throw usage(`amqp_url ${display}: client_properties is not JSON`, 'give a URL-encoded JSON object', err);
+          throw usage(
+            `amqp_url ${display}: client_properties is not JSON`,
+            'give a URL-encoded JSON object',
+            err,
+          );
         }
         if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-          throw usage(`amqp_url ${display}: client_properties is not a JSON object`, 'give a URL-encoded JSON object');
+          throw usage(
+            `amqp_url ${display}: client_properties is not a JSON object`,
+            'give a URL-encoded JSON object',
+          );
         }
         urlClientProperties = parsed as ClientProperties;
         break;
@@ -145,7 +162,10 @@ export async function buildConnectPlan(config: BusConfig, opts: ConnectPlanOptio
           warnings.push(`amqp_url parameter ${name} has no effect with joystick's AMQP client; ignored`);
           break;
         }
-        throw usage(`amqp_url ${display}: unknown URL parameter ${name}`, 'pika would refuse it too; remove it');
+        throw usage(
+          `amqp_url ${display}: unknown URL parameter ${name}`,
+          'pika would refuse it too; remove it',
+        );
     }
   }
 
@@ -163,7 +183,9 @@ export async function buildConnectPlan(config: BusConfig, opts: ConnectPlanOptio
   const usesTls = protocol === 'amqps';
   if (!usesTls) {
     if (tlsConf.certfile !== null || tlsConf.ca_cert !== null) {
-      warnings.push('the [tls] settings apply to amqps:// URLs only; amqp_url is amqp://, so they are ignored');
+      warnings.push(
+        'the [tls] settings apply to amqps:// URLs only; amqp_url is amqp://, so they are ignored',
+      );
     }
   } else {
     socketOptions.minVersion = 'TLSv1.2';
@@ -184,8 +206,14 @@ export async function buildConnectPlan(config: BusConfig, opts: ConnectPlanOptio
 /** Fail at startup, naming the file, rather than in the middle of a TLS handshake. */
 function checkTlsMaterial(opts: SocketOptions, config: BusConfig): void {
   if (opts.ca !== undefined) {
+    // Node ignores text that is not PEM in a CA list, which would leave us trusting nothing we meant to
+    const pem = Buffer.concat(
+      (Array.isArray(opts.ca) ? opts.ca : [opts.ca]).map((c) => Buffer.from(c)),
+    ).toString('utf8');
+    const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
     try {
-      createSecureContext({ ca: opts.ca });
+      if (blocks.length === 0) throw new Error('no BEGIN CERTIFICATE block');
+      for (const block of blocks) new X509Certificate(block);
     } catch (err) {
       throw usage(
         `tls.ca_cert ${config.tls.ca_cert}: not a PEM certificate bundle (${errText(err)})`,
@@ -198,7 +226,11 @@ function checkTlsMaterial(opts: SocketOptions, config: BusConfig): void {
   try {
     createSecureContext({ cert: opts.cert });
   } catch (err) {
-    throw usage(`tls.certfile ${config.tls.certfile}: not a PEM certificate (${errText(err)})`, 'point certfile at the client certificate', err);
+    throw usage(
+      `tls.certfile ${config.tls.certfile}: not a PEM certificate (${errText(err)})`,
+      'point certfile at the client certificate',
+      err,
+    );
   }
   try {
     createSecureContext({ cert: opts.cert, key: opts.key });

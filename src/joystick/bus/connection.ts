@@ -151,7 +151,10 @@ export class BusConnection extends EventEmitter<BusConnectionEvents> {
     this.current = undefined;
     if (this.closing) return;
     const error = err ?? new Error('the broker closed the connection');
-    this.log.warn({ broker: this.plan.display, err: error.message }, 'lost the AMQP connection; reconnecting');
+    this.log.warn(
+      { broker: this.plan.display, err: error.message },
+      'lost the AMQP connection; reconnecting',
+    );
     this.emit('disconnected', error);
     void this.reconnect(error);
   }
@@ -175,7 +178,11 @@ export class BusConnection extends EventEmitter<BusConnectionEvents> {
 }
 
 function closedError(): PlumeError {
-  return new PlumeError('internal', 'the AMQP connection is closed', 'this is a bug: something used the bus after closing it');
+  return new PlumeError(
+    'internal',
+    'the AMQP connection is closed',
+    'this is a bug: something used the bus after closing it',
+  );
 }
 
 function errorText(err: unknown): string {
@@ -199,16 +206,34 @@ function describeConnectError(err: unknown, plan: ConnectPlan): PlumeError {
     );
   }
   if (/NOT.ALLOWED|530/.test(text)) {
-    return new PlumeError('credentials', `the AMQP broker ${plan.display} refused the vhost: ${text}`, 'check the vhost in amqp_url and the user\'s permissions on it', {
-      cause: err,
-    });
+    return new PlumeError(
+      'credentials',
+      `the AMQP broker ${plan.display} refused the vhost: ${text}`,
+      "check the vhost in amqp_url and the user's permissions on it",
+      {
+        cause: err,
+      },
+    );
   }
-  if (plan.tls && (typeof code === 'string' ? /CERT|SSL|TLS/.test(code) : /certificate|SSL|TLS/i.test(text))) {
-    return new PlumeError('credentials', `TLS with the AMQP broker ${where} failed: ${text}`, 'check [tls] ca_cert (the CA that signed the broker) and the host name in amqp_url', {
-      cause: err,
-    });
+  if (
+    plan.tls &&
+    (typeof code === 'string' ? /CERT|SSL|TLS/.test(code) : /certificate|SSL|TLS/i.test(text))
+  ) {
+    return new PlumeError(
+      'credentials',
+      `TLS with the AMQP broker ${where} failed: ${text}`,
+      'check [tls] ca_cert (the CA that signed the broker) and the host name in amqp_url',
+      {
+        cause: err,
+      },
+    );
   }
-  return new PlumeError('provider', `cannot connect to the AMQP broker ${plan.display} after ${attempts}: ${text}`, 'check that the broker is up and reachable from here', {
-    cause: err,
-  });
+  return new PlumeError(
+    'provider',
+    `cannot connect to the AMQP broker ${plan.display} after ${attempts}: ${text}`,
+    'check that the broker is up and reachable from here',
+    {
+      cause: err,
+    },
+  );
 }

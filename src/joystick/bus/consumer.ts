@@ -5,7 +5,15 @@ import { silentLogger, type Logger } from '../../shared/log.js';
 import { backoffDelay, DEFAULT_BACKOFF, sleep } from './backoff.js';
 import type { BindingConfig, BusConfig, QueueConfig } from './config.js';
 import type { BusConnection } from './connection.js';
-import { amqpErrorCode, BadDeclaration, ConsumerCanceled, Drop, HaltConsumer, InvalidMessage, Nack } from './errors.js';
+import {
+  amqpErrorCode,
+  BadDeclaration,
+  ConsumerCanceled,
+  Drop,
+  HaltConsumer,
+  InvalidMessage,
+  Nack,
+} from './errors.js';
 import { parseDelivery, type ReceivedMessage } from './message.js';
 
 /*
@@ -141,11 +149,15 @@ export class Consumer {
       );
     }
     const queueNames = new Set(Object.keys(this.queueConfig));
-    if (queueNames.size === 0) throw new PlumeError('usage', 'no queue to consume from', 'declare one in [queues]');
+    if (queueNames.size === 0)
+      throw new PlumeError('usage', 'no queue to consume from', 'declare one in [queues]');
     for (const b of this.bindingConfig) {
       if (!queueNames.has(b.queue)) {
         // fedora-messaging skips such a binding silently; say so at least
-        this.log.warn({ queue: b.queue, exchange: b.exchange }, 'a binding names a queue that is not in [queues]; ignored');
+        this.log.warn(
+          { queue: b.queue, exchange: b.exchange },
+          'a binding names a queue that is not in [queues]; ignored',
+        );
       }
     }
     this.connection.on('connected', this.onConnected);
@@ -216,9 +228,14 @@ export class Consumer {
           await channel.consume(queue, (msg) => this.onDelivery(session, queue, msg), { consumerTag: tag });
         } catch (err) {
           if (amqpErrorCode(err) === 403) {
-            throw new PlumeError('credentials', `the broker refuses to let us consume from queue ${queue}`, 'ask the broker administrators for read permission on it', {
-              cause: err,
-            });
+            throw new PlumeError(
+              'credentials',
+              `the broker refuses to let us consume from queue ${queue}`,
+              'ask the broker administrators for read permission on it',
+              {
+                cause: err,
+              },
+            );
           }
           throw err;
         }
@@ -243,7 +260,12 @@ export class Consumer {
         const passive = ex.passive ?? passiveDefault;
         try {
           if (passive) await ch.checkExchange(name);
-          else await ch.assertExchange(name, ex.type, { durable: ex.durable, autoDelete: ex.auto_delete, arguments: ex.arguments });
+          else
+            await ch.assertExchange(name, ex.type, {
+              durable: ex.durable,
+              autoDelete: ex.auto_delete,
+              arguments: ex.arguments,
+            });
         } catch (err) {
           throw declarationError('exchange', name, err);
         }
@@ -252,12 +274,21 @@ export class Consumer {
       for (const [name, q] of Object.entries(this.queueConfig)) {
         const passive = q.passive ?? passiveDefault;
         if (passive && name === '') {
-          throw new PlumeError('usage', 'a server-named queue ("") cannot be declared passively', 'name the queue in [queues], or turn passive_declares off');
+          throw new PlumeError(
+            'usage',
+            'a server-named queue ("") cannot be declared passively',
+            'name the queue in [queues], or turn passive_declares off',
+          );
         }
         try {
           const ok = passive
             ? await ch.checkQueue(name)
-            : await ch.assertQueue(name, { durable: q.durable, autoDelete: q.auto_delete, exclusive: q.exclusive, arguments: q.arguments });
+            : await ch.assertQueue(name, {
+                durable: q.durable,
+                autoDelete: q.auto_delete,
+                exclusive: q.exclusive,
+                arguments: q.arguments,
+              });
           actual.set(name, ok.queue);
         } catch (err) {
           throw declarationError('queue', name === '' ? '(server-named)' : name, err);
@@ -300,7 +331,10 @@ export class Consumer {
       if (item.session.dead) continue;
       const run: Promise<void> = this.handle(item)
         .catch((err: unknown) => {
-          this.log.error({ err: err instanceof Error ? err.message : String(err) }, 'internal error handling a delivery');
+          this.log.error(
+            { err: err instanceof Error ? err.message : String(err) },
+            'internal error handling a delivery',
+          );
         })
         .finally(() => {
           this.inFlight.delete(run);
@@ -319,7 +353,8 @@ export class Consumer {
       message = parseDelivery(delivery, item.queue, {
         maxBodyBytes: this.opts.maxBodyBytes,
         requireProperties: this.opts.requireProperties,
-        onMissing: (what) => this.log.warn({ ...ctx, missing: what }, 'message lacks a property; the publisher is misbehaving'),
+        onMissing: (what) =>
+          this.log.warn({ ...ctx, missing: what }, 'message lacks a property; the publisher is misbehaving'),
       });
     } catch (err) {
       if (!(err instanceof InvalidMessage)) throw err;
@@ -339,12 +374,18 @@ export class Consumer {
         this.log.warn({ ...ctx, why: err.message }, 'the handler dropped the message');
         this.settle(item, 'drop');
       } else if (err instanceof HaltConsumer) {
-        this.log.info({ ...ctx, exitCode: err.exitCode, why: err.reason, requeue: err.requeue }, 'the handler asked to halt');
+        this.log.info(
+          { ...ctx, exitCode: err.exitCode, why: err.reason, requeue: err.requeue },
+          'the handler asked to halt',
+        );
         this.settle(item, err.requeue ? 'requeue' : 'ack');
         void this.shutdown({ reason: 'halted', exitCode: err.exitCode, message: err.reason });
       } else {
         const error = err instanceof Error ? err : new Error(String(err));
-        this.log.error({ ...ctx, err: error.message, stack: error.stack }, 'unexpected error from the handler; requeueing and stopping');
+        this.log.error(
+          { ...ctx, err: error.message, stack: error.stack },
+          'unexpected error from the handler; requeueing and stopping',
+        );
         this.settle(item, 'requeue');
         void this.shutdown({ reason: 'failed', error });
       }
@@ -358,14 +399,24 @@ export class Consumer {
   private settle(item: Pending, how: Settlement): void {
     const { session, delivery } = item;
     if (session.dead) {
-      this.log.warn({ id: delivery.properties.messageId as unknown, how }, 'the channel is gone; the broker will redeliver the message');
+      this.log.warn(
+        { id: delivery.properties.messageId as unknown, how },
+        'the channel is gone; the broker will redeliver the message',
+      );
       return;
     }
     try {
       if (how === 'ack') session.channel.ack(delivery);
       else session.channel.nack(delivery, false, how === 'requeue');
     } catch (err) {
-      this.log.warn({ id: delivery.properties.messageId as unknown, how, err: err instanceof Error ? err.message : String(err) }, 'could not settle the message; the broker will redeliver it');
+      this.log.warn(
+        {
+          id: delivery.properties.messageId as unknown,
+          how,
+          err: err instanceof Error ? err.message : String(err),
+        },
+        'could not settle the message; the broker will redeliver it',
+      );
       return;
     }
     if (how === 'ack') this.stats.acked++;
@@ -383,7 +434,9 @@ export class Consumer {
     if (this.connection.model === session.model) {
       // the connection lives on (the channel alone failed): reopen after a pause, not in a tight loop
       this.setupFailures++;
-      void sleep(backoffDelay(this.setupFailures, DEFAULT_BACKOFF), this.stopController.signal).then(() => this.kick());
+      void sleep(backoffDelay(this.setupFailures, DEFAULT_BACKOFF), this.stopController.signal).then(() =>
+        this.kick(),
+      );
     }
   }
 
@@ -407,7 +460,10 @@ export class Consumer {
         session.dead = true;
         await session.channel.close().catch(() => undefined);
       }
-      const error = exit.reason === 'failed' ? exit.error : new Error(`the consumer stopped (${exit.reason}) before it started`);
+      const error =
+        exit.reason === 'failed'
+          ? exit.error
+          : new Error(`the consumer stopped (${exit.reason}) before it started`);
       this.startedDeferred.reject(error);
       this.log.info({ exit: exit.reason }, 'consumer stopped');
       this.doneDeferred.resolve(exit);
@@ -418,5 +474,9 @@ export class Consumer {
 }
 
 function declarationError(type: 'exchange' | 'queue' | 'binding', what: string, err: unknown): Error {
-  return amqpErrorCode(err) !== undefined ? new BadDeclaration(type, what, err) : err instanceof Error ? err : new Error(String(err));
+  return amqpErrorCode(err) !== undefined
+    ? new BadDeclaration(type, what, err)
+    : err instanceof Error
+      ? err
+      : new Error(String(err));
 }

@@ -27,7 +27,8 @@ function pythonJson(value: unknown): string {
       .sort();
     return `{${keys.map((k) => `${JSON.stringify(k)}: ${pythonJson(value[k])}`).join(', ')}}`;
   }
-  if (typeof value === 'number' && !Number.isFinite(value)) throw new TypeError(`${value} cannot be written as JSON`);
+  if (typeof value === 'number' && !Number.isFinite(value))
+    throw new TypeError(`${value} cannot be written as JSON`);
   return JSON.stringify(value);
 }
 
@@ -46,23 +47,30 @@ export function toDumpLine(message: Message): string {
 /** Why a dump line is unusable; null when it is fine. Mirrors SERIALIZED_MESSAGE_SCHEMA. */
 function dumpProblem(value: unknown): string | null {
   if (!isObject(value)) return 'expected a JSON object';
-  if (typeof value.topic !== 'string') return value.topic === undefined ? 'no "topic"' : '"topic" is not a string';
+  if (typeof value.topic !== 'string')
+    return value.topic === undefined ? 'no "topic"' : '"topic" is not a string';
   if (!isObject(value.body)) return value.body === undefined ? 'no "body"' : '"body" is not a JSON object';
   if (value.id !== undefined && typeof value.id !== 'string') return '"id" is not a string';
   if (value.queue !== undefined && value.queue !== null && typeof value.queue !== 'string') {
     return '"queue" is not a string or null';
   }
   const p = value.priority;
-  if (p !== undefined && p !== null && !(typeof p === 'number' && Number.isInteger(p) && p >= 0 && p <= 255)) {
+  if (
+    p !== undefined &&
+    p !== null &&
+    !(typeof p === 'number' && Number.isInteger(p) && p >= 0 && p <= 255)
+  ) {
     return '"priority" is not an integer from 0 to 255';
   }
   const headers = value.headers;
   if (headers === undefined) return null;
   if (!isObject(headers)) return '"headers" is not a JSON object';
   const severity = headers.fedora_messaging_severity;
-  if (severity !== undefined && !isSeverity(severity)) return 'headers.fedora_messaging_severity is not 10, 20, 30 or 40';
+  if (severity !== undefined && !isSeverity(severity))
+    return 'headers.fedora_messaging_severity is not 10, 20, 30 or 40';
   for (const key of ['fedora_messaging_schema', 'fedora_messaging_schema_package', 'sent-at']) {
-    if (headers[key] !== undefined && typeof headers[key] !== 'string') return `headers.${key} is not a string`;
+    if (headers[key] !== undefined && typeof headers[key] !== 'string')
+      return `headers.${key} is not a string`;
   }
   return null;
 }
@@ -74,8 +82,16 @@ export interface DumpLocation {
 }
 
 function dumpError(reason: string, where: DumpLocation): PlumeError {
-  const at = where.source ? `${where.source}${where.line ? `:${where.line}` : ''}` : where.line ? `line ${where.line}` : 'dump line';
-  return new PlumeError('input', `${at}: ${reason}`, 'each line must be one message as fedora-messaging dumps it');
+  const at = where.source
+    ? `${where.source}${where.line ? `:${where.line}` : ''}`
+    : where.line
+      ? `line ${where.line}`
+      : 'dump line';
+  return new PlumeError(
+    'input',
+    `${at}: ${reason}`,
+    'each line must be one message as fedora-messaging dumps it',
+  );
 }
 
 /**
@@ -100,7 +116,8 @@ export function parseDumpLine(line: string, where: DumpLocation = {}): Message {
     priority?: number | null;
   };
   const headers: Record<string, unknown> = { ...(dumped.headers ?? {}) };
-  const schema = typeof headers.fedora_messaging_schema === 'string' ? headers.fedora_messaging_schema : BASE_SCHEMA;
+  const schema =
+    typeof headers.fedora_messaging_schema === 'string' ? headers.fedora_messaging_schema : BASE_SCHEMA;
   const severity = isSeverity(headers.fedora_messaging_severity) ? headers.fedora_messaging_severity : INFO;
   headers.fedora_messaging_schema = schema;
   headers.fedora_messaging_severity = severity;
@@ -147,9 +164,14 @@ export async function* iterateDumpFile(path: string): AsyncGenerator<{ line: num
     }
   } catch (err) {
     if (err instanceof PlumeError) throw err;
-    throw new PlumeError('input', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, 'check the path', {
-      cause: err,
-    });
+    throw new PlumeError(
+      'input',
+      `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      'check the path',
+      {
+        cause: err,
+      },
+    );
   } finally {
     lines.close();
   }

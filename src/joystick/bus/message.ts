@@ -101,7 +101,8 @@ export function createMessage(input: NewMessage): Message {
   // fails now, with a stack pointing at the caller, rather than at publish time
   JSON.stringify(input.body);
   const severity = input.severity ?? INFO;
-  if (!isSeverity(severity)) throw new TypeError(`severity must be one of ${SEVERITIES.join(', ')}, got ${String(severity)}`);
+  if (!isSeverity(severity))
+    throw new TypeError(`severity must be one of ${SEVERITIES.join(', ')}, got ${String(severity)}`);
   if (input.priority !== undefined) checkPriority(input.priority);
   const schema = input.schema ?? BASE_SCHEMA;
   const headers: Record<string, unknown> = { ...(input.headers ?? {}) };
@@ -115,7 +116,14 @@ export function createMessage(input: NewMessage): Message {
     for (const name of input[prop] ?? []) headers[`fedora_messaging_${kind}_${name}`] = true;
   }
   toAmqpTable(headers); // reject unencodable header values at construction
-  const message: Message = { id: input.id ?? randomUUID(), topic: input.topic, headers, body: input.body, severity, schema };
+  const message: Message = {
+    id: input.id ?? randomUUID(),
+    topic: input.topic,
+    headers,
+    body: input.body,
+    severity,
+    schema,
+  };
   if (input.priority !== undefined) message.priority = input.priority;
   return message;
 }
@@ -152,7 +160,9 @@ function toAmqpValue(value: unknown, where: string): AmqpFieldValue {
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
   if (typeof value === 'number') {
     if (!Number.isSafeInteger(value)) {
-      throw new TypeError(`header ${where}: ${String(value)} is not an integer; pika cannot encode floats in headers`);
+      throw new TypeError(
+        `header ${where}: ${String(value)} is not an integer; pika cannot encode floats in headers`,
+      );
     }
     return { '!': value >= -0x80000000 && value <= 0x7fffffff ? 'int' : 'long', value };
   }
@@ -224,7 +234,11 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  * what fedora-messaging's get_message would reject, plus oversized bodies and, unless told otherwise,
  * deliveries missing the properties a fedora-messaging publisher always sets.
  */
-export function parseDelivery(delivery: ConsumeMessage, queue: string, opts: ParseOptions = {}): ReceivedMessage {
+export function parseDelivery(
+  delivery: ConsumeMessage,
+  queue: string,
+  opts: ParseOptions = {},
+): ReceivedMessage {
   const props = delivery.properties;
   const strict = opts.requireProperties ?? true;
   const maxBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
@@ -260,7 +274,9 @@ export function parseDelivery(delivery: ConsumeMessage, queue: string, opts: Par
   const rawSeverity = headers.fedora_messaging_severity;
   if (rawSeverity === undefined) missing('fedora_messaging_severity header');
   else if (!isSeverity(rawSeverity)) {
-    reject(`the fedora_messaging_severity header is ${JSON.stringify(rawSeverity)}, not one of ${SEVERITIES.join(', ')}`);
+    reject(
+      `the fedora_messaging_severity header is ${JSON.stringify(rawSeverity)}, not one of ${SEVERITIES.join(', ')}`,
+    );
   } else severity = rawSeverity;
 
   if (headers['sent-at'] !== undefined && typeof headers['sent-at'] !== 'string') {
@@ -269,7 +285,8 @@ export function parseDelivery(delivery: ConsumeMessage, queue: string, opts: Par
 
   // fedora-messaging decodes with the declared encoding and assumes utf-8 when there is none
   const encoding: unknown = props.contentEncoding;
-  if (encoding === undefined || encoding === null) opts.onMissing?.('content_encoding property (assumed utf-8)');
+  if (encoding === undefined || encoding === null)
+    opts.onMissing?.('content_encoding property (assumed utf-8)');
   else if (typeof encoding !== 'string' || !/^utf-?8$/i.test(encoding)) {
     reject(`the content encoding is ${JSON.stringify(encoding)}; only utf-8 is supported`);
   }
@@ -287,7 +304,9 @@ export function parseDelivery(delivery: ConsumeMessage, queue: string, opts: Par
     reject(`the body is not JSON (${err instanceof Error ? err.message : String(err)})`);
   }
   if (!isJsonObject(body)) {
-    reject(`the body is ${Array.isArray(body) ? 'a JSON array' : `JSON ${body === null ? 'null' : typeof body}`}, not an object`);
+    reject(
+      `the body is ${Array.isArray(body) ? 'a JSON array' : `JSON ${body === null ? 'null' : typeof body}`}, not an object`,
+    );
   }
 
   const message: ReceivedMessage = {

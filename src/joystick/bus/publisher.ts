@@ -35,7 +35,12 @@ export interface PublishOptions {
   exchange?: string;
 }
 
-const DEFAULT_PUBLISH_BACKOFF: BackoffOptions = { initialDelayMs: 200, maxDelayMs: 5_000, factor: 2, jitter: 0.5 };
+const DEFAULT_PUBLISH_BACKOFF: BackoffOptions = {
+  initialDelayMs: 200,
+  maxDelayMs: 5_000,
+  factor: 2,
+  jitter: 0.5,
+};
 
 /** One confirm channel on one connection; replaced when either dies. */
 interface ChannelSlot {
@@ -71,7 +76,10 @@ export class Publisher {
   /** Resolve once the broker has confirmed the message; reject with PublishFailed if it never does. */
   async publish(message: Message, opts: PublishOptions = {}): Promise<void> {
     const exchange = opts.exchange ?? this.config.publish_exchange;
-    const amqp = toAmqp(message, { topicPrefix: this.config.topic_prefix, defaultPriority: this.config.publish_priority });
+    const amqp = toAmqp(message, {
+      topicPrefix: this.config.topic_prefix,
+      defaultPriority: this.config.publish_priority,
+    });
     const deadline = Date.now() + this.timeoutMs;
     const what = { id: message.id, exchange, routingKey: amqp.routingKey };
     let lastError: Error = new Error('no attempt was made');
@@ -90,7 +98,9 @@ export class Publisher {
         lastError = err instanceof Error ? err : new Error(String(err));
         if (err instanceof Fatal) break;
         if (signal.aborted) {
-          lastError = this.closed ? new Error('the publisher was closed') : new Error(`no confirmation within ${this.timeoutMs} ms`);
+          lastError = this.closed
+            ? new Error('the publisher was closed')
+            : new Error(`no confirmation within ${this.timeoutMs} ms`);
           break;
         }
         this.log.warn({ ...what, attempt, err: lastError.message }, 'publish not confirmed; retrying');
@@ -105,7 +115,9 @@ export class Publisher {
     }
     const failure = new PublishFailed(
       `could not publish message ${message.id} to ${exchange} with routing key ${amqp.routingKey} after ${attempt} attempt${attempt === 1 ? '' : 's'}: ${lastError.message}`,
-      lastError instanceof Fatal ? fatalHint(lastError) : 'the broker did not confirm it; it may be down or refusing publishes',
+      lastError instanceof Fatal
+        ? fatalHint(lastError)
+        : 'the broker did not confirm it; it may be down or refusing publishes',
       attempt,
       lastError,
     );
@@ -156,7 +168,12 @@ export class Publisher {
 }
 
 /** Publish one message and wait for the broker's ack, translating what cannot succeed on retry. */
-function confirmPublish(slot: ChannelSlot, channel: ConfirmChannel, exchange: string, amqp: AmqpPublish): Promise<void> {
+function confirmPublish(
+  slot: ChannelSlot,
+  channel: ConfirmChannel,
+  exchange: string,
+  amqp: AmqpPublish,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const done = (err: unknown): void => {
       if (err === null || err === undefined) return resolve();
