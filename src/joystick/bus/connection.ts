@@ -3,6 +3,7 @@ import { connect, type ChannelModel } from 'amqplib';
 import { PlumeError } from '../../shared/errors.js';
 import { silentLogger, type Logger } from '../../shared/log.js';
 import { backoffDelay, DEFAULT_BACKOFF, sleep, type BackoffOptions } from './backoff.js';
+import { closeQuietly } from './close.js';
 import type { BusConfig } from './config.js';
 import { buildConnectPlan, type ConnectPlan } from './connect-options.js';
 
@@ -115,13 +116,7 @@ export class BusConnection extends EventEmitter<BusConnectionEvents> {
     for (const w of this.waiters.splice(0)) w.reject(closedError());
     const model = this.current;
     this.current = undefined;
-    if (model) {
-      try {
-        await model.close();
-      } catch (err) {
-        this.log.debug({ err: errorText(err) }, 'AMQP connection was already closing');
-      }
-    }
+    if (model) await closeQuietly(model);
     this.log.info({ broker: this.plan.display }, 'AMQP connection closed');
     this.emit('closed');
   }

@@ -3,6 +3,7 @@ import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { PlumeError } from '../../shared/errors.js';
 import { silentLogger, type Logger } from '../../shared/log.js';
 import { backoffDelay, DEFAULT_BACKOFF, sleep } from './backoff.js';
+import { closeQuietly } from './close.js';
 import type { BindingConfig, BusConfig, QueueConfig } from './config.js';
 import type { BusConnection } from './connection.js';
 import {
@@ -243,7 +244,7 @@ export class Consumer {
       }
     } catch (err) {
       session.dead = true;
-      await channel.close().catch(() => undefined);
+      await closeQuietly(channel);
       throw err;
     }
     this.log.info({ queues }, 'consuming');
@@ -308,7 +309,7 @@ export class Consumer {
       }
       return [...actual.values()];
     } finally {
-      await ch.close().catch(() => undefined);
+      await closeQuietly(ch);
     }
   }
 
@@ -458,7 +459,7 @@ export class Consumer {
       await Promise.allSettled([...this.inFlight]);
       if (session && !session.dead) {
         session.dead = true;
-        await session.channel.close().catch(() => undefined);
+        await closeQuietly(session.channel);
       }
       const error =
         exit.reason === 'failed'

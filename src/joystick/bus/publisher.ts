@@ -1,6 +1,7 @@
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { silentLogger, type Logger } from '../../shared/log.js';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
+import { closeQuietly } from './close.js';
 import type { BusConfig } from './config.js';
 import type { BusConnection } from './connection.js';
 import { amqpErrorCode, PublishFailed } from './errors.js';
@@ -132,11 +133,8 @@ export class Publisher {
     const slot = this.slot;
     this.slot = undefined;
     if (slot && !slot.closed) {
-      try {
-        await (await slot.channel).close();
-      } catch {
-        // already gone with its connection
-      }
+      const channel = await slot.channel.catch(() => undefined);
+      if (channel) await closeQuietly(channel);
     }
   }
 
