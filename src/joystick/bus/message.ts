@@ -192,6 +192,11 @@ export function toAmqp(message: Message, settings: PublishSettings): AmqpPublish
   const priority = message.priority ?? settings.defaultPriority ?? undefined;
   if (priority !== undefined) checkPriority(priority);
   const headers = { ...message.headers, priority: priority ?? 0 };
+  const routingKey = routingKeyFor(settings.topicPrefix, message.topic);
+  // AMQP short string; fedora-messaging documents the same 255-byte limit for topics
+  if (Buffer.byteLength(routingKey, 'utf8') > 255) {
+    throw new TypeError(`the routing key ${routingKey.slice(0, 60)}... is over 255 bytes; shorten the topic`);
+  }
   const options: Options.Publish = {
     contentType: 'application/json',
     contentEncoding: 'utf-8',
@@ -201,7 +206,7 @@ export function toAmqp(message: Message, settings: PublishSettings): AmqpPublish
   };
   if (priority !== undefined) options.priority = priority;
   return {
-    routingKey: routingKeyFor(settings.topicPrefix, message.topic),
+    routingKey,
     content: Buffer.from(JSON.stringify(message.body), 'utf8'),
     options,
   };

@@ -1,4 +1,4 @@
-import type { ChannelModel, ConfirmChannel } from 'amqplib';
+import { IllegalOperationError, type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { silentLogger, type Logger } from '../../shared/log.js';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 import { closeQuietly } from './close.js';
@@ -184,17 +184,24 @@ function confirmPublish(
     try {
       channel.publish(exchange, amqp.routingKey, amqp.content, amqp.options, done);
     } catch (err) {
-      // amqplib throws synchronously on a channel that is already closed
-      done(err);
+      // a channel that closed since we got it is worth another try; a frame that cannot be encoded
+      // (headers over 64 KiB, say) is not
+      if (err instanceof IllegalOperationError) done(err);
+      else
+        reject(
+          new Fatal(`the message cannot be sent: ${err instanceof Error ? err.message : String(err)}`, {
+            cause: err,
+          }),
+        );
     }
   });
 }
 
 function fatalHint(err: Error): string {
   const code = amqpErrorCode(err.cause);
-  return code === 403
-    ? 'the broker user may not publish there; ask the broker administrators'
-    : 'the exchange does not exist; check publish_exchange';
+  if (code === 403) return 'the broker user may not publish there; ask the broker administrators';
+  if (code === 404) return 'the exchange does not exist; check publish_exchange';
+  return 'make the message smaller (AMQP caps headers at 64 KiB)';
 }
 
 function withSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {

@@ -195,6 +195,20 @@ describe('publisher confirms', () => {
     expect(await raw.messageCount(names.queue)).toBe(1);
   });
 
+  it('fail at once on what cannot be encoded, and keep the channel', async () => {
+    const p = await openPublisher();
+    const huge = createMessage({ topic: 'x', body: {}, headers: { blob: 'x'.repeat(70_000) } });
+    const err = (await p.publish(huge).catch((e: unknown) => e)) as PublishFailed;
+    expect(err).toBeInstanceOf(PublishFailed);
+    expect(err.attempts).toBe(1);
+    expect(err.message).toMatch(/the message cannot be sent/);
+    await expect(p.publish(createMessage({ topic: 'y'.repeat(300), body: {} }))).rejects.toThrow(
+      /over 255 bytes/,
+    );
+    await p.publish(createMessage({ topic: 'fine', body: {} }));
+    expect(await raw.messageCount(names.queue)).toBe(1);
+  });
+
   it('with passive_declares, publishing does not declare the exchange', async () => {
     const p = await openPublisher({ passive_declares: true, publish_exchange: `${names.exchange}.absent` });
     await expect(p.publish(createMessage({ topic: 'x', body: {} }))).rejects.toThrow(/NOT_FOUND/);
