@@ -15,12 +15,15 @@ export type ErrorKind =
 export class PlumeError extends Error {
   readonly kind: ErrorKind;
   readonly hint: string | undefined;
+  /** The same request may succeed later (the network or a server failed); false when the input is wrong. */
+  readonly retryable: boolean;
 
-  constructor(kind: ErrorKind, message: string, hint?: string, options?: { cause?: unknown }) {
+  constructor(kind: ErrorKind, message: string, hint?: string, options?: { cause?: unknown; retryable?: boolean }) {
     super(message, options);
     this.name = 'PlumeError';
     this.kind = kind;
     this.hint = hint;
+    this.retryable = options?.retryable ?? (kind === 'provider' || kind === 'internal');
   }
 
   /** The one line a person reads: what went wrong, then what to do. */

@@ -74,7 +74,8 @@ function describeFetchError(url: URL, err: unknown): PlumeError {
     'source',
     `cannot fetch ${url.href}: ${cause}`,
     'check the URL, the network and that the host is up',
-    { cause: err },
+    // Attempts were exhausted on a network or server failure: a later try may well succeed.
+    { cause: err, retryable: true },
   );
 }
 

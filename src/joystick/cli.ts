@@ -1,0 +1,231 @@
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { EXIT, PlumeError, errorMessage, exitCodeFor } from '../shared/errors.js';
+import { createLogger, redactUrl } from '../shared/log.js';
+import { makeAwsProvider } from '../plume/runtime.js';
+import { builtinSystems } from '../plume/systems/builtin.js';
+import type { SystemRegistry } from '../plume/systems/registry.js';
+import { Bus, Drop, iterateDumpFile, toDumpLine, type Message } from './bus/index.js';
+import { loadJoystickConfig, type JoystickConfig } from './config.js';
+import { Controller } from './controller.js';
+import { statusModel } from './http/status.js';
+import { Metrics } from './metrics.js';
+import { startService } from './service.js';
+import { openDatabase } from './store/db.js';
+import { JobStore } from './store/job-store.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+function print(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+interface Common {
+  config?: string;
+  verbose?: boolean;
+}
+
+async function load(o: Common): Promise<JoystickConfig> {
+  return loadJoystickConfig(o.config);
+}
+
+/** Check everything that can be checked without connecting: a dry run of the start command. */
+function check(config: JoystickConfig, registry: SystemRegistry): string[] {
+  const system = registry.get(config.app.system);
+  if (!system.releasesForCompose) throw new PlumeError('usage', `system ${system.name} cannot be driven by composes`, 'set consumer_config.system');
+  const channels = system.channels().map((c) => c.name);
+  for (const c of config.app.channels)
+    if (!channels.includes(c)) throw new PlumeError('usage', `consumer_config.channels: unknown channel ${JSON.stringify(c)} for ${system.name}`, `choose from ${channels.join(', ')}`);
+  for (const a of config.app.arches)
+    if (!system.arches().includes(a)) throw new PlumeError('usage', `consumer_config.arches: unknown arch ${JSON.stringify(a)} for ${system.name}`, `choose from ${system.arches().join(', ')}`);
+  const db = config.app.database;
+  if (!/^(sqlite:\/\/|postgres(ql)?:\/\/|\/|\.)/.test(db)) throw new PlumeError('usage', `consumer_config.database: unsupported ${JSON.stringify(db)}`, 'use sqlite:///path or postgresql://...');
+  return [
+    `config: ${config.busPath ?? '(fedora-messaging defaults)'}`,
+    `broker: ${redactUrl(config.bus.amqp_url)}${config.bus.tls.certfile ? ' (client certificate)' : ''}`,
+    `topic prefix: ${config.bus.topic_prefix || '(none)'}; publishing to ${config.bus.publish_exchange}`,
+    `queues: ${Object.keys(config.bus.queues).join(', ') || '(none)'}; bindings: ${config.bus.bindings.map((b) => b.routing_keys.join(',')).join('; ')}`,
+    `system: ${system.name}; channels: ${config.app.channels.join(', ')}; arches: ${config.app.arches.join(', ')}`,
+    `database: ${db.replace(/\/\/[^@/]*@/, '//***@')}`,
+    `AWS: base region ${config.plume.aws.base_region}, regions ${Array.isArray(config.plume.aws.regions) ? config.plume.aws.regions.join(',') : config.plume.aws.regions}, volume types ${config.plume.aws.volume_types.join(',')}, ${config.plume.aws.visibility}`,
+    `announcing: ${[config.app.publish_fedimg && 'fedimg.image.*', config.app.publish_image_uploader && 'fedora_image_uploader.published.v1.aws.*'].filter(Boolean).join(', ') || 'nothing'}`,
+    `http: ${config.app.http_listen}`,
+  ];
+}
+
+async function run(o: Common & { check?: boolean }, registry: SystemRegistry): Promise<number> {
+  const config = await load(o);
+  const lines = check(config, registry);
+  if (o.check) {
+    for (const l of lines) print(l);
+    print('configuration OK');
+    return EXIT.ok;
+  }
+  const log = createLogger({ name: 'joystick', level: o.verbose ? 'debug' : undefined });
+  log.info({ version: VERSION, config: config.busPath }, 'joystick starting');
+  const service = await startService(config, registry, log);
+  const onSignal = (signal: string) => {
+    log.info({ signal }, 'signal received');
+    void service.stop();
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  return service.done;
+}
+
+/** A controller over the configured database, publishing through `publish`. */
+async function openController(config: JoystickConfig, registry: SystemRegistry, publish: (m: Message) => Promise<void>, verbose?: boolean) {
+  const log = createLogger({ name: 'joystick', level: verbose ? 'debug' : undefined });
+  const store = await JobStore.open(openDatabase(config.app.database));
+  const controller = new Controller({ config, store, registry, log, metrics: new Metrics({ defaults: false }), publish, provider: makeAwsProvider(config.plume) });
+  return { controller, store, log };
+}
+
+/** How a batch of jobs ended, as an exit status: 0 all complete, 3 some partial, 1 any failed. */
+async function outcomeCode(store: JobStore, composeIds: string[]): Promise<number> {
+  const jobs = await store.jobs({ composeIds });
+  const composes = await Promise.all(composeIds.map((id) => store.getCompose(id)));
+  if (jobs.some((j) => j.state === 'failed') || composes.some((c) => c?.status === 'failed')) return EXIT.failure;
+  if (jobs.some((j) => j.state === 'partial' || j.state === 'queued')) return EXIT.partial;
+  return EXIT.ok;
+}
+
+async function replay(file: string, o: Common & { publish?: boolean }, registry: SystemRegistry): Promise<number> {
+  const config = await load(o);
+  let bus: Bus | undefined;
+  const publish = o.publish
+    ? async (m: Message) => {
+        bus ??= await Bus.open(config.bus);
+        await bus.publish(m);
+      }
+    : (m: Message) => {
+        // Without --publish, what would be announced is printed in the dump format instead.
+        print(toDumpLine({ ...m, topic: config.bus.topic_prefix ? `${config.bus.topic_prefix}.${m.topic}` : m.topic }));
+        return Promise.resolve();
+      };
+  const { controller, store, log } = await openController(config, registry, publish, o.verbose);
+  const composes: string[] = [];
+  try {
+    for await (const { line, message } of iterateDumpFile(file)) {
+      try {
+        await controller.handleMessage(message);
+        const id = (message.body as { compose_id?: unknown; msg?: { compose_id?: unknown } }).compose_id ?? (message.body as { msg?: { compose_id?: unknown } }).msg?.compose_id;
+        if (typeof id === 'string') composes.push(id);
+      } catch (err) {
+        if (!(err instanceof Drop)) throw err;
+        log.error({ line, err: err.message }, 'message dropped');
+      }
+    }
+    await controller.runUntilIdle();
+    return composes.length ? await outcomeCode(store, composes) : EXIT.ok;
+  } finally {
+    await store.close();
+    await bus?.close();
+  }
+}
+
+async function status(o: Common & { json?: boolean; limit: string }): Promise<number> {
+  const config = await load(o);
+  const store = await JobStore.open(openDatabase(config.app.database));
+  try {
+    const model = await statusModel(store, Number(o.limit) || 20);
+    if (o.json) {
+      print(JSON.stringify(model, null, 2));
+      return EXIT.ok;
+    }
+    if (model.composes.length === 0) print('no composes recorded yet');
+    for (const c of model.composes) {
+      print(`${c.composeId}  ${c.status}${c.channel ? `  (${c.channel})` : ''}${c.error ? `: ${c.error}` : ''}`);
+      for (const j of c.jobs) {
+        print(`  ${j.build ?? j.id}  ${j.state}${j.step ? ` (${j.step})` : ''}, attempt ${j.attempts}${j.error ? `: ${j.error}` : ''}`);
+        for (const r of j.regions)
+          print(`    ${r.padEnd(16)} ${j.variants.map((v) => `${v} ${j.grid[r]?.[v]?.id ?? j.grid[r]?.[v]?.state ?? '-'}${j.grid[r]?.[v]?.public ? ' (public)' : ''}`).join('  ')}`);
+      }
+    }
+    return EXIT.ok;
+  } finally {
+    await store.close();
+  }
+}
+
+async function retry(composeId: string, o: Common & { now?: boolean }, registry: SystemRegistry): Promise<number> {
+  const config = await load(o);
+  const store = await JobStore.open(openDatabase(config.app.database));
+  try {
+    if (!(await store.getCompose(composeId))) throw new PlumeError('usage', `no compose ${composeId} in the database`, 'see `joystick status`');
+    const { jobs, compose } = await store.retryCompose(composeId);
+    print(`${composeId}: ${jobs} job(s) queued again${compose ? ', compose metadata to be read again' : ''}`);
+    if (!o.now) {
+      if (jobs || compose) print('a running joystick picks them up within its poll interval; or pass --now to run them here');
+      return EXIT.ok;
+    }
+  } finally {
+    await store.close();
+  }
+  let bus: Bus | undefined;
+  const { controller, store: s2 } = await openController(config, registry, async (m) => {
+    bus ??= await Bus.open(config.bus);
+    await bus.publish(m);
+  }, o.verbose);
+  try {
+    await controller.runUntilIdle();
+    return await outcomeCode(s2, [composeId]);
+  } finally {
+    await s2.close();
+    await bus?.close();
+  }
+}
+
+export function buildProgram(registry: SystemRegistry, setExit: (code: number) => void): Command {
+  const program = new Command('joystick')
+    .description('Publish Fedora cloud images from compose messages on the Fedora message bus, with plume.')
+    .version(VERSION, '-V, --version', "print joystick's version")
+    .showHelpAfterError('(add --help for usage)')
+    .exitOverride();
+  const wrap = (fn: () => Promise<number>) => async () => setExit(await fn());
+  const configOpt = ['-c, --config <file>', 'fedora-messaging config.toml (default $FEDORA_MESSAGING_CONF or /etc/fedora-messaging/config.toml); joystick reads [consumer_config]'] as const;
+
+  const runCmd = new Command('run')
+    .description('consume compose messages, publish images, announce them; serve /status, /metrics, /healthz, /readyz')
+    .option(...configOpt)
+    .option('--check', 'validate the configuration and exit, connecting to nothing')
+    .option('-v, --verbose', 'debug logging');
+  runCmd.action(wrap(() => run(runCmd.opts(), registry)));
+
+  const replayCmd = new Command('replay')
+    .description('process dumped messages (one JSON per line, as fedora-messaging and datagrepper write them) without the bus')
+    .argument('<file>', 'the message dump')
+    .option(...configOpt)
+    .option('--publish', 'publish the resulting messages to the broker (default: print them as dump lines)')
+    .option('-v, --verbose', 'debug logging');
+  replayCmd.action(wrap(() => replay(replayCmd.args[0]!, replayCmd.opts(), registry)));
+
+  const statusCmd = new Command('status')
+    .description('recent composes, their jobs and the state of every region')
+    .option(...configOpt)
+    .option('--json', 'print the status page\'s JSON')
+    .option('--limit <n>', 'how many composes', '20');
+  statusCmd.action(wrap(() => status(statusCmd.opts())));
+
+  const retryCmd = new Command('retry')
+    .description('queue the failed or partial jobs of a compose again (a running joystick picks them up)')
+    .argument('<compose-id>')
+    .option(...configOpt)
+    .option('--now', 'run them in this process instead of waiting for the service')
+    .option('-v, --verbose', 'debug logging');
+  retryCmd.action(wrap(() => retry(retryCmd.args[0]!, retryCmd.opts(), registry)));
+
+  return program.addCommand(runCmd).addCommand(replayCmd).addCommand(statusCmd).addCommand(retryCmd);
+}
+
+export async function main(argv: string[], registry: SystemRegistry = builtinSystems()): Promise<number> {
+  let code: number = EXIT.ok;
+  try {
+    await buildProgram(registry, (c) => (code = c)).parseAsync(argv);
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? EXIT.ok : EXIT.usage;
+    process.stderr.write(`joystick: error: ${errorMessage(err)}\n`);
+    return exitCodeFor(err);
+  }
+}

@@ -1,0 +1,69 @@
+import { z } from 'zod';
+import { PlumeError } from '../shared/errors.js';
+import { loadConfig as loadPlumeConfig, parseConfig as parsePlumeConfig, type PlumeConfig } from '../plume/config.js';
+import { loadBusConfig, type BusConfig } from './bus/index.js';
+
+/**
+ * joystick's own settings: the `[consumer_config]` table of the fedora-messaging config.toml, so one file
+ * (the one Fedora's Ansible writes for every fedora-messaging consumer) configures the whole service.
+ */
+export const ConsumerConfig = z.strictObject({
+  /** The plume system that interprets composes. */
+  system: z.string().min(1).default('fedora'),
+  /** `sqlite:///abs/path.db`, `sqlite://relative.db`, a plain path, or `postgresql://...`. */
+  database: z.string().min(1).default('sqlite:///var/lib/joystick/joystick.db'),
+  /** plume's TOML config; the `plume` table below is used instead when given. */
+  plume_config: z.string().optional(),
+  plume: z.record(z.string(), z.unknown()).optional(),
+  environment: z.string().optional(),
+  /** Channels to act on; composes of other channels are ignored (logged at debug). */
+  channels: z.array(z.string()).min(1).default(['rawhide', 'branched', 'updates', 'cloud']),
+  arches: z.array(z.string()).min(1).default(['x86_64', 'aarch64']),
+  /** Image types to publish (all the channel has when absent). */
+  image_types: z.array(z.string()).optional(),
+  max_parallel_jobs: z.number().int().min(1).max(32).default(2),
+  http_listen: z.string().default('127.0.0.1:8080'),
+  publish_fedimg: z.boolean().default(true),
+  publish_image_uploader: z.boolean().default(true),
+  /** How long a replica owns a job without renewing; then another takes it over. */
+  lease_seconds: z.number().int().min(5).max(3600).default(120),
+  /** How often idle loops look for work in the database (composes, jobs, unsent messages). */
+  poll_seconds: z.number().positive().default(2),
+  /** How long to keep trying to read a compose's metadata before reporting the compose failed. */
+  metadata_retry_minutes: z.number().positive().default(60),
+  /** Attempts per job before it is reported failed for good (a retry command starts again). */
+  max_job_attempts: z.number().int().min(1).max(20).default(3),
+  /** Largest message body accepted from the bus. */
+  max_message_bytes: z.number().int().min(1024).default(1024 * 1024),
+  /** Base URL of the status page, put in failure messages so whoever is paged can look. */
+  status_url: z.string().optional(),
+});
+export type ConsumerConfig = z.infer<typeof ConsumerConfig>;
+
+export interface JoystickConfig {
+  bus: BusConfig;
+  busPath: string | null;
+  app: ConsumerConfig;
+  plume: PlumeConfig;
+}
+
+export function parseConsumerConfig(raw: Record<string, unknown>, where: string): ConsumerConfig {
+  const result = ConsumerConfig.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new PlumeError('usage', `${where}: consumer_config.${issue.path.join('.')}: ${issue.message}`, 'fix the config file');
+  }
+  return result.data;
+}
+
+export async function loadJoystickConfig(path?: string): Promise<JoystickConfig> {
+  const { config: bus, path: busPath } = await loadBusConfig({ path });
+  const where = busPath ?? 'the default fedora-messaging config';
+  const app = parseConsumerConfig(bus.consumer_config, where);
+  let plume: PlumeConfig;
+  if (app.plume) {
+    const { stringify } = await import('smol-toml');
+    plume = parsePlumeConfig(stringify(app.plume), `${where} [consumer_config.plume]`);
+  } else plume = (await loadPlumeConfig(app.plume_config)).config;
+  return { bus, busPath, app, plume };
+}

@@ -1,0 +1,370 @@
+import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { errorMessage, PlumeError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { backoffDelay } from '../shared/retry.js';
+import type { Provider } from '../plume/providers/types.js';
+import type { ReleaseRecord } from '../plume/record.js';
+import type { PlannedRelease } from '../plume/runtime.js';
+import { sourcePolicy } from '../plume/runtime.js';
+import type { SystemRegistry } from '../plume/systems/registry.js';
+import type { ComposeFacts, TargetSettings } from '../plume/systems/types.js';
+import { Drop, Nack, createMessage, type Message, type ReceivedMessage } from './bus/index.js';
+import type { JoystickConfig } from './config.js';
+import { composeFailed, jobFailed, releaseAnnouncements, uploadFailed, uploadStarted, type ImageFacts } from './messages.js';
+import type { Metrics } from './metrics.js';
+import { isComposeTopic, isFinished, parsePungiBody } from './pungi.js';
+import { plumeCommand, runJob } from './release-job.js';
+import type { JobProgress, JobRow, JobStore, NewJob, OutboxItem } from './store/job-store.js';
+
+export interface ControllerDeps {
+  config: JoystickConfig;
+  store: JobStore;
+  registry: SystemRegistry;
+  log: Logger;
+  metrics: Metrics;
+  /** Publish and wait for the broker's confirmation; throws when it is not confirmed. */
+  publish: (message: Message) => Promise<void>;
+  provider: (settings: TargetSettings) => Provider;
+  /** This replica's name in leases (default host:pid). */
+  owner?: string;
+}
+
+/**
+ * joystick's core: bus messages become durable compose records (acked only once written), composes
+ * become jobs, jobs run plume in-process under a lease, and every outcome becomes announcements stored in
+ * the same transaction and sent from the outbox with publisher confirms. Each loop reads its work from
+ * the database, so a restart (or another replica) picks up exactly where things stopped.
+ */
+export class Controller {
+  readonly owner: string;
+  private readonly abort = new AbortController();
+  private readonly running = new Map<string, AbortController>();
+  private loops: Promise<void>[] = [];
+  private readonly waiters = new Set<() => void>();
+  private stopped = false;
+
+  constructor(private readonly deps: ControllerDeps) {
+    this.owner = deps.owner ?? `${hostname()}:${process.pid}`;
+  }
+
+  private get app() {
+    return this.deps.config.app;
+  }
+
+  private get leaseMs() {
+    return this.app.lease_seconds * 1000;
+  }
+
+  /**
+   * The bus handler. Returns (ack) once the compose is durably recorded, or when the message is not for us;
+   * throws Drop for a malformed message and Nack when the database cannot record it (the broker keeps it).
+   */
+  async handleMessage(message: ReceivedMessage | Message): Promise<void> {
+    const { log, metrics, store } = this.deps;
+    if (!isComposeTopic(message.topic)) {
+      log.debug({ topic: message.topic, id: message.id }, 'not a compose message; ignored');
+      return;
+    }
+    const parsed = parsePungiBody(message.body);
+    if (!parsed.ok) {
+      metrics.messagesDropped.inc({ reason: 'invalid' });
+      log.error({ id: message.id, topic: message.topic, reason: parsed.reason }, 'dropping an invalid compose message');
+      throw new Drop(parsed.reason);
+    }
+    const facts = parsed.compose;
+    metrics.composesSeen.inc({ status: facts.status });
+    if (!isFinished(facts.status)) {
+      log.debug({ compose: facts.id, status: facts.status }, 'compose not finished; ignored');
+      return;
+    }
+    let outcome: 'new' | 'known';
+    try {
+      outcome = await store.recordCompose(facts, message.id);
+    } catch (err) {
+      log.error({ compose: facts.id, err: errorMessage(err) }, 'cannot record the compose; the broker will redeliver it');
+      // Requeueing at once would spin while the database is down.
+      await sleep(2000);
+      throw new Nack(`database unavailable: ${errorMessage(err)}`);
+    }
+    if (outcome === 'known') {
+      metrics.composesOutcome.inc({ outcome: 'duplicate' });
+      log.info({ compose: facts.id, id: message.id }, 'compose already recorded; duplicate message ignored');
+      return;
+    }
+    log.info({ compose: facts.id, status: facts.status, location: facts.location }, 'compose recorded');
+    this.poke();
+  }
+
+  /** Start the loops: compose resolution, job workers, the outbox sender. */
+  start(): void {
+    const forever = (name: string, step: () => Promise<boolean>) =>
+      (async () => {
+        let failures = 0;
+        while (!this.stopped) {
+          let busy = false;
+          try {
+            busy = await step();
+            failures = 0;
+          } catch (err) {
+            failures++;
+            this.deps.log.error({ loop: name, err: errorMessage(err) }, 'loop step failed; retrying');
+            await sleep(backoffDelay(failures, 500, 30_000) + 500);
+          }
+          if (!busy && !this.stopped) await this.idle();
+        }
+      })();
+    this.loops = [
+      forever('composes', () => this.resolveOne()),
+      forever('outbox', () => this.sendOutbox()),
+      ...Array.from({ length: this.app.max_parallel_jobs }, (_, i) => forever(`worker-${i}`, () => this.workOne())),
+    ];
+  }
+
+  /** Wait for a poke or the poll interval. */
+  private idle(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, this.app.poll_seconds * 1000);
+      this.waiters.add(done);
+    });
+  }
+
+  /** New work was written: wake every idle loop now instead of at the next poll. */
+  poke(): void {
+    for (const wake of [...this.waiters]) wake();
+  }
+
+  /** Stop taking work; in-flight jobs are interrupted and requeued (plume resumes them idempotently). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const c of this.running.values()) c.abort(new PlumeError('internal', 'joystick is stopping'));
+    this.abort.abort();
+    this.poke();
+    await Promise.all(this.loops);
+  }
+
+  /** Process everything that can be processed now, then return (replay, tests, `retry --now`). */
+  async runUntilIdle(): Promise<void> {
+    for (;;) {
+      let busy = await this.resolveOne();
+      const workers = await Promise.all(Array.from({ length: this.app.max_parallel_jobs }, () => this.workOne()));
+      busy = workers.some(Boolean) || busy;
+      busy = (await this.sendOutbox()) || busy;
+      if (!busy) return;
+    }
+  }
+
+  // ---- composes ---------------------------------------------------------------------------------------
+
+  private watch() {
+    return { channels: this.app.channels, arches: this.app.arches, imageTypes: this.app.image_types, environment: this.app.environment };
+  }
+
+  async resolveOne(): Promise<boolean> {
+    const { store, registry, log, metrics, config } = this.deps;
+    const compose = await store.claimCompose(this.owner, this.leaseMs);
+    if (!compose) return false;
+    const facts = compose.event;
+    const system = registry.get(this.app.system);
+    if (!system.releasesForCompose) throw new PlumeError('usage', `system ${system.name} cannot be driven by composes`);
+    const policy = sourcePolicy(config.plume, system, false);
+    try {
+      const decision = await system.releasesForCompose(facts, this.watch(), { policy, log, signal: this.abort.signal });
+      if (decision.kind === 'ignore') {
+        metrics.composesOutcome.inc({ outcome: 'ignored' });
+        log.info({ compose: facts.id, reason: decision.reason }, 'compose ignored');
+        await store.closeCompose(facts.id, this.owner, 'ignored', decision.reason, undefined, []);
+        return true;
+      }
+      if (decision.kind === 'broken') {
+        await this.failCompose(facts, decision.channel, decision.reason);
+        return true;
+      }
+      const jobs: NewJob[] = decision.requests.map((request) => ({
+        id: [facts.id, request.channel, request.imageType ?? '-', request.arch ?? '-', 'aws'].join('/'),
+        request,
+        channel: request.channel,
+        arch: request.arch ?? '-',
+        imageType: request.imageType,
+        command: plumeCommand(request),
+      }));
+      if (await store.planCompose(facts.id, this.owner, decision.channel, jobs, [])) {
+        metrics.composesOutcome.inc({ outcome: 'planned' });
+        for (const job of jobs) log.info({ compose: facts.id, job: job.id, command: job.command }, 'job queued');
+        this.poke();
+      }
+      return true;
+    } catch (err) {
+      const retryable = err instanceof PlumeError ? err.retryable : true;
+      const ageMs = Date.now() - compose.receivedAt;
+      if (retryable && ageMs < this.app.metadata_retry_minutes * 60_000) {
+        const delay = backoffDelay(compose.attempts, 5_000, 300_000) + 1000;
+        metrics.retries.inc({ what: 'compose-metadata' });
+        log.warn({ compose: facts.id, err: errorMessage(err), retryInSeconds: Math.round(delay / 1000) }, 'cannot read the compose yet; will retry');
+        await store.deferCompose(facts.id, this.owner, errorMessage(err), Date.now() + delay);
+      } else await this.failCompose(facts, undefined, errorMessage(err));
+      return true;
+    }
+  }
+
+  private async failCompose(facts: ComposeFacts, channel: string | undefined, reason: string): Promise<void> {
+    const { store, log, metrics } = this.deps;
+    metrics.composesOutcome.inc({ outcome: 'failed' });
+    log.error({ compose: facts.id, channel, reason }, 'compose cannot be published');
+    await store.closeCompose(facts.id, this.owner, 'failed', reason, channel, [composeFailed(facts.id, facts.location, channel, reason, this.app.status_url)]);
+    this.poke();
+  }
+
+  // ---- jobs -------------------------------------------------------------------------------------------
+
+  async workOne(): Promise<boolean> {
+    if (this.stopped && this.loops.length > 0) return false;
+    const job = await this.deps.store.claimJob(this.owner, this.leaseMs);
+    if (!job) return false;
+    await this.runClaimed(job);
+    return true;
+  }
+
+  private imageFacts(job: JobRow, planned: PlannedRelease): ImageFacts {
+    const { plan, system } = planned;
+    return {
+      jobId: job.id,
+      composeId: job.composeId,
+      imageUrl: plan.source.url,
+      build: plan.build,
+      architecture: plan.aws.architecture,
+      channel: job.channel,
+      uploader: system.uploaderAnnouncement?.(plan),
+      statusUrl: this.app.status_url,
+    };
+  }
+
+  private async runClaimed(job: JobRow): Promise<void> {
+    const { store, log: baseLog, metrics, config } = this.deps;
+    const log = baseLog.child({ job: job.id, attempt: job.attempts });
+    const control = new AbortController();
+    this.running.set(job.id, control);
+    log.info({ command: job.command }, 'job started; the equivalent command is shown');
+
+    // Renew the lease while the release runs; losing it means another replica took the job over.
+    const renew = setInterval(() => {
+      store.renewJobLease(job.id, this.owner, this.leaseMs).then(
+        (ok) => {
+          if (!ok) {
+            log.error('lost the job lease; stopping this attempt');
+            control.abort(new PlumeError('internal', 'lease lost'));
+          }
+        },
+        (err: unknown) => log.warn({ err: errorMessage(err) }, 'could not renew the job lease'),
+      );
+    }, Math.max(1000, this.leaseMs / 3));
+
+    let lastSave = 0;
+    let saving: Promise<void> = Promise.resolve();
+    const onProgress = (p: JobProgress) => {
+      if (Date.now() - lastSave < 1000) return;
+      lastSave = Date.now();
+      saving = saving.then(() => store.saveProgress(job.id, this.owner, structuredClone(p)).catch(() => undefined));
+    };
+
+    let planned: PlannedRelease[] = [];
+    let records: ReleaseRecord[] = [];
+    try {
+      records = await runJob(job.request, {
+        plume: config.plume,
+        registry: this.deps.registry,
+        provider: this.deps.provider,
+        log,
+        metrics,
+        signal: control.signal,
+        onProgress,
+        onPlanned: async (p) => {
+          planned = p;
+          if (this.app.publish_fedimg)
+            await store.announce(job.id, job.composeId, p.flatMap((x) => uploadStarted(this.imageFacts(job, x), x.plan.primaryLocation, variantsOf(x))));
+          this.poke();
+        },
+      });
+      const outbox = records.flatMap((record, i) =>
+        releaseAnnouncements(this.imageFacts(job, planned[i]!), record, { fedimg: this.app.publish_fedimg, uploader: this.app.publish_image_uploader }),
+      );
+      const state = records.every((r) => r.status === 'complete') ? 'complete' : records.some((r) => r.images.length > 0) ? 'partial' : 'failed';
+      await saving;
+      if (await store.finishJob(job.id, this.owner, { state, record: records[0] }, outbox)) {
+        metrics.releases.inc({ outcome: state, channel: job.channel });
+        if (records.some((r) => r.images.length > 0)) metrics.lastPublish.set({ channel: job.channel }, Date.now() / 1000);
+        log.info({ state, images: records.reduce((n, r) => n + r.images.length, 0), problems: records.flatMap((r) => r.problems.map((p) => `${p.location}/${p.variant}: ${p.detail}`)) }, 'job finished');
+      }
+    } catch (err) {
+      await saving;
+      await this.jobError(job, planned, err, control.signal.aborted && this.stopped);
+    } finally {
+      clearInterval(renew);
+      this.running.delete(job.id);
+      this.poke();
+    }
+  }
+
+  private async jobError(job: JobRow, planned: PlannedRelease[], err: unknown, stopping: boolean): Promise<void> {
+    const { store, log, metrics } = this.deps;
+    const reason = errorMessage(err);
+    if (stopping) {
+      // Shutting down: hand the job back at once so this or another replica resumes it.
+      await store.finishJob(job.id, this.owner, { state: 'queued', error: 'interrupted by shutdown' }, []);
+      return;
+    }
+    const retryable = err instanceof PlumeError ? err.retryable : true;
+    if (retryable && job.attempts < this.app.max_job_attempts) {
+      const delay = backoffDelay(job.attempts, 10_000, 600_000) + 5_000;
+      metrics.releases.inc({ outcome: 'retry', channel: job.channel });
+      log.warn({ job: job.id, err: reason, retryInSeconds: Math.round(delay / 1000) }, 'job failed; will retry');
+      await store.finishJob(job.id, this.owner, { state: 'queued', error: reason, nextTryAt: Date.now() + delay }, []);
+      return;
+    }
+    metrics.releases.inc({ outcome: 'failed', channel: job.channel });
+    log.error({ job: job.id, err: reason }, 'job failed');
+    const outbox: OutboxItem[] = [];
+    for (const p of planned) {
+      const facts = this.imageFacts(job, p);
+      if (this.app.publish_fedimg) outbox.push(...uploadFailed(facts, p.plan.primaryLocation, variantsOf(p), reason, job.attempts));
+      outbox.push(jobFailed(facts, reason, job.attempts));
+    }
+    if (planned.length === 0) {
+      const r = job.request;
+      outbox.push(jobFailed({ jobId: job.id, composeId: job.composeId, imageUrl: r.compose ?? '', build: '', architecture: r.arch ?? '', channel: job.channel, statusUrl: this.app.status_url }, reason, job.attempts));
+    }
+    await store.finishJob(job.id, this.owner, { state: 'failed', error: reason }, outbox);
+  }
+
+  // ---- outbox -----------------------------------------------------------------------------------------
+
+  async sendOutbox(): Promise<boolean> {
+    const { store, log, metrics } = this.deps;
+    const rows = await store.claimOutbox(this.owner, 60_000, 50);
+    for (const row of rows) {
+      const message = createMessage({ id: row.messageId, topic: row.topic, body: row.body, severity: row.severity as 10 | 20 | 30 | 40, schema: row.schema });
+      try {
+        await this.deps.publish(message);
+        await store.markSent(row.key);
+        metrics.messagesPublished.inc({ topic: row.topic });
+        log.info({ topic: row.topic, id: row.messageId, severity: row.severity }, 'message published');
+      } catch (err) {
+        metrics.publishFailures.inc();
+        log.error({ topic: row.topic, err: errorMessage(err) }, 'message not confirmed by the broker; it stays queued');
+        await store.markUnsent(row.key, errorMessage(err)).catch(() => undefined);
+        // The rest of this batch would fail the same way: let the loop back off.
+        throw err;
+      }
+    }
+    return rows.length > 0;
+  }
+}
+
+function variantsOf(p: PlannedRelease): string[] {
+  return [...new Set(p.plan.targets.filter((t) => t.location === p.plan.primaryLocation).map((t) => t.variant))];
+}

@@ -1,0 +1,172 @@
+import type { ComposeRow, JobRow, JobStore } from '../store/job-store.js';
+
+export interface TargetCell {
+  id?: string;
+  state: 'published' | 'ready' | 'failed' | 'missing' | 'pending';
+  public: boolean;
+  detail?: string;
+}
+
+export interface JobStatus {
+  id: string;
+  state: JobRow['state'];
+  channel: string;
+  arch: string;
+  imageType?: string;
+  attempts: number;
+  build?: string;
+  step?: string;
+  command?: string;
+  error?: string;
+  startedAt?: string;
+  finishedAt?: string;
+  regions: string[];
+  variants: string[];
+  /** region → variant → cell. */
+  grid: Record<string, Record<string, TargetCell>>;
+  failures: { region: string; variant: string; reason: string }[];
+}
+
+export interface ComposeStatus {
+  composeId: string;
+  status: string;
+  channel?: string;
+  location: string;
+  receivedAt: string;
+  error?: string;
+  jobs: JobStatus[];
+}
+
+export interface StatusModel {
+  generatedAt: string;
+  composes: ComposeStatus[];
+}
+
+const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+
+/** One job as the status page shows it: the plan's grid filled from the record, or from live progress. */
+export function jobStatus(job: JobRow): JobStatus {
+  const record = job.record;
+  const plan = record?.plan;
+  const regions = plan ? [...new Set(plan.targets.map((t) => t.location))].sort() : [];
+  const variants = plan ? [...new Set(plan.targets.map((t) => t.variant))] : [];
+  const grid: JobStatus['grid'] = {};
+  const published = record?.mode === 'release' && (record.visibility.public || record.visibility.accounts.length > 0);
+  if (plan) for (const t of plan.targets) (grid[t.location] ??= {})[t.variant] = { state: 'pending', public: false };
+  for (const [key, p] of Object.entries(job.progress?.targets ?? {})) {
+    const [region, variant] = key.split('/') as [string, string];
+    if (!regions.includes(region)) regions.push(region);
+    if (!variants.includes(variant)) variants.push(variant);
+    (grid[region] ??= {})[variant] = { id: p.id, state: p.state, public: p.state === 'published', detail: p.error };
+  }
+  for (const image of record?.images ?? []) (grid[image.location] ??= {})[image.variant] = { id: image.id, state: published ? 'published' : 'ready', public: Boolean(published) };
+  const failures = (record?.problems ?? []).map((p) => ({ region: p.location, variant: p.variant, reason: `${p.kind}: ${p.detail}` }));
+  for (const f of failures) (grid[f.region] ??= {})[f.variant] = { state: 'failed', public: false, detail: f.reason };
+  return {
+    id: job.id,
+    state: job.state,
+    channel: job.channel,
+    arch: job.arch,
+    imageType: job.imageType,
+    attempts: job.attempts,
+    build: record?.build,
+    step: job.state === 'running' ? job.progress?.step : undefined,
+    command: job.command,
+    error: job.error,
+    startedAt: iso(job.startedAt),
+    finishedAt: iso(job.finishedAt),
+    regions: regions.sort(),
+    variants,
+    grid,
+    failures,
+  };
+}
+
+export async function statusModel(store: JobStore, limit = 30): Promise<StatusModel> {
+  const composes: ComposeRow[] = await store.recentComposes(limit);
+  const jobs = await store.jobs({ composeIds: composes.map((c) => c.composeId) });
+  return {
+    generatedAt: new Date().toISOString(),
+    composes: composes.map((c) => ({
+      composeId: c.composeId,
+      status: composeState(c, jobs.filter((j) => j.composeId === c.composeId)),
+      channel: c.channel,
+      location: c.event.location,
+      receivedAt: new Date(c.receivedAt).toISOString(),
+      error: c.error,
+      jobs: jobs.filter((j) => j.composeId === c.composeId).map(jobStatus),
+    })),
+  };
+}
+
+/** A compose's overall state, from its own and its jobs'. */
+export function composeState(c: ComposeRow, jobs: JobRow[]): string {
+  if (c.status !== 'planned') return c.status;
+  if (jobs.some((j) => j.state === 'running' || j.state === 'queued')) return 'publishing';
+  if (jobs.every((j) => j.state === 'complete')) return 'published';
+  if (jobs.some((j) => j.state === 'failed')) return 'failed';
+  return 'partial';
+}
+
+const esc = (s: unknown) =>
+  String(s ?? '')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;');
+
+function cell(c: TargetCell | undefined): string {
+  if (!c) return '<td class="missing">-</td>';
+  const label = c.id ?? c.state;
+  const title = [c.state, c.public ? 'public' : 'private', c.detail].filter(Boolean).join(': ');
+  return `<td class="${esc(c.state)}" title="${esc(title)}">${esc(label)}${c.public ? ' <span class="pub" aria-label="public">●</span>' : ''}</td>`;
+}
+
+function jobHtml(j: JobStatus): string {
+  const rows = j.regions
+    .map((r) => `<tr><th scope="row">${esc(r)}</th>${j.variants.map((v) => cell(j.grid[r]?.[v])).join('')}</tr>`)
+    .join('');
+  const failures = j.failures.length
+    ? `<ul class="failures">${j.failures.map((f) => `<li><b>${esc(f.region)} ${esc(f.variant)}</b>: ${esc(f.reason)}</li>`).join('')}</ul>`
+    : '';
+  return `<section class="job" data-job="${esc(j.id)}" data-state="${esc(j.state)}">
+  <h3>${esc(j.build ?? `${j.imageType ?? ''} ${j.arch}`)} <span class="state ${esc(j.state)}">${esc(j.state)}${j.step ? ` (${esc(j.step)})` : ''}</span></h3>
+  <p class="meta">${esc(j.channel)} · ${esc(j.arch)} · attempt ${j.attempts}${j.finishedAt ? ` · finished ${esc(j.finishedAt)}` : ''}</p>
+  ${j.error ? `<p class="error">${esc(j.error)}</p>` : ''}
+  ${j.regions.length ? `<table class="grid"><thead><tr><th>region</th>${j.variants.map((v) => `<th>${esc(v)}</th>`).join('')}</tr></thead><tbody>${rows}</tbody></table>` : ''}
+  ${failures}
+  ${j.command ? `<details><summary>equivalent command</summary><code>${esc(j.command)}</code></details>` : ''}
+</section>`;
+}
+
+export function statusHtml(model: StatusModel): string {
+  const composes = model.composes
+    .map(
+      (c) => `<article class="compose" data-compose="${esc(c.composeId)}" data-status="${esc(c.status)}">
+<h2>${esc(c.composeId)} <span class="state ${esc(c.status)}">${esc(c.status)}</span></h2>
+<p class="meta">${esc(c.channel ?? 'channel unknown')} · received ${esc(c.receivedAt)} · <a href="${esc(c.location)}">compose</a></p>
+${c.error ? `<p class="error">${esc(c.error)}</p>` : ''}
+${c.jobs.map(jobHtml).join('\n')}
+</article>`,
+    )
+    .join('\n');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="30"><title>joystick: published images</title>
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5rem;color:#222;max-width:80rem}
+h1{font-size:1.4rem}h2{font-size:1.1rem;margin:.2rem 0}h3{font-size:1rem;margin:.6rem 0 .2rem}
+.compose{border:1px solid #ccc;border-radius:6px;padding:.8rem;margin:1rem 0}
+.meta{color:#666;margin:.1rem 0}.error{color:#a00}
+.state{font-size:.8rem;padding:.1rem .4rem;border-radius:3px;background:#eee}
+.state.published,.state.complete{background:#d9f2d9}.state.failed{background:#f8d0d0}.state.partial{background:#fbe7c6}.state.publishing,.state.running,.state.queued{background:#d8e6fa}
+table.grid{border-collapse:collapse;font:12px monospace}table.grid td,table.grid th{border:1px solid #ddd;padding:.15rem .4rem;text-align:left}
+td.published{background:#eefbee}td.failed,td.missing{background:#fdeaea}td.pending{color:#888}
+.pub{color:#2a2}.failures{color:#a00}
+</style></head>
+<body><h1>joystick: published images</h1>
+<p class="meta">Generated ${esc(model.generatedAt)} · <a href="status.json">JSON</a> · <a href="metrics">metrics</a></p>
+${composes || '<p>No composes yet.</p>'}
+</body></html>
+`;
+}

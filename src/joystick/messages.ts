@@ -1,0 +1,178 @@
+import type { ReleaseRecord } from '../plume/record.js';
+import { BASE_SCHEMA, ERROR, INFO } from './bus/index.js';
+import type { OutboxItem } from './store/job-store.js';
+
+/**
+ * The messages joystick announces, built exactly as fedimg built them (the Fedora websites' get-amis
+ * scripts and the release tooling parse these field by field) and as fedora-image-uploader builds its
+ * successor message. Pure functions of a job and its release record; each message has a stable key so it
+ * is stored, and sent, once however often it is produced.
+ */
+
+export const UPLOADER_SCHEMA = 'fedora_image_uploader.published.v1.aws';
+
+/** What a job is about, for the messages. */
+export interface ImageFacts {
+  jobId: string;
+  composeId: string;
+  /** URL of the compressed image the upload read. */
+  imageUrl: string;
+  /** fedimg's image_name: the build name without region or volume suffix. */
+  build: string;
+  /** AWS architecture name: x86_64 or arm64. */
+  architecture: string;
+  channel: string;
+  /** For the fedora-image-uploader message: absent when the system has no such name for the image. */
+  uploader?: { imageName: string; subvariant: string; release: number };
+  statusUrl?: string;
+}
+
+const SERVICE = 'EC2';
+const VIRT = 'hvm';
+
+function item(key: string, topic: string, body: Record<string, unknown>, severity: number = INFO, schema = BASE_SCHEMA): OutboxItem {
+  return { key, topic, body, severity, schema };
+}
+
+/** `fedimg.image.upload` status `started`, one per volume type, when a job first starts. */
+export function uploadStarted(f: ImageFacts, primaryRegion: string, variants: readonly string[]): OutboxItem[] {
+  return variants.map((vol) =>
+    item(`${f.jobId}:upload:started:${vol}`, 'fedimg.image.upload', {
+      image_url: f.imageUrl,
+      image_name: f.build,
+      destination: primaryRegion,
+      service: SERVICE,
+      status: 'started',
+      compose: f.composeId,
+      extra: { virt_type: VIRT, vol_type: vol },
+    }),
+  );
+}
+
+/** `fedimg.image.upload` status `failed` (severity ERROR): the upload or registration never succeeded. */
+export function uploadFailed(f: ImageFacts, primaryRegion: string, variants: readonly string[], reason: string, attempt: number): OutboxItem[] {
+  return variants.map((vol) =>
+    item(
+      `${f.jobId}:upload:failed:${vol}:${attempt}`,
+      'fedimg.image.upload',
+      {
+        image_url: f.imageUrl,
+        image_name: f.build,
+        destination: primaryRegion,
+        service: SERVICE,
+        status: 'failed',
+        compose: f.composeId,
+        extra: { virt_type: VIRT, vol_type: vol, error: reason },
+      },
+      ERROR,
+    ),
+  );
+}
+
+/**
+ * Everything a finished release announces: upload completed (base region), copy (each other region),
+ * publish (every region and volume type that verified), the fedora-image-uploader message, and an ERROR
+ * message naming each region that is missing.
+ */
+export function releaseAnnouncements(f: ImageFacts, record: ReleaseRecord, opts: { fedimg: boolean; uploader: boolean }): OutboxItem[] {
+  const out: OutboxItem[] = [];
+  const primary = new Map(record.images.filter((i) => i.location === record.primaryLocation).map((i) => [i.variant, i]));
+  if (opts.fedimg) {
+    for (const [vol, image] of primary)
+      out.push(
+        item(`${f.jobId}:upload:completed:${vol}`, 'fedimg.image.upload', {
+          image_url: f.imageUrl,
+          image_name: f.build,
+          destination: record.primaryLocation,
+          service: SERVICE,
+          status: 'completed',
+          compose: f.composeId,
+          extra: { virt_type: VIRT, vol_type: vol, id: image.id },
+        }),
+      );
+    for (const image of record.images.filter((i) => i.location !== record.primaryLocation))
+      out.push(
+        item(`${f.jobId}:copy:${image.location}:${image.variant}`, 'fedimg.image.copy', {
+          image_name: image.name,
+          destination: image.location,
+          architecture: f.architecture,
+          service: SERVICE,
+          compose_id: f.composeId,
+          extra: { id: image.id, virt_type: VIRT, vol_type: image.variant, source_image_id: primary.get(image.variant)?.id ?? null },
+        }),
+      );
+    if (record.mode === 'release')
+      for (const image of record.images)
+        out.push(
+          item(`${f.jobId}:publish:${image.location}:${image.variant}`, 'fedimg.image.publish', {
+            image_name: f.build,
+            image_url: image.location === record.primaryLocation ? f.imageUrl : null,
+            architecture: f.architecture,
+            destination: image.location,
+            service: SERVICE,
+            compose: f.composeId,
+            extra: { id: image.id, virt_type: VIRT, vol_type: image.variant },
+          }),
+        );
+  }
+  if (opts.uploader && f.uploader && record.mode === 'release' && record.images.length > 0) {
+    // One AMI per region, as fedora-image-uploader publishes: the first configured volume type.
+    const preferred = record.plan.targets[0]?.variant ?? 'gp3';
+    const regions: Record<string, string> = {};
+    for (const image of record.images.filter((i) => i.variant === preferred)) regions[image.location] = image.id;
+    const u = f.uploader;
+    // A later retry that adds regions announces again, under a key naming how many regions it covers.
+    out.push(
+      item(
+        `${f.jobId}:uploader:${Object.keys(regions).length}`,
+        `fedora_image_uploader.published.v1.aws.${u.subvariant}.${u.release}.${f.architecture}`,
+        { architecture: f.architecture, compose_id: f.composeId, image_name: u.imageName, regions, release: u.release, subvariant: u.subvariant },
+        INFO,
+        UPLOADER_SCHEMA,
+      ),
+    );
+  }
+  if (record.problems.length > 0) out.push(releaseProblems(f, record));
+  return out;
+}
+
+/** A release that left regions missing or wrong: ERROR severity, every region named, so someone is paged. */
+export function releaseProblems(f: ImageFacts, record: ReleaseRecord): OutboxItem {
+  const missing = record.problems.map((p) => `${p.location}/${p.variant}`).sort();
+  return item(
+    `${f.jobId}:problems:${missing.join(',')}:${record.finishedAt}`,
+    `joystick.release.${record.status === 'failed' ? 'failed' : 'partial'}`,
+    {
+      compose_id: f.composeId,
+      image_name: f.build,
+      architecture: f.architecture,
+      channel: f.channel,
+      status: record.status,
+      published: record.images.length,
+      failed: record.problems.map((p) => ({ region: p.location, vol_type: p.variant, problem: p.kind, reason: p.detail })),
+      regions: [...new Set(record.problems.map((p) => p.location))].sort(),
+      status_url: f.statusUrl ?? null,
+    },
+    ERROR,
+  );
+}
+
+/** A job that failed before any image existed (bad image, no credentials...). */
+export function jobFailed(f: Omit<ImageFacts, 'uploader'>, reason: string, attempt: number): OutboxItem {
+  return item(
+    `${f.jobId}:failed:${attempt}`,
+    'joystick.release.failed',
+    { compose_id: f.composeId, image_name: f.build, image_url: f.imageUrl, architecture: f.architecture, channel: f.channel, status: 'failed', reason, status_url: f.statusUrl ?? null },
+    ERROR,
+  );
+}
+
+/** A finished compose of a watched channel that cannot be published: the failure fedimg kept silent. */
+export function composeFailed(composeId: string, location: string, channel: string | undefined, reason: string, statusUrl?: string): OutboxItem {
+  return item(
+    `compose:${composeId}:failed`,
+    'joystick.compose.failed',
+    { compose_id: composeId, location, channel: channel ?? null, reason, status_url: statusUrl ?? null },
+    ERROR,
+  );
+}

@@ -1,0 +1,95 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { errorMessage } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { backoffDelay } from '../shared/retry.js';
+import { makeAwsProvider } from '../plume/runtime.js';
+import type { SystemRegistry } from '../plume/systems/registry.js';
+import { Bus, type ConsumerExit, type Message } from './bus/index.js';
+import type { JoystickConfig } from './config.js';
+import { Controller } from './controller.js';
+import { startHttp, type HttpServer } from './http/server.js';
+import { Metrics } from './metrics.js';
+import { openDatabase } from './store/db.js';
+import { JobStore } from './store/job-store.js';
+
+export interface Service {
+  controller: Controller;
+  store: JobStore;
+  http: HttpServer;
+  metrics: Metrics;
+  /** Resolves when the service stops: on a signal (exit 0), or when the consumer halts or fails. */
+  done: Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** Open the broker connection, retrying for as long as it takes (readiness says so meanwhile). */
+async function openBus(config: JoystickConfig, log: Logger, signal: AbortSignal): Promise<Bus> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await Bus.open(config.bus, { logger: log });
+    } catch (err) {
+      if (signal.aborted) throw err;
+      const delay = backoffDelay(attempt, 1000, 60_000) + 1000;
+      log.error({ err: errorMessage(err), retryInSeconds: Math.round(delay / 1000) }, 'cannot reach the message broker');
+      await sleep(delay, undefined, { signal });
+    }
+  }
+}
+
+/** `joystick run`: the database, the HTTP endpoints, the controller's loops and the bus consumer. */
+export async function startService(config: JoystickConfig, registry: SystemRegistry, log: Logger): Promise<Service> {
+  const store = await JobStore.open(openDatabase(config.app.database));
+  const metrics = new Metrics();
+  const stopping = new AbortController();
+  let bus: Bus | undefined;
+  const controller = new Controller({
+    config,
+    store,
+    registry,
+    log,
+    metrics,
+    provider: makeAwsProvider(config.plume),
+    publish: async (message: Message) => {
+      if (!bus) throw new Error('not connected to the message broker yet');
+      await bus.publish(message);
+    },
+  });
+  const http = await startHttp(config.app.http_listen, { store, metrics, log, busConnected: () => bus?.connection.isConnected ?? false });
+  log.info({ url: http.url }, 'status page, health and metrics listening');
+  controller.start();
+
+  let resolveDone!: (code: number) => void;
+  const done = new Promise<number>((r) => (resolveDone = r));
+  const stop = async () => {
+    if (stopping.signal.aborted) return;
+    stopping.abort();
+    log.info('stopping: finishing the message in hand, requeueing running jobs');
+    await bus?.close().catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'closing the broker connection failed'));
+    await controller.stop();
+    await http.close();
+    await store.close();
+    resolveDone(0);
+  };
+
+  void (async () => {
+    try {
+      bus = await openBus(config, log, stopping.signal);
+      const consumer = await bus.consume((m) => controller.handleMessage(m), { logger: log, maxBodyBytes: config.app.max_message_bytes });
+      log.info({ queues: Object.keys(config.bus.queues), bindings: config.bus.bindings.length }, 'consuming');
+      const exit: ConsumerExit = await consumer.done;
+      if (stopping.signal.aborted) return;
+      const code = exit.reason === 'halted' ? exit.exitCode : exit.reason === 'failed' ? 13 : 0;
+      if (exit.reason === 'failed') log.fatal({ err: exit.error.message }, 'the consumer failed');
+      else if (exit.reason === 'halted') log.warn({ code, message: exit.message }, 'the consumer was halted');
+      await stop();
+      resolveDone(code);
+    } catch (err) {
+      if (stopping.signal.aborted) return;
+      log.fatal({ err: errorMessage(err) }, 'cannot consume');
+      await stop();
+      resolveDone(1);
+    }
+  })();
+
+  return { controller, store, http, metrics, done, stop };
+}

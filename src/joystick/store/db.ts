@@ -1,0 +1,133 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { PlumeError } from '../../shared/errors.js';
+
+export type Row = Record<string, unknown>;
+export type Param = string | number | null;
+
+/**
+ * The little SQL joystick needs, on SQLite (one instance, the default) or PostgreSQL (several replicas).
+ * Queries are written once with `?` placeholders; `skipLocked` is the row-lock clause PostgreSQL needs
+ * so replicas claim different rows, and nothing on SQLite, where one writer at a time is the rule anyway.
+ */
+export interface Db {
+  readonly dialect: 'sqlite' | 'postgres';
+  readonly skipLocked: string;
+  query<T = Row>(sql: string, params?: Param[]): Promise<T[]>;
+  /** Run `fn` in one transaction; every query inside must go through the `tx` handle. */
+  tx<T>(fn: (tx: Pick<Db, 'query' | 'dialect' | 'skipLocked'>) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** An async mutex: better-sqlite3 is synchronous, but a transaction spans awaits, so nothing may interleave. */
+class Mutex {
+  private tail: Promise<void> = Promise.resolve();
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    const prev = this.tail;
+    let release!: () => void;
+    this.tail = new Promise<void>((r) => (release = r));
+    await prev;
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+}
+
+export function openSqlite(path: string, opts: { busyTimeoutMs?: number } = {}): Db {
+  let db: Database.Database;
+  try {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
+    db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 10_000}`);
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+  } catch (err) {
+    throw new PlumeError('usage', `cannot open the database ${path}: ${(err as Error).message}`, 'check consumer_config.database and the directory permissions');
+  }
+  const mutex = new Mutex();
+  const run = <T>(sql: string, params: Param[] = []): T[] => {
+    const stmt = db.prepare(sql);
+    return stmt.reader ? (stmt.all(...params) as T[]) : (stmt.run(...params), [] as T[]);
+  };
+  const inner = { dialect: 'sqlite' as const, skipLocked: '', query: <T>(sql: string, params?: Param[]) => Promise.resolve(run<T>(sql, params)) };
+  return {
+    dialect: 'sqlite',
+    skipLocked: '',
+    query: (sql, params) => mutex.run(() => Promise.resolve(run(sql, params))),
+    tx: (fn) =>
+      mutex.run(async () => {
+        // IMMEDIATE takes the write lock up front: a claim is a read then a write, and must not race.
+        db.exec('BEGIN IMMEDIATE');
+        try {
+          const result = await fn(inner);
+          db.exec('COMMIT');
+          return result;
+        } catch (err) {
+          if (db.inTransaction) db.exec('ROLLBACK');
+          throw err;
+        }
+      }),
+    close: () =>
+      mutex.run(() => {
+        db.close();
+        return Promise.resolve();
+      }),
+  };
+}
+
+/** `?` placeholders to PostgreSQL's `$1, $2, ...` (our SQL has no literal question marks). */
+function numbered(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
+}
+
+export function openPostgres(url: string, opts: { max?: number; statementTimeoutMs?: number } = {}): Db {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.max ?? 10,
+    connectionTimeoutMillis: 10_000,
+    statement_timeout: opts.statementTimeoutMs ?? 30_000,
+    application_name: 'joystick',
+  });
+  // A dropped idle connection is not fatal: the pool makes a new one on the next query.
+  pool.on('error', () => undefined);
+  // BIGINT comes back as a string by default; our values are epoch milliseconds, well within 2^53.
+  const types = { getTypeParser: (oid: number, format?: string) => (oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) };
+  const query = async <T>(client: pg.Pool | pg.PoolClient, sql: string, params: Param[] = []): Promise<T[]> => {
+    const res = await client.query({ text: numbered(sql), values: params, types });
+    return res.rows as T[];
+  };
+  return {
+    dialect: 'postgres',
+    skipLocked: 'FOR UPDATE SKIP LOCKED',
+    query: (sql, params) => query(pool, sql, params),
+    async tx(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await fn({ dialect: 'postgres', skipLocked: 'FOR UPDATE SKIP LOCKED', query: (sql, params) => query(client, sql, params) });
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+    close: () => pool.end(),
+  };
+}
+
+/** `sqlite:///abs/path`, `sqlite://rel/path`, a bare path, or `postgres(ql)://...`. */
+export function openDatabase(url: string): Db {
+  if (/^postgres(ql)?:\/\//.test(url)) return openPostgres(url);
+  if (url.startsWith('sqlite://')) return openSqlite(url.slice('sqlite://'.length) || ':memory:');
+  if (/^[a-z]+:\/\//.test(url)) throw new PlumeError('usage', `unsupported database URL scheme in ${url.replace(/\/\/[^@]*@/, '//***@')}`, 'use sqlite:///path or postgresql://...');
+  return openSqlite(url);
+}

@@ -1,0 +1,77 @@
+import type { Db } from './db.js';
+
+/**
+ * One schema for both databases: TEXT for JSON, BIGINT epoch milliseconds for times, so the same SQL runs
+ * on SQLite and PostgreSQL. Versioned so a later release can migrate an existing database.
+ */
+export const SCHEMA_VERSION = 1;
+
+const STATEMENTS = [
+  `CREATE TABLE IF NOT EXISTS joystick_schema (version INTEGER NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS composes (
+    compose_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    event TEXT NOT NULL,
+    message_id TEXT,
+    channel TEXT,
+    received_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_try_at BIGINT NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until BIGINT,
+    error TEXT
+  )`,
+  `CREATE INDEX IF NOT EXISTS composes_work ON composes (status, next_try_at)`,
+  `CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    compose_id TEXT NOT NULL REFERENCES composes (compose_id),
+    request TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    image_type TEXT,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until BIGINT,
+    next_try_at BIGINT NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    started_at BIGINT,
+    finished_at BIGINT,
+    progress TEXT,
+    record TEXT,
+    error TEXT,
+    command TEXT
+  )`,
+  `CREATE INDEX IF NOT EXISTS jobs_work ON jobs (state, next_try_at)`,
+  `CREATE INDEX IF NOT EXISTS jobs_compose ON jobs (compose_id)`,
+  `CREATE TABLE IF NOT EXISTS outbox (
+    id TEXT PRIMARY KEY,
+    message_id TEXT NOT NULL,
+    job_id TEXT,
+    compose_id TEXT,
+    topic TEXT NOT NULL,
+    body TEXT NOT NULL,
+    severity INTEGER NOT NULL,
+    schema_name TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    ordinal INTEGER NOT NULL,
+    sent_at BIGINT,
+    lease_owner TEXT,
+    lease_until BIGINT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT
+  )`,
+  `CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (sent_at, created_at)`,
+];
+
+export async function migrate(db: Db): Promise<void> {
+  await db.tx(async (tx) => {
+    for (const sql of STATEMENTS) await tx.query(sql);
+    const [row] = await tx.query<{ version: number }>('SELECT version FROM joystick_schema');
+    if (!row) await tx.query('INSERT INTO joystick_schema (version) VALUES (?)', [SCHEMA_VERSION]);
+    else if (Number(row.version) > SCHEMA_VERSION)
+      throw new Error(`the database has schema version ${row.version}, newer than this joystick (${SCHEMA_VERSION}); upgrade joystick`);
+  });
+}

@@ -1,0 +1,113 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openPostgres, openSqlite } from '../../src/joystick/store/db.js';
+import { JobStore, type NewJob } from '../../src/joystick/store/job-store.js';
+import type { ComposeFacts } from '../../src/plume/systems/types.js';
+import { scratchDatabase } from '../support/postgres.js';
+
+const compose = (id: string): ComposeFacts => ({ id, location: `https://kojipkgs.fedoraproject.org/compose/${id}/compose`, status: 'FINISHED' });
+const job = (composeId: string, arch: string): NewJob => ({
+  id: `${composeId}/cloud/Cloud-Base/${arch}/aws`,
+  request: { system: 'fedora', channel: 'cloud', arch, compose: compose(composeId).location },
+  channel: 'cloud',
+  arch,
+  imageType: 'Cloud-Base',
+  command: 'plume release ...',
+});
+
+let pgDb: Awaited<ReturnType<typeof scratchDatabase>>;
+beforeAll(async () => {
+  pgDb = await scratchDatabase();
+});
+afterAll(async () => pgDb?.drop());
+
+describe.each([
+  ['SQLite', () => openSqlite(join(mkdtempSync(join(tmpdir(), 'joystick-store-')), 'j.db'))],
+  ['PostgreSQL', () => openPostgres(pgDb.url)],
+])('the job store on %s', (_name, open) => {
+  let store: JobStore;
+  beforeAll(async () => {
+    store = await JobStore.open(open());
+  });
+  afterAll(async () => store?.close());
+
+  it('records a compose once, however many times it is heard', async () => {
+    expect(await store.recordCompose(compose('Fedora-Cloud-30-20190611.0'), 'm1')).toBe('new');
+    expect(await store.recordCompose(compose('Fedora-Cloud-30-20190611.0'), 'm2')).toBe('known');
+    expect((await store.getCompose('Fedora-Cloud-30-20190611.0'))?.messageId).toBe('m1');
+  });
+
+  it('plans a claimed compose into jobs and announcements, atomically and once', async () => {
+    const c = await store.claimCompose('a', 60_000);
+    expect(c?.composeId).toBe('Fedora-Cloud-30-20190611.0');
+    expect(await store.claimCompose('b', 60_000)).toBeUndefined();
+    expect(await store.planCompose(c!.composeId, 'b', 'cloud', [job(c!.composeId, 'x86_64')], [])).toBe(false);
+    expect(await store.planCompose(c!.composeId, 'a', 'cloud', [job(c!.composeId, 'x86_64'), job(c!.composeId, 'aarch64')], [])).toBe(true);
+    expect((await store.jobs({ composeId: c!.composeId })).map((j) => j.state)).toEqual(['queued', 'queued']);
+  });
+
+  it('gives each job to one owner, and takes it back when the lease expires', async () => {
+    const now = Date.now();
+    const first = await store.claimJob('a', 1000, now);
+    const second = await store.claimJob('b', 1000, now);
+    expect(first && second && first.id !== second.id).toBe(true);
+    expect(await store.claimJob('c', 1000, now)).toBeUndefined();
+    // a dies; after its lease, c takes its job over and a can no longer finish it.
+    const later = now + 5000;
+    expect(await store.renewJobLease(second!.id, 'b', 60_000, later)).toBe(true);
+    const taken = await store.claimJob('c', 60_000, later);
+    expect(taken?.id).toBe(first!.id);
+    expect(taken?.attempts).toBe(2);
+    expect(await store.finishJob(first!.id, 'a', { state: 'complete' }, [])).toBe(false);
+    expect(await store.renewJobLease(first!.id, 'a', 1000)).toBe(false);
+    const item = { key: `${first!.id}:publish:us-east-1:gp3`, topic: 'fedimg.image.publish', body: { a: 1 }, severity: 20, schema: 'base.message' };
+    expect(await store.finishJob(first!.id, 'c', { state: 'complete' }, [item, item])).toBe(true);
+    expect(await store.finishJob(second!.id, 'b', { state: 'partial', error: 'eu-west-1 failed' }, [item])).toBe(true);
+    expect((await store.outbox()).filter((o) => o.key === item.key)).toHaveLength(1);
+  });
+
+  it('sends each announcement once: claimed under a lease, marked sent', async () => {
+    const batch = await store.claimOutbox('a', 60_000, 10);
+    expect(batch).toHaveLength(1);
+    expect(batch[0]!.messageId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(await store.claimOutbox('b', 60_000, 10)).toEqual([]);
+    await store.markSent(batch[0]!.key);
+    expect(await store.outbox({ unsent: true })).toEqual([]);
+  });
+
+  it('retry queues partial and failed jobs again', async () => {
+    const r = await store.retryCompose('Fedora-Cloud-30-20190611.0');
+    expect(r.jobs).toBe(1);
+    const jobs = await store.jobs({ composeId: 'Fedora-Cloud-30-20190611.0' });
+    expect(jobs.map((j) => j.state).sort()).toEqual(['complete', 'queued']);
+    expect(await store.counts()).toMatchObject({ jobs: { complete: 1, queued: 1 }, unsent: 0 });
+  });
+});
+
+describe('several replicas on PostgreSQL', () => {
+  it('claim every job exactly once under contention (FOR UPDATE SKIP LOCKED)', async () => {
+    const stores = await Promise.all([1, 2, 3].map(async () => JobStore.open(openPostgres(pgDb.url))));
+    try {
+      await stores[0]!.recordCompose(compose('Fedora-40-20240414.0'), 'm');
+      const c = await stores[0]!.claimCompose('x', 60_000);
+      const jobs = Array.from({ length: 30 }, (_, i) => ({ ...job(c!.composeId, `a${i}`), id: `${c!.composeId}/${i}` }));
+      await stores[0]!.planCompose(c!.composeId, 'x', 'cloud', jobs, []);
+      const claimed: string[] = [];
+      await Promise.all(
+        stores.map(async (s, i) => {
+          for (;;) {
+            const j = await s.claimJob(`replica-${i}`, 60_000);
+            if (!j) return;
+            claimed.push(j.id);
+          }
+        }),
+      );
+      const mine = claimed.filter((id) => id.startsWith(c!.composeId));
+      expect(mine.sort()).toEqual(jobs.map((j) => j.id).sort());
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+});
