@@ -22,6 +22,7 @@ else
   exit 2
 fi
 
+mkdir -p -- "$out_root"
 (
   cd "$ansible_dir"
   ANSIBLE_ROLES_PATH="$ansible_dir/roles:$ansible_dir/ci/stub-roles" \
