@@ -5,7 +5,15 @@ import { createLogger, redactUrl } from '../shared/log.js';
 import { makeAwsProvider } from '../plume/runtime.js';
 import { builtinSystems } from '../plume/systems/builtin.js';
 import type { SystemRegistry } from '../plume/systems/registry.js';
-import { Bus, Drop, iterateDumpFile, toDumpLine, type Message } from './bus/index.js';
+import {
+  Bus,
+  Drop,
+  createMessage,
+  iterateDumpFile,
+  loadBusConfig,
+  toDumpLine,
+  type Message,
+} from './bus/index.js';
 import { loadJoystickConfig, type JoystickConfig } from './config.js';
 import { Controller } from './controller.js';
 import { statusModel } from './http/status.js';
@@ -14,7 +22,9 @@ import { startService } from './service.js';
 import { openDatabase } from './store/db.js';
 import { JobStore } from './store/job-store.js';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 function print(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
@@ -32,14 +42,34 @@ async function load(o: Common): Promise<JoystickConfig> {
 /** Check everything that can be checked without connecting: a dry run of the start command. */
 function check(config: JoystickConfig, registry: SystemRegistry): string[] {
   const system = registry.get(config.app.system);
-  if (!system.releasesForCompose) throw new PlumeError('usage', `system ${system.name} cannot be driven by composes`, 'set consumer_config.system');
+  if (!system.releasesForCompose)
+    throw new PlumeError(
+      'usage',
+      `system ${system.name} cannot be driven by composes`,
+      'set consumer_config.system',
+    );
   const channels = system.channels().map((c) => c.name);
   for (const c of config.app.channels)
-    if (!channels.includes(c)) throw new PlumeError('usage', `consumer_config.channels: unknown channel ${JSON.stringify(c)} for ${system.name}`, `choose from ${channels.join(', ')}`);
+    if (!channels.includes(c))
+      throw new PlumeError(
+        'usage',
+        `consumer_config.channels: unknown channel ${JSON.stringify(c)} for ${system.name}`,
+        `choose from ${channels.join(', ')}`,
+      );
   for (const a of config.app.arches)
-    if (!system.arches().includes(a)) throw new PlumeError('usage', `consumer_config.arches: unknown arch ${JSON.stringify(a)} for ${system.name}`, `choose from ${system.arches().join(', ')}`);
+    if (!system.arches().includes(a))
+      throw new PlumeError(
+        'usage',
+        `consumer_config.arches: unknown arch ${JSON.stringify(a)} for ${system.name}`,
+        `choose from ${system.arches().join(', ')}`,
+      );
   const db = config.app.database;
-  if (!/^(sqlite:\/\/|postgres(ql)?:\/\/|\/|\.)/.test(db)) throw new PlumeError('usage', `consumer_config.database: unsupported ${JSON.stringify(db)}`, 'use sqlite:///path or postgresql://...');
+  if (!/^(sqlite:\/\/|postgres(ql)?:\/\/|\/|\.)/.test(db))
+    throw new PlumeError(
+      'usage',
+      `consumer_config.database: unsupported ${JSON.stringify(db)}`,
+      'use sqlite:///path or postgresql://...',
+    );
   return [
     `config: ${config.busPath ?? '(fedora-messaging defaults)'}`,
     `broker: ${redactUrl(config.bus.amqp_url)}${config.bus.tls.certfile ? ' (client certificate)' : ''}`,
@@ -74,10 +104,23 @@ async function run(o: Common & { check?: boolean }, registry: SystemRegistry): P
 }
 
 /** A controller over the configured database, publishing through `publish`. */
-async function openController(config: JoystickConfig, registry: SystemRegistry, publish: (m: Message) => Promise<void>, verbose?: boolean) {
+async function openController(
+  config: JoystickConfig,
+  registry: SystemRegistry,
+  publish: (m: Message) => Promise<void>,
+  verbose?: boolean,
+) {
   const log = createLogger({ name: 'joystick', level: verbose ? 'debug' : undefined });
   const store = await JobStore.open(openDatabase(config.app.database));
-  const controller = new Controller({ config, store, registry, log, metrics: new Metrics({ defaults: false }), publish, provider: makeAwsProvider(config.plume) });
+  const controller = new Controller({
+    config,
+    store,
+    registry,
+    log,
+    metrics: new Metrics({ defaults: false }),
+    publish,
+    provider: makeAwsProvider(config.plume),
+  });
   return { controller, store, log };
 }
 
@@ -85,12 +128,17 @@ async function openController(config: JoystickConfig, registry: SystemRegistry, 
 async function outcomeCode(store: JobStore, composeIds: string[]): Promise<number> {
   const jobs = await store.jobs({ composeIds });
   const composes = await Promise.all(composeIds.map((id) => store.getCompose(id)));
-  if (jobs.some((j) => j.state === 'failed') || composes.some((c) => c?.status === 'failed')) return EXIT.failure;
+  if (jobs.some((j) => j.state === 'failed') || composes.some((c) => c?.status === 'failed'))
+    return EXIT.failure;
   if (jobs.some((j) => j.state === 'partial' || j.state === 'queued')) return EXIT.partial;
   return EXIT.ok;
 }
 
-async function replay(file: string, o: Common & { publish?: boolean }, registry: SystemRegistry): Promise<number> {
+async function replay(
+  file: string,
+  o: Common & { publish?: boolean },
+  registry: SystemRegistry,
+): Promise<number> {
   const config = await load(o);
   let bus: Bus | undefined;
   const publish = o.publish
@@ -100,7 +148,12 @@ async function replay(file: string, o: Common & { publish?: boolean }, registry:
       }
     : (m: Message) => {
         // Without --publish, what would be announced is printed in the dump format instead.
-        print(toDumpLine({ ...m, topic: config.bus.topic_prefix ? `${config.bus.topic_prefix}.${m.topic}` : m.topic }));
+        print(
+          toDumpLine({
+            ...m,
+            topic: config.bus.topic_prefix ? `${config.bus.topic_prefix}.${m.topic}` : m.topic,
+          }),
+        );
         return Promise.resolve();
       };
   const { controller, store, log } = await openController(config, registry, publish, o.verbose);
@@ -109,7 +162,9 @@ async function replay(file: string, o: Common & { publish?: boolean }, registry:
     for await (const { line, message } of iterateDumpFile(file)) {
       try {
         await controller.handleMessage(message);
-        const id = (message.body as { compose_id?: unknown; msg?: { compose_id?: unknown } }).compose_id ?? (message.body as { msg?: { compose_id?: unknown } }).msg?.compose_id;
+        const id =
+          (message.body as { compose_id?: unknown; msg?: { compose_id?: unknown } }).compose_id ??
+          (message.body as { msg?: { compose_id?: unknown } }).msg?.compose_id;
         if (typeof id === 'string') composes.push(id);
       } catch (err) {
         if (!(err instanceof Drop)) throw err;
@@ -135,11 +190,17 @@ async function status(o: Common & { json?: boolean; limit: string }): Promise<nu
     }
     if (model.composes.length === 0) print('no composes recorded yet');
     for (const c of model.composes) {
-      print(`${c.composeId}  ${c.status}${c.channel ? `  (${c.channel})` : ''}${c.error ? `: ${c.error}` : ''}`);
+      print(
+        `${c.composeId}  ${c.status}${c.channel ? `  (${c.channel})` : ''}${c.error ? `: ${c.error}` : ''}`,
+      );
       for (const j of c.jobs) {
-        print(`  ${j.build ?? j.id}  ${j.state}${j.step ? ` (${j.step})` : ''}, attempt ${j.attempts}${j.error ? `: ${j.error}` : ''}`);
+        print(
+          `  ${j.build ?? j.id}  ${j.state}${j.step ? ` (${j.step})` : ''}, attempt ${j.attempts}${j.error ? `: ${j.error}` : ''}`,
+        );
         for (const r of j.regions)
-          print(`    ${r.padEnd(16)} ${j.variants.map((v) => `${v} ${j.grid[r]?.[v]?.id ?? j.grid[r]?.[v]?.state ?? '-'}${j.grid[r]?.[v]?.public ? ' (public)' : ''}`).join('  ')}`);
+          print(
+            `    ${r.padEnd(16)} ${j.variants.map((v) => `${v} ${j.grid[r]?.[v]?.id ?? j.grid[r]?.[v]?.state ?? '-'}${j.grid[r]?.[v]?.public ? ' (public)' : ''}`).join('  ')}`,
+          );
       }
     }
     return EXIT.ok;
@@ -148,25 +209,36 @@ async function status(o: Common & { json?: boolean; limit: string }): Promise<nu
   }
 }
 
-async function retry(composeId: string, o: Common & { now?: boolean }, registry: SystemRegistry): Promise<number> {
+async function retry(
+  composeId: string,
+  o: Common & { now?: boolean },
+  registry: SystemRegistry,
+): Promise<number> {
   const config = await load(o);
   const store = await JobStore.open(openDatabase(config.app.database));
   try {
-    if (!(await store.getCompose(composeId))) throw new PlumeError('usage', `no compose ${composeId} in the database`, 'see `joystick status`');
+    if (!(await store.getCompose(composeId)))
+      throw new PlumeError('usage', `no compose ${composeId} in the database`, 'see `joystick status`');
     const { jobs, compose } = await store.retryCompose(composeId);
     print(`${composeId}: ${jobs} job(s) queued again${compose ? ', compose metadata to be read again' : ''}`);
     if (!o.now) {
-      if (jobs || compose) print('a running joystick picks them up within its poll interval; or pass --now to run them here');
+      if (jobs || compose)
+        print('a running joystick picks them up within its poll interval; or pass --now to run them here');
       return EXIT.ok;
     }
   } finally {
     await store.close();
   }
   let bus: Bus | undefined;
-  const { controller, store: s2 } = await openController(config, registry, async (m) => {
-    bus ??= await Bus.open(config.bus);
-    await bus.publish(m);
-  }, o.verbose);
+  const { controller, store: s2 } = await openController(
+    config,
+    registry,
+    async (m) => {
+      bus ??= await Bus.open(config.bus);
+      await bus.publish(m);
+    },
+    o.verbose,
+  );
   try {
     await controller.runUntilIdle();
     return await outcomeCode(s2, [composeId]);
@@ -176,6 +248,55 @@ async function retry(composeId: string, o: Common & { now?: boolean }, registry:
   }
 }
 
+async function publishDump(file: string, o: Common): Promise<number> {
+  const { config } = await loadBusConfig({ path: o.config });
+  const bus = await Bus.open(config);
+  try {
+    let n = 0;
+    for await (const { message } of iterateDumpFile(file)) {
+      // A dump holds the full routing key; publishing adds the configured prefix, so strip it if present.
+      const prefix = config.topic_prefix ? `${config.topic_prefix.replace(/\.+$/, '')}.` : '';
+      const topic =
+        prefix && message.topic.startsWith(prefix) ? message.topic.slice(prefix.length) : message.topic;
+      await bus.publish(
+        createMessage({ topic, body: message.body, severity: message.severity, schema: message.schema }),
+      );
+      n++;
+    }
+    process.stderr.write(`published ${n} message(s) to ${config.publish_exchange}\n`);
+    return EXIT.ok;
+  } finally {
+    await bus.close();
+  }
+}
+
+async function listen(o: Common & { routingKey?: string[]; count?: string }): Promise<number> {
+  const { config } = await loadBusConfig({ path: o.config });
+  const prefix = config.topic_prefix.replace(/\.+$/, '');
+  const keys = o.routingKey ?? [prefix ? `${prefix}.#` : '#'];
+  const limit = o.count ? Number(o.count) : Infinity;
+  const bus = await Bus.open(config);
+  let seen = 0;
+  let finish!: () => void;
+  const finished = new Promise<void>((r) => (finish = r));
+  const consumer = await bus.consume(
+    (m) => {
+      print(toDumpLine(m));
+      if (++seen >= limit) finish();
+    },
+    {
+      queues: { '': { durable: false, auto_delete: true, exclusive: true, arguments: {} } },
+      bindings: [{ queue: '', exchange: config.publish_exchange, routing_keys: keys }],
+      requireProperties: false,
+    },
+  );
+  process.once('SIGINT', finish);
+  process.once('SIGTERM', finish);
+  await Promise.race([finished, consumer.done]);
+  await bus.close();
+  return EXIT.ok;
+}
+
 export function buildProgram(registry: SystemRegistry, setExit: (code: number) => void): Command {
   const program = new Command('joystick')
     .description('Publish Fedora cloud images from compose messages on the Fedora message bus, with plume.')
@@ -183,17 +304,24 @@ export function buildProgram(registry: SystemRegistry, setExit: (code: number) =
     .showHelpAfterError('(add --help for usage)')
     .exitOverride();
   const wrap = (fn: () => Promise<number>) => async () => setExit(await fn());
-  const configOpt = ['-c, --config <file>', 'fedora-messaging config.toml (default $FEDORA_MESSAGING_CONF or /etc/fedora-messaging/config.toml); joystick reads [consumer_config]'] as const;
+  const configOpt = [
+    '-c, --config <file>',
+    'fedora-messaging config.toml (default $FEDORA_MESSAGING_CONF or /etc/fedora-messaging/config.toml); joystick reads [consumer_config]',
+  ] as const;
 
   const runCmd = new Command('run')
-    .description('consume compose messages, publish images, announce them; serve /status, /metrics, /healthz, /readyz')
+    .description(
+      'consume compose messages, publish images, announce them; serve /status, /metrics, /healthz, /readyz',
+    )
     .option(...configOpt)
     .option('--check', 'validate the configuration and exit, connecting to nothing')
     .option('-v, --verbose', 'debug logging');
   runCmd.action(wrap(() => run(runCmd.opts(), registry)));
 
   const replayCmd = new Command('replay')
-    .description('process dumped messages (one JSON per line, as fedora-messaging and datagrepper write them) without the bus')
+    .description(
+      'process dumped messages (one JSON per line, as fedora-messaging and datagrepper write them) without the bus',
+    )
     .argument('<file>', 'the message dump')
     .option(...configOpt)
     .option('--publish', 'publish the resulting messages to the broker (default: print them as dump lines)')
@@ -203,7 +331,7 @@ export function buildProgram(registry: SystemRegistry, setExit: (code: number) =
   const statusCmd = new Command('status')
     .description('recent composes, their jobs and the state of every region')
     .option(...configOpt)
-    .option('--json', 'print the status page\'s JSON')
+    .option('--json', "print the status page's JSON")
     .option('--limit <n>', 'how many composes', '20');
   statusCmd.action(wrap(() => status(statusCmd.opts())));
 
@@ -215,7 +343,28 @@ export function buildProgram(registry: SystemRegistry, setExit: (code: number) =
     .option('-v, --verbose', 'debug logging');
   retryCmd.action(wrap(() => retry(retryCmd.args[0]!, retryCmd.opts(), registry)));
 
-  return program.addCommand(runCmd).addCommand(replayCmd).addCommand(statusCmd).addCommand(retryCmd);
+  const publishCmd = new Command('publish')
+    .description('publish messages from a dump file (one JSON per line), as `fedora-messaging publish` does')
+    .argument('<file>', 'the message dump')
+    .option(...configOpt);
+  publishCmd.action(wrap(() => publishDump(publishCmd.args[0]!, publishCmd.opts())));
+
+  const listenCmd = new Command('listen')
+    .description(
+      'print messages from the bus as dump lines, on a private queue (e.g. to watch what joystick announces)',
+    )
+    .option(...configOpt)
+    .option('--routing-key <key...>', 'routing keys to bind (default: everything under the topic prefix)')
+    .option('--count <n>', 'stop after this many messages');
+  listenCmd.action(wrap(() => listen(listenCmd.opts())));
+
+  return program
+    .addCommand(runCmd)
+    .addCommand(replayCmd)
+    .addCommand(statusCmd)
+    .addCommand(retryCmd)
+    .addCommand(publishCmd)
+    .addCommand(listenCmd);
 }
 
 export async function main(argv: string[], registry: SystemRegistry = builtinSystems()): Promise<number> {
@@ -224,7 +373,12 @@ export async function main(argv: string[], registry: SystemRegistry = builtinSys
     await buildProgram(registry, (c) => (code = c)).parseAsync(argv);
     return code;
   } catch (err) {
-    if (err instanceof CommanderError) return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? EXIT.ok : EXIT.usage;
+    if (err instanceof CommanderError)
+      return err.code === 'commander.helpDisplayed' ||
+        err.code === 'commander.version' ||
+        err.code === 'commander.help'
+        ? EXIT.ok
+        : EXIT.usage;
     process.stderr.write(`joystick: error: ${errorMessage(err)}\n`);
     return exitCodeFor(err);
   }

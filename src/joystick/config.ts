@@ -1,6 +1,10 @@
 import { z } from 'zod';
 import { PlumeError } from '../shared/errors.js';
-import { loadConfig as loadPlumeConfig, parseConfig as parsePlumeConfig, type PlumeConfig } from '../plume/config.js';
+import {
+  loadConfig as loadPlumeConfig,
+  parseConfig as parsePlumeConfig,
+  type PlumeConfig,
+} from '../plume/config.js';
 import { loadBusConfig, type BusConfig } from './bus/index.js';
 
 /**
@@ -34,7 +38,11 @@ export const ConsumerConfig = z.strictObject({
   /** Attempts per job before it is reported failed for good (a retry command starts again). */
   max_job_attempts: z.number().int().min(1).max(20).default(3),
   /** Largest message body accepted from the bus. */
-  max_message_bytes: z.number().int().min(1024).default(1024 * 1024),
+  max_message_bytes: z
+    .number()
+    .int()
+    .min(1024)
+    .default(1024 * 1024),
   /** Base URL of the status page, put in failure messages so whoever is paged can look. */
   status_url: z.string().optional(),
 });
@@ -51,7 +59,11 @@ export function parseConsumerConfig(raw: Record<string, unknown>, where: string)
   const result = ConsumerConfig.safeParse(raw);
   if (!result.success) {
     const issue = result.error.issues[0]!;
-    throw new PlumeError('usage', `${where}: consumer_config.${issue.path.join('.')}: ${issue.message}`, 'fix the config file');
+    throw new PlumeError(
+      'usage',
+      `${where}: consumer_config.${issue.path.join('.')}: ${issue.message}`,
+      'fix the config file',
+    );
   }
   return result.data;
 }

@@ -11,7 +11,14 @@ import type { SystemRegistry } from '../plume/systems/registry.js';
 import type { ComposeFacts, TargetSettings } from '../plume/systems/types.js';
 import { Drop, Nack, createMessage, type Message, type ReceivedMessage } from './bus/index.js';
 import type { JoystickConfig } from './config.js';
-import { composeFailed, jobFailed, releaseAnnouncements, uploadFailed, uploadStarted, type ImageFacts } from './messages.js';
+import {
+  composeFailed,
+  jobFailed,
+  releaseAnnouncements,
+  uploadFailed,
+  uploadStarted,
+  type ImageFacts,
+} from './messages.js';
 import type { Metrics } from './metrics.js';
 import { isComposeTopic, isFinished, parsePungiBody } from './pungi.js';
 import { plumeCommand, runJob } from './release-job.js';
@@ -69,7 +76,10 @@ export class Controller {
     const parsed = parsePungiBody(message.body);
     if (!parsed.ok) {
       metrics.messagesDropped.inc({ reason: 'invalid' });
-      log.error({ id: message.id, topic: message.topic, reason: parsed.reason }, 'dropping an invalid compose message');
+      log.error(
+        { id: message.id, topic: message.topic, reason: parsed.reason },
+        'dropping an invalid compose message',
+      );
       throw new Drop(parsed.reason);
     }
     const facts = parsed.compose;
@@ -82,7 +92,10 @@ export class Controller {
     try {
       outcome = await store.recordCompose(facts, message.id);
     } catch (err) {
-      log.error({ compose: facts.id, err: errorMessage(err) }, 'cannot record the compose; the broker will redeliver it');
+      log.error(
+        { compose: facts.id, err: errorMessage(err) },
+        'cannot record the compose; the broker will redeliver it',
+      );
       // Requeueing at once would spin while the database is down.
       await sleep(2000);
       throw new Nack(`database unavailable: ${errorMessage(err)}`);
@@ -117,7 +130,9 @@ export class Controller {
     this.loops = [
       forever('composes', () => this.resolveOne()),
       forever('outbox', () => this.sendOutbox()),
-      ...Array.from({ length: this.app.max_parallel_jobs }, (_, i) => forever(`worker-${i}`, () => this.workOne())),
+      ...Array.from({ length: this.app.max_parallel_jobs }, (_, i) =>
+        forever(`worker-${i}`, () => this.workOne()),
+      ),
     ];
   }
 
@@ -152,7 +167,9 @@ export class Controller {
   async runUntilIdle(): Promise<void> {
     for (;;) {
       let busy = await this.resolveOne();
-      const workers = await Promise.all(Array.from({ length: this.app.max_parallel_jobs }, () => this.workOne()));
+      const workers = await Promise.all(
+        Array.from({ length: this.app.max_parallel_jobs }, () => this.workOne()),
+      );
       busy = workers.some(Boolean) || busy;
       busy = (await this.sendOutbox()) || busy;
       if (!busy) return;
@@ -162,7 +179,12 @@ export class Controller {
   // ---- composes ---------------------------------------------------------------------------------------
 
   private watch() {
-    return { channels: this.app.channels, arches: this.app.arches, imageTypes: this.app.image_types, environment: this.app.environment };
+    return {
+      channels: this.app.channels,
+      arches: this.app.arches,
+      imageTypes: this.app.image_types,
+      environment: this.app.environment,
+    };
   }
 
   async resolveOne(): Promise<boolean> {
@@ -171,10 +193,15 @@ export class Controller {
     if (!compose) return false;
     const facts = compose.event;
     const system = registry.get(this.app.system);
-    if (!system.releasesForCompose) throw new PlumeError('usage', `system ${system.name} cannot be driven by composes`);
+    if (!system.releasesForCompose)
+      throw new PlumeError('usage', `system ${system.name} cannot be driven by composes`);
     const policy = sourcePolicy(config.plume, system, false);
     try {
-      const decision = await system.releasesForCompose(facts, this.watch(), { policy, log, signal: this.abort.signal });
+      const decision = await system.releasesForCompose(facts, this.watch(), {
+        policy,
+        log,
+        signal: this.abort.signal,
+      });
       if (decision.kind === 'ignore') {
         metrics.composesOutcome.inc({ outcome: 'ignored' });
         log.info({ compose: facts.id, reason: decision.reason }, 'compose ignored');
@@ -195,7 +222,8 @@ export class Controller {
       }));
       if (await store.planCompose(facts.id, this.owner, decision.channel, jobs, [])) {
         metrics.composesOutcome.inc({ outcome: 'planned' });
-        for (const job of jobs) log.info({ compose: facts.id, job: job.id, command: job.command }, 'job queued');
+        for (const job of jobs)
+          log.info({ compose: facts.id, job: job.id, command: job.command }, 'job queued');
         this.poke();
       }
       return true;
@@ -205,7 +233,10 @@ export class Controller {
       if (retryable && ageMs < this.app.metadata_retry_minutes * 60_000) {
         const delay = backoffDelay(compose.attempts, 5_000, 300_000) + 1000;
         metrics.retries.inc({ what: 'compose-metadata' });
-        log.warn({ compose: facts.id, err: errorMessage(err), retryInSeconds: Math.round(delay / 1000) }, 'cannot read the compose yet; will retry');
+        log.warn(
+          { compose: facts.id, err: errorMessage(err), retryInSeconds: Math.round(delay / 1000) },
+          'cannot read the compose yet; will retry',
+        );
         await store.deferCompose(facts.id, this.owner, errorMessage(err), Date.now() + delay);
       } else await this.failCompose(facts, undefined, errorMessage(err));
       return true;
@@ -216,7 +247,9 @@ export class Controller {
     const { store, log, metrics } = this.deps;
     metrics.composesOutcome.inc({ outcome: 'failed' });
     log.error({ compose: facts.id, channel, reason }, 'compose cannot be published');
-    await store.closeCompose(facts.id, this.owner, 'failed', reason, channel, [composeFailed(facts.id, facts.location, channel, reason, this.app.status_url)]);
+    await store.closeCompose(facts.id, this.owner, 'failed', reason, channel, [
+      composeFailed(facts.id, facts.location, channel, reason, this.app.status_url),
+    ]);
     this.poke();
   }
 
@@ -252,24 +285,29 @@ export class Controller {
     log.info({ command: job.command }, 'job started; the equivalent command is shown');
 
     // Renew the lease while the release runs; losing it means another replica took the job over.
-    const renew = setInterval(() => {
-      store.renewJobLease(job.id, this.owner, this.leaseMs).then(
-        (ok) => {
-          if (!ok) {
-            log.error('lost the job lease; stopping this attempt');
-            control.abort(new PlumeError('internal', 'lease lost'));
-          }
-        },
-        (err: unknown) => log.warn({ err: errorMessage(err) }, 'could not renew the job lease'),
-      );
-    }, Math.max(1000, this.leaseMs / 3));
+    const renew = setInterval(
+      () => {
+        store.renewJobLease(job.id, this.owner, this.leaseMs).then(
+          (ok) => {
+            if (!ok) {
+              log.error('lost the job lease; stopping this attempt');
+              control.abort(new PlumeError('internal', 'lease lost'));
+            }
+          },
+          (err: unknown) => log.warn({ err: errorMessage(err) }, 'could not renew the job lease'),
+        );
+      },
+      Math.max(1000, this.leaseMs / 3),
+    );
 
     let lastSave = 0;
     let saving: Promise<void> = Promise.resolve();
     const onProgress = (p: JobProgress) => {
       if (Date.now() - lastSave < 1000) return;
       lastSave = Date.now();
-      saving = saving.then(() => store.saveProgress(job.id, this.owner, structuredClone(p)).catch(() => undefined));
+      saving = saving.then(() =>
+        store.saveProgress(job.id, this.owner, structuredClone(p)).catch(() => undefined),
+      );
     };
 
     let planned: PlannedRelease[] = [];
@@ -286,19 +324,40 @@ export class Controller {
         onPlanned: async (p) => {
           planned = p;
           if (this.app.publish_fedimg)
-            await store.announce(job.id, job.composeId, p.flatMap((x) => uploadStarted(this.imageFacts(job, x), x.plan.primaryLocation, variantsOf(x))));
+            await store.announce(
+              job.id,
+              job.composeId,
+              p.flatMap((x) => uploadStarted(this.imageFacts(job, x), x.plan.primaryLocation, variantsOf(x))),
+            );
           this.poke();
         },
       });
       const outbox = records.flatMap((record, i) =>
-        releaseAnnouncements(this.imageFacts(job, planned[i]!), record, { fedimg: this.app.publish_fedimg, uploader: this.app.publish_image_uploader }),
+        releaseAnnouncements(this.imageFacts(job, planned[i]!), record, {
+          fedimg: this.app.publish_fedimg,
+          uploader: this.app.publish_image_uploader,
+        }),
       );
-      const state = records.every((r) => r.status === 'complete') ? 'complete' : records.some((r) => r.images.length > 0) ? 'partial' : 'failed';
+      const state = records.every((r) => r.status === 'complete')
+        ? 'complete'
+        : records.some((r) => r.images.length > 0)
+          ? 'partial'
+          : 'failed';
       await saving;
       if (await store.finishJob(job.id, this.owner, { state, record: records[0] }, outbox)) {
         metrics.releases.inc({ outcome: state, channel: job.channel });
-        if (records.some((r) => r.images.length > 0)) metrics.lastPublish.set({ channel: job.channel }, Date.now() / 1000);
-        log.info({ state, images: records.reduce((n, r) => n + r.images.length, 0), problems: records.flatMap((r) => r.problems.map((p) => `${p.location}/${p.variant}: ${p.detail}`)) }, 'job finished');
+        if (records.some((r) => r.images.length > 0))
+          metrics.lastPublish.set({ channel: job.channel }, Date.now() / 1000);
+        log.info(
+          {
+            state,
+            images: records.reduce((n, r) => n + r.images.length, 0),
+            problems: records.flatMap((r) =>
+              r.problems.map((p) => `${p.location}/${p.variant}: ${p.detail}`),
+            ),
+          },
+          'job finished',
+        );
       }
     } catch (err) {
       await saving;
@@ -310,7 +369,12 @@ export class Controller {
     }
   }
 
-  private async jobError(job: JobRow, planned: PlannedRelease[], err: unknown, stopping: boolean): Promise<void> {
+  private async jobError(
+    job: JobRow,
+    planned: PlannedRelease[],
+    err: unknown,
+    stopping: boolean,
+  ): Promise<void> {
     const { store, log, metrics } = this.deps;
     const reason = errorMessage(err);
     if (stopping) {
@@ -322,8 +386,16 @@ export class Controller {
     if (retryable && job.attempts < this.app.max_job_attempts) {
       const delay = backoffDelay(job.attempts, 10_000, 600_000) + 5_000;
       metrics.releases.inc({ outcome: 'retry', channel: job.channel });
-      log.warn({ job: job.id, err: reason, retryInSeconds: Math.round(delay / 1000) }, 'job failed; will retry');
-      await store.finishJob(job.id, this.owner, { state: 'queued', error: reason, nextTryAt: Date.now() + delay }, []);
+      log.warn(
+        { job: job.id, err: reason, retryInSeconds: Math.round(delay / 1000) },
+        'job failed; will retry',
+      );
+      await store.finishJob(
+        job.id,
+        this.owner,
+        { state: 'queued', error: reason, nextTryAt: Date.now() + delay },
+        [],
+      );
       return;
     }
     metrics.releases.inc({ outcome: 'failed', channel: job.channel });
@@ -331,12 +403,27 @@ export class Controller {
     const outbox: OutboxItem[] = [];
     for (const p of planned) {
       const facts = this.imageFacts(job, p);
-      if (this.app.publish_fedimg) outbox.push(...uploadFailed(facts, p.plan.primaryLocation, variantsOf(p), reason, job.attempts));
+      if (this.app.publish_fedimg)
+        outbox.push(...uploadFailed(facts, p.plan.primaryLocation, variantsOf(p), reason, job.attempts));
       outbox.push(jobFailed(facts, reason, job.attempts));
     }
     if (planned.length === 0) {
       const r = job.request;
-      outbox.push(jobFailed({ jobId: job.id, composeId: job.composeId, imageUrl: r.compose ?? '', build: '', architecture: r.arch ?? '', channel: job.channel, statusUrl: this.app.status_url }, reason, job.attempts));
+      outbox.push(
+        jobFailed(
+          {
+            jobId: job.id,
+            composeId: job.composeId,
+            imageUrl: r.compose ?? '',
+            build: '',
+            architecture: r.arch ?? '',
+            channel: job.channel,
+            statusUrl: this.app.status_url,
+          },
+          reason,
+          job.attempts,
+        ),
+      );
     }
     await store.finishJob(job.id, this.owner, { state: 'failed', error: reason }, outbox);
   }
@@ -347,7 +434,13 @@ export class Controller {
     const { store, log, metrics } = this.deps;
     const rows = await store.claimOutbox(this.owner, 60_000, 50);
     for (const row of rows) {
-      const message = createMessage({ id: row.messageId, topic: row.topic, body: row.body, severity: row.severity as 10 | 20 | 30 | 40, schema: row.schema });
+      const message = createMessage({
+        id: row.messageId,
+        topic: row.topic,
+        body: row.body,
+        severity: row.severity as 10 | 20 | 30 | 40,
+        schema: row.schema,
+      });
       try {
         await this.deps.publish(message);
         await store.markSent(row.key);
@@ -355,7 +448,10 @@ export class Controller {
         log.info({ topic: row.topic, id: row.messageId, severity: row.severity }, 'message published');
       } catch (err) {
         metrics.publishFailures.inc();
-        log.error({ topic: row.topic, err: errorMessage(err) }, 'message not confirmed by the broker; it stays queued');
+        log.error(
+          { topic: row.topic, err: errorMessage(err) },
+          'message not confirmed by the broker; it stays queued',
+        );
         await store.markUnsent(row.key, errorMessage(err)).catch(() => undefined);
         // The rest of this batch would fail the same way: let the loop back off.
         throw err;
@@ -366,5 +462,7 @@ export class Controller {
 }
 
 function variantsOf(p: PlannedRelease): string[] {
-  return [...new Set(p.plan.targets.filter((t) => t.location === p.plan.primaryLocation).map((t) => t.variant))];
+  return [
+    ...new Set(p.plan.targets.filter((t) => t.location === p.plan.primaryLocation).map((t) => t.variant)),
+  ];
 }

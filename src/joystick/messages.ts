@@ -30,12 +30,22 @@ export interface ImageFacts {
 const SERVICE = 'EC2';
 const VIRT = 'hvm';
 
-function item(key: string, topic: string, body: Record<string, unknown>, severity: number = INFO, schema = BASE_SCHEMA): OutboxItem {
+function item(
+  key: string,
+  topic: string,
+  body: Record<string, unknown>,
+  severity: number = INFO,
+  schema = BASE_SCHEMA,
+): OutboxItem {
   return { key, topic, body, severity, schema };
 }
 
 /** `fedimg.image.upload` status `started`, one per volume type, when a job first starts. */
-export function uploadStarted(f: ImageFacts, primaryRegion: string, variants: readonly string[]): OutboxItem[] {
+export function uploadStarted(
+  f: ImageFacts,
+  primaryRegion: string,
+  variants: readonly string[],
+): OutboxItem[] {
   return variants.map((vol) =>
     item(`${f.jobId}:upload:started:${vol}`, 'fedimg.image.upload', {
       image_url: f.imageUrl,
@@ -50,7 +60,13 @@ export function uploadStarted(f: ImageFacts, primaryRegion: string, variants: re
 }
 
 /** `fedimg.image.upload` status `failed` (severity ERROR): the upload or registration never succeeded. */
-export function uploadFailed(f: ImageFacts, primaryRegion: string, variants: readonly string[], reason: string, attempt: number): OutboxItem[] {
+export function uploadFailed(
+  f: ImageFacts,
+  primaryRegion: string,
+  variants: readonly string[],
+  reason: string,
+  attempt: number,
+): OutboxItem[] {
   return variants.map((vol) =>
     item(
       `${f.jobId}:upload:failed:${vol}:${attempt}`,
@@ -74,9 +90,15 @@ export function uploadFailed(f: ImageFacts, primaryRegion: string, variants: rea
  * publish (every region and volume type that verified), the fedora-image-uploader message, and an ERROR
  * message naming each region that is missing.
  */
-export function releaseAnnouncements(f: ImageFacts, record: ReleaseRecord, opts: { fedimg: boolean; uploader: boolean }): OutboxItem[] {
+export function releaseAnnouncements(
+  f: ImageFacts,
+  record: ReleaseRecord,
+  opts: { fedimg: boolean; uploader: boolean },
+): OutboxItem[] {
   const out: OutboxItem[] = [];
-  const primary = new Map(record.images.filter((i) => i.location === record.primaryLocation).map((i) => [i.variant, i]));
+  const primary = new Map(
+    record.images.filter((i) => i.location === record.primaryLocation).map((i) => [i.variant, i]),
+  );
   if (opts.fedimg) {
     for (const [vol, image] of primary)
       out.push(
@@ -98,7 +120,12 @@ export function releaseAnnouncements(f: ImageFacts, record: ReleaseRecord, opts:
           architecture: f.architecture,
           service: SERVICE,
           compose_id: f.composeId,
-          extra: { id: image.id, virt_type: VIRT, vol_type: image.variant, source_image_id: primary.get(image.variant)?.id ?? null },
+          extra: {
+            id: image.id,
+            virt_type: VIRT,
+            vol_type: image.variant,
+            source_image_id: primary.get(image.variant)?.id ?? null,
+          },
         }),
       );
     if (record.mode === 'release')
@@ -119,14 +146,22 @@ export function releaseAnnouncements(f: ImageFacts, record: ReleaseRecord, opts:
     // One AMI per region, as fedora-image-uploader publishes: the first configured volume type.
     const preferred = record.plan.targets[0]?.variant ?? 'gp3';
     const regions: Record<string, string> = {};
-    for (const image of record.images.filter((i) => i.variant === preferred)) regions[image.location] = image.id;
+    for (const image of record.images.filter((i) => i.variant === preferred))
+      regions[image.location] = image.id;
     const u = f.uploader;
     // A later retry that adds regions announces again, under a key naming how many regions it covers.
     out.push(
       item(
         `${f.jobId}:uploader:${Object.keys(regions).length}`,
         `fedora_image_uploader.published.v1.aws.${u.subvariant}.${u.release}.${f.architecture}`,
-        { architecture: f.architecture, compose_id: f.composeId, image_name: u.imageName, regions, release: u.release, subvariant: u.subvariant },
+        {
+          architecture: f.architecture,
+          compose_id: f.composeId,
+          image_name: u.imageName,
+          regions,
+          release: u.release,
+          subvariant: u.subvariant,
+        },
         INFO,
         UPLOADER_SCHEMA,
       ),
@@ -149,7 +184,12 @@ export function releaseProblems(f: ImageFacts, record: ReleaseRecord): OutboxIte
       channel: f.channel,
       status: record.status,
       published: record.images.length,
-      failed: record.problems.map((p) => ({ region: p.location, vol_type: p.variant, problem: p.kind, reason: p.detail })),
+      failed: record.problems.map((p) => ({
+        region: p.location,
+        vol_type: p.variant,
+        problem: p.kind,
+        reason: p.detail,
+      })),
       regions: [...new Set(record.problems.map((p) => p.location))].sort(),
       status_url: f.statusUrl ?? null,
     },
@@ -162,13 +202,28 @@ export function jobFailed(f: Omit<ImageFacts, 'uploader'>, reason: string, attem
   return item(
     `${f.jobId}:failed:${attempt}`,
     'joystick.release.failed',
-    { compose_id: f.composeId, image_name: f.build, image_url: f.imageUrl, architecture: f.architecture, channel: f.channel, status: 'failed', reason, status_url: f.statusUrl ?? null },
+    {
+      compose_id: f.composeId,
+      image_name: f.build,
+      image_url: f.imageUrl,
+      architecture: f.architecture,
+      channel: f.channel,
+      status: 'failed',
+      reason,
+      status_url: f.statusUrl ?? null,
+    },
     ERROR,
   );
 }
 
 /** A finished compose of a watched channel that cannot be published: the failure fedimg kept silent. */
-export function composeFailed(composeId: string, location: string, channel: string | undefined, reason: string, statusUrl?: string): OutboxItem {
+export function composeFailed(
+  composeId: string,
+  location: string,
+  channel: string | undefined,
+  reason: string,
+  statusUrl?: string,
+): OutboxItem {
   return item(
     `compose:${composeId}:failed`,
     'joystick.compose.failed',

@@ -7,13 +7,45 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  */
 export class Metrics {
   readonly registry = new Registry();
-  readonly composesSeen = new Counter({ name: 'joystick_composes_seen_total', help: 'Pungi compose status messages seen, by status', labelNames: ['status'], registers: [this.registry] });
-  readonly composesOutcome = new Counter({ name: 'joystick_composes_total', help: 'Finished composes by outcome (planned, ignored, failed, duplicate)', labelNames: ['outcome'], registers: [this.registry] });
-  readonly messagesDropped = new Counter({ name: 'joystick_messages_dropped_total', help: 'Messages dropped as invalid', labelNames: ['reason'], registers: [this.registry] });
-  readonly releases = new Counter({ name: 'joystick_releases_total', help: 'Release attempts by outcome (complete, partial, failed, retry)', labelNames: ['outcome', 'channel'], registers: [this.registry] });
-  readonly bytesUploaded = new Counter({ name: 'joystick_upload_bytes_total', help: 'Bytes sent to snapshots (non-zero blocks only)', registers: [this.registry] });
-  readonly rawBytes = new Counter({ name: 'joystick_upload_raw_bytes_total', help: 'Bytes of raw image read', registers: [this.registry] });
-  readonly blocksSkipped = new Counter({ name: 'joystick_upload_blocks_skipped_total', help: 'All-zero blocks not sent', registers: [this.registry] });
+  readonly composesSeen = new Counter({
+    name: 'joystick_composes_seen_total',
+    help: 'Pungi compose status messages seen, by status',
+    labelNames: ['status'],
+    registers: [this.registry],
+  });
+  readonly composesOutcome = new Counter({
+    name: 'joystick_composes_total',
+    help: 'Finished composes by outcome (planned, ignored, failed, duplicate)',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  readonly messagesDropped = new Counter({
+    name: 'joystick_messages_dropped_total',
+    help: 'Messages dropped as invalid',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly releases = new Counter({
+    name: 'joystick_releases_total',
+    help: 'Release attempts by outcome (complete, partial, failed, retry)',
+    labelNames: ['outcome', 'channel'],
+    registers: [this.registry],
+  });
+  readonly bytesUploaded = new Counter({
+    name: 'joystick_upload_bytes_total',
+    help: 'Bytes sent to snapshots (non-zero blocks only)',
+    registers: [this.registry],
+  });
+  readonly rawBytes = new Counter({
+    name: 'joystick_upload_raw_bytes_total',
+    help: 'Bytes of raw image read',
+    registers: [this.registry],
+  });
+  readonly blocksSkipped = new Counter({
+    name: 'joystick_upload_blocks_skipped_total',
+    help: 'All-zero blocks not sent',
+    registers: [this.registry],
+  });
   readonly uploadSeconds = new Histogram({
     name: 'joystick_upload_duration_seconds',
     help: 'Upload duration per image, by region',
@@ -28,14 +60,51 @@ export class Metrics {
     buckets: [1, 10, 60, 300, 600, 1200, 1800, 3600, 7200],
     registers: [this.registry],
   });
-  readonly retries = new Counter({ name: 'joystick_retries_total', help: 'Retries, by what was retried', labelNames: ['what'], registers: [this.registry] });
-  readonly targetFailures = new Counter({ name: 'joystick_target_failures_total', help: 'Region/volume type failures', labelNames: ['region'], registers: [this.registry] });
-  readonly lastPublish = new Gauge({ name: 'joystick_last_publish_timestamp_seconds', help: 'Time of the last successful publish, per channel', labelNames: ['channel'], registers: [this.registry] });
-  readonly messagesPublished = new Counter({ name: 'joystick_messages_published_total', help: 'Messages confirmed by the broker, by topic', labelNames: ['topic'], registers: [this.registry] });
-  readonly publishFailures = new Counter({ name: 'joystick_publish_failures_total', help: 'Messages the broker did not confirm (they stay queued and are retried)', registers: [this.registry] });
-  readonly jobs = new Gauge({ name: 'joystick_jobs', help: 'Jobs by state', labelNames: ['state'], registers: [this.registry] });
-  readonly unsent = new Gauge({ name: 'joystick_outbox_unsent', help: 'Announcements stored but not yet confirmed by the broker', registers: [this.registry] });
-  readonly busConnected = new Gauge({ name: 'joystick_bus_connected', help: '1 when connected to the message broker', registers: [this.registry] });
+  readonly retries = new Counter({
+    name: 'joystick_retries_total',
+    help: 'Retries, by what was retried',
+    labelNames: ['what'],
+    registers: [this.registry],
+  });
+  readonly targetFailures = new Counter({
+    name: 'joystick_target_failures_total',
+    help: 'Region/volume type failures',
+    labelNames: ['region'],
+    registers: [this.registry],
+  });
+  readonly lastPublish = new Gauge({
+    name: 'joystick_last_publish_timestamp_seconds',
+    help: 'Time of the last successful publish, per channel',
+    labelNames: ['channel'],
+    registers: [this.registry],
+  });
+  readonly messagesPublished = new Counter({
+    name: 'joystick_messages_published_total',
+    help: 'Messages confirmed by the broker, by topic',
+    labelNames: ['topic'],
+    registers: [this.registry],
+  });
+  readonly publishFailures = new Counter({
+    name: 'joystick_publish_failures_total',
+    help: 'Messages the broker did not confirm (they stay queued and are retried)',
+    registers: [this.registry],
+  });
+  readonly jobs = new Gauge({
+    name: 'joystick_jobs',
+    help: 'Jobs by state',
+    labelNames: ['state'],
+    registers: [this.registry],
+  });
+  readonly unsent = new Gauge({
+    name: 'joystick_outbox_unsent',
+    help: 'Announcements stored but not yet confirmed by the broker',
+    registers: [this.registry],
+  });
+  readonly busConnected = new Gauge({
+    name: 'joystick_bus_connected',
+    help: '1 when connected to the message broker',
+    registers: [this.registry],
+  });
 
   constructor(opts: { defaults?: boolean } = {}) {
     if (opts.defaults ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'joystick_' });

@@ -40,11 +40,16 @@ export function isComposeTopic(topic: string): boolean {
 export function parsePungiBody(body: unknown): PungiParse {
   // fedmsg bridged messages carry the payload one level down.
   const candidate =
-    typeof body === 'object' && body !== null && 'msg' in body && !('compose_id' in body) ? (body as { msg: unknown }).msg : body;
+    typeof body === 'object' && body !== null && 'msg' in body && !('compose_id' in body)
+      ? (body).msg
+      : body;
   const parsed = PungiBody.safeParse(candidate);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    return { ok: false, reason: `not a Pungi compose status message: ${issue.path.join('.') || 'body'}: ${issue.message}` };
+    return {
+      ok: false,
+      reason: `not a Pungi compose status message: ${issue.path.join('.') || 'body'}: ${issue.message}`,
+    };
   }
   const b = parsed.data;
   const str = (v: string | null | undefined) => (v === null || v === undefined || v === '' ? undefined : v);
@@ -56,10 +61,12 @@ export function parsePungiBody(body: unknown): PungiParse {
       location: b.location,
       date: str(b.compose_date),
       type: str(b.compose_type),
-      respin: b.compose_respin === null || b.compose_respin === undefined ? undefined : Number(b.compose_respin),
+      respin:
+        b.compose_respin === null || b.compose_respin === undefined ? undefined : Number(b.compose_respin),
       label: str(b.compose_label),
       releaseShort: str(b.release_short),
-      releaseVersion: b.release_version === null || b.release_version === undefined ? undefined : String(b.release_version),
+      releaseVersion:
+        b.release_version === null || b.release_version === undefined ? undefined : String(b.release_version),
       releaseType: str(b.release_type),
     },
   };

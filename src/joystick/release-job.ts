@@ -73,7 +73,10 @@ export async function runJob(request: ReleaseRequest, deps: JobRunDeps): Promise
             if (event.step === 'replicate') replicateStart = Date.now();
           }
           if (event.step === 'upload' && event.state === 'done' && uploadStart)
-            deps.metrics.uploadSeconds.observe({ region: plan.primaryLocation }, (Date.now() - uploadStart) / 1000);
+            deps.metrics.uploadSeconds.observe(
+              { region: plan.primaryLocation },
+              (Date.now() - uploadStart) / 1000,
+            );
           break;
         case 'upload-progress':
           deps.metrics.rawBytes.inc(event.rawBytes - lastRaw);
@@ -82,12 +85,20 @@ export async function runJob(request: ReleaseRequest, deps: JobRunDeps): Promise
           lastRaw = event.rawBytes;
           lastSent = event.bytesSent;
           lastZero = event.zeroBlocks;
-          Object.assign(progress, { rawBytes: event.rawBytes, totalBytes: event.totalBytes, bytesSent: event.bytesSent, zeroBlocks: event.zeroBlocks });
+          Object.assign(progress, {
+            rawBytes: event.rawBytes,
+            totalBytes: event.totalBytes,
+            bytesSent: event.bytesSent,
+            zeroBlocks: event.zeroBlocks,
+          });
           break;
         case 'image-ready':
           progress.targets![targetKey(event.target)] = { state: 'ready', id: event.id };
           if (!event.primary && replicateStart && !event.reused)
-            deps.metrics.copySeconds.observe({ region: event.target.location }, (Date.now() - replicateStart) / 1000);
+            deps.metrics.copySeconds.observe(
+              { region: event.target.location },
+              (Date.now() - replicateStart) / 1000,
+            );
           break;
         case 'image-published':
           progress.targets![targetKey(event.target)] = { state: 'published', id: event.id };

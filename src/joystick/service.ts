@@ -30,14 +30,21 @@ async function openBus(config: JoystickConfig, log: Logger, signal: AbortSignal)
     } catch (err) {
       if (signal.aborted) throw err;
       const delay = backoffDelay(attempt, 1000, 60_000) + 1000;
-      log.error({ err: errorMessage(err), retryInSeconds: Math.round(delay / 1000) }, 'cannot reach the message broker');
+      log.error(
+        { err: errorMessage(err), retryInSeconds: Math.round(delay / 1000) },
+        'cannot reach the message broker',
+      );
       await sleep(delay, undefined, { signal });
     }
   }
 }
 
 /** `joystick run`: the database, the HTTP endpoints, the controller's loops and the bus consumer. */
-export async function startService(config: JoystickConfig, registry: SystemRegistry, log: Logger): Promise<Service> {
+export async function startService(
+  config: JoystickConfig,
+  registry: SystemRegistry,
+  log: Logger,
+): Promise<Service> {
   const store = await JobStore.open(openDatabase(config.app.database));
   const metrics = new Metrics();
   const stopping = new AbortController();
@@ -54,7 +61,12 @@ export async function startService(config: JoystickConfig, registry: SystemRegis
       await bus.publish(message);
     },
   });
-  const http = await startHttp(config.app.http_listen, { store, metrics, log, busConnected: () => bus?.connection.isConnected ?? false });
+  const http = await startHttp(config.app.http_listen, {
+    store,
+    metrics,
+    log,
+    busConnected: () => bus?.connection.isConnected ?? false,
+  });
   log.info({ url: http.url }, 'status page, health and metrics listening');
   controller.start();
 
@@ -64,7 +76,9 @@ export async function startService(config: JoystickConfig, registry: SystemRegis
     if (stopping.signal.aborted) return;
     stopping.abort();
     log.info('stopping: finishing the message in hand, requeueing running jobs');
-    await bus?.close().catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'closing the broker connection failed'));
+    await bus
+      ?.close()
+      .catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'closing the broker connection failed'));
     await controller.stop();
     await http.close();
     await store.close();
@@ -74,7 +88,10 @@ export async function startService(config: JoystickConfig, registry: SystemRegis
   void (async () => {
     try {
       bus = await openBus(config, log, stopping.signal);
-      const consumer = await bus.consume((m) => controller.handleMessage(m), { logger: log, maxBodyBytes: config.app.max_message_bytes });
+      const consumer = await bus.consume((m) => controller.handleMessage(m), {
+        logger: log,
+        maxBodyBytes: config.app.max_message_bytes,
+      });
       log.info({ queues: Object.keys(config.bus.queues), bindings: config.bus.bindings.length }, 'consuming');
       const exit: ConsumerExit = await consumer.done;
       if (stopping.signal.aborted) return;

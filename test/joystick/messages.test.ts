@@ -1,40 +1,62 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { composeFailed, releaseAnnouncements, uploadStarted, type ImageFacts } from '../../src/joystick/messages.js';
+import {
+  composeFailed,
+  releaseAnnouncements,
+  uploadStarted,
+  type ImageFacts,
+} from '../../src/joystick/messages.js';
 import type { ReleaseRecord } from '../../src/plume/record.js';
 
-const fixture = (name: string) => JSON.parse(readFileSync(new URL(`../fixtures/messages/${name}`, import.meta.url), 'utf8'));
+const fixture = (name: string) =>
+  JSON.parse(readFileSync(new URL(`../fixtures/messages/${name}`, import.meta.url), 'utf8'));
 
 /** Same keys at every level, and the same JSON type for each value. */
 function shape(v: unknown): unknown {
   if (v === null) return 'null';
   if (Array.isArray(v)) return v.map(shape);
-  if (typeof v === 'object') return Object.fromEntries(Object.entries(v as object).map(([k, x]) => [k, shape(x)]).sort());
+  if (typeof v === 'object')
+    return Object.fromEntries(
+      Object.entries(v)
+        .map(([k, x]) => [k, shape(x)])
+        .sort(),
+    );
   return typeof v;
 }
 
 const facts: ImageFacts = {
   jobId: 'J',
   composeId: 'Fedora-28-20180425.0',
-  imageUrl: 'https://kojipkgs.fedoraproject.org/compose/28/Fedora-28-20180425.0/compose/Cloud/x86_64/images/Fedora-Cloud-Base-28-1.1.x86_64.raw.xz',
+  imageUrl:
+    'https://kojipkgs.fedoraproject.org/compose/28/Fedora-28-20180425.0/compose/Cloud/x86_64/images/Fedora-Cloud-Base-28-1.1.x86_64.raw.xz',
   build: 'Fedora-Cloud-Base-28-1.1.x86_64',
   architecture: 'x86_64',
   channel: 'cloud',
   uploader: { imageName: 'Fedora-Cloud-Base-AmazonEC2.x86_64-28-1.1', subvariant: 'Cloud_Base', release: 28 },
 };
 
-const image = (location: string, variant: string, id: string) => ({ location, variant, id, name: `${facts.build}-hvm-${location}-${variant}-0` });
+const image = (location: string, variant: string, id: string) => ({
+  location,
+  variant,
+  id,
+  name: `${facts.build}-hvm-${location}-${variant}-0`,
+});
 const record = {
   status: 'complete',
   mode: 'release',
   primaryLocation: 'us-east-1',
-  images: [image('us-east-1', 'gp3', 'ami-1'), image('us-east-1', 'gp2', 'ami-2'), image('eu-west-1', 'gp3', 'ami-3'), image('eu-west-1', 'gp2', 'ami-4')],
+  images: [
+    image('us-east-1', 'gp3', 'ami-1'),
+    image('us-east-1', 'gp2', 'ami-2'),
+    image('eu-west-1', 'gp3', 'ami-3'),
+    image('eu-west-1', 'gp2', 'ami-4'),
+  ],
   problems: [],
   plan: { targets: [{ location: 'us-east-1', variant: 'gp3' }] },
   finishedAt: '2026-01-01T00:00:00Z',
 } as unknown as ReleaseRecord;
 
-describe('announcements keep fedimg\'s and fedora-image-uploader\'s shapes', () => {
+describe("announcements keep fedimg's and fedora-image-uploader's shapes", () => {
   const out = releaseAnnouncements(facts, record, { fedimg: true, uploader: true });
   const byTopic = (t: string) => out.filter((m) => m.topic === t);
 
@@ -43,11 +65,18 @@ describe('announcements keep fedimg\'s and fedora-image-uploader\'s shapes', () 
     expect(up).toHaveLength(2);
     const fx = fixture('fedimg-image-upload.json').body;
     for (const m of up) expect(shape(m.body)).toEqual(shape(fx));
-    expect(up.find((m) => (m.body.extra as { vol_type: string }).vol_type === 'gp2')?.body).toEqual({ ...fx, extra: { ...fx.extra, id: 'ami-2' } });
+    expect(up.find((m) => (m.body.extra as { vol_type: string }).vol_type === 'gp2')?.body).toEqual({
+      ...fx,
+      extra: { ...fx.extra, id: 'ami-2' },
+    });
     const started = uploadStarted(facts, 'us-east-1', ['gp3']);
-    expect(started[0]!.body).toEqual({ ...fx, status: 'started', extra: { virt_type: 'hvm', vol_type: 'gp3' } });
+    expect(started[0]!.body).toEqual({
+      ...fx,
+      status: 'started',
+      extra: { virt_type: 'hvm', vol_type: 'gp3' },
+    });
   });
-  it('copy: one per region and volume type outside the base region, with the copy\'s full name', () => {
+  it("copy: one per region and volume type outside the base region, with the copy's full name", () => {
     const copies = byTopic('fedimg.image.copy');
     expect(copies).toHaveLength(2);
     const fx = fixture('fedimg-image-copy.json').body;
@@ -59,7 +88,9 @@ describe('announcements keep fedimg\'s and fedora-image-uploader\'s shapes', () 
     const pubs = byTopic('fedimg.image.publish');
     expect(pubs).toHaveLength(4);
     const fx = fixture('fedimg-image-publish.json').body;
-    const eu = pubs.find((m) => m.body.destination === 'eu-west-1' && (m.body.extra as { vol_type: string }).vol_type === 'gp2')!;
+    const eu = pubs.find(
+      (m) => m.body.destination === 'eu-west-1' && (m.body.extra as { vol_type: string }).vol_type === 'gp2',
+    )!;
     expect(eu.body).toEqual({ ...fx, extra: { ...fx.extra, id: 'ami-4' } });
     expect(pubs.find((m) => m.body.destination === 'us-east-1')!.body.image_url).toBe(facts.imageUrl);
   });
@@ -75,7 +106,15 @@ describe('announcements keep fedimg\'s and fedora-image-uploader\'s shapes', () 
   });
   it('every message has a distinct key, and failures are ERROR', () => {
     expect(new Set(out.map((m) => m.key)).size).toBe(out.length);
-    const partial = releaseAnnouncements(facts, { ...record, status: 'partial', problems: [{ location: 'ap-south-1', variant: 'gp3', kind: 'missing', detail: 'copy failed' }] }, { fedimg: false, uploader: false });
+    const partial = releaseAnnouncements(
+      facts,
+      {
+        ...record,
+        status: 'partial',
+        problems: [{ location: 'ap-south-1', variant: 'gp3', kind: 'missing', detail: 'copy failed' }],
+      },
+      { fedimg: false, uploader: false },
+    );
     expect(partial).toHaveLength(1);
     expect(partial[0]).toMatchObject({ topic: 'joystick.release.partial', severity: 40 });
     expect(partial[0]!.body.regions).toEqual(['ap-south-1']);

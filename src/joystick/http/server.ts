@@ -33,7 +33,11 @@ export async function startHttp(listen: string, deps: HttpDeps): Promise<HttpSer
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const send = (status: number, type: string, body: string) => {
-      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+      res.writeHead(status, {
+        'content-type': type,
+        'cache-control': 'no-store',
+        'x-content-type-options': 'nosniff',
+      });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
@@ -46,11 +50,14 @@ export async function startHttp(listen: string, deps: HttpDeps): Promise<HttpSer
             const problems: string[] = [];
             if (!deps.busConnected()) problems.push('not connected to the message broker');
             await deps.store.ping().catch((err: unknown) => problems.push(`database: ${errorMessage(err)}`));
-            return problems.length ? send(503, 'text/plain', `${problems.join('\n')}\n`) : send(200, 'text/plain', 'ready\n');
+            return problems.length
+              ? send(503, 'text/plain', `${problems.join('\n')}\n`)
+              : send(200, 'text/plain', 'ready\n');
           }
           case '/metrics': {
             const counts = await deps.store.counts();
-            for (const state of ['queued', 'running', 'complete', 'partial', 'failed']) deps.metrics.jobs.set({ state }, counts.jobs[state] ?? 0);
+            for (const state of ['queued', 'running', 'complete', 'partial', 'failed'])
+              deps.metrics.jobs.set({ state }, counts.jobs[state] ?? 0);
             deps.metrics.unsent.set(counts.unsent);
             deps.metrics.busConnected.set(deps.busConnected() ? 1 : 0);
             return send(200, deps.metrics.registry.contentType, await deps.metrics.registry.metrics());

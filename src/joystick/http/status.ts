@@ -51,17 +51,34 @@ export function jobStatus(job: JobRow): JobStatus {
   const regions = plan ? [...new Set(plan.targets.map((t) => t.location))].sort() : [];
   const variants = plan ? [...new Set(plan.targets.map((t) => t.variant))] : [];
   const grid: JobStatus['grid'] = {};
-  const published = record?.mode === 'release' && (record.visibility.public || record.visibility.accounts.length > 0);
-  if (plan) for (const t of plan.targets) (grid[t.location] ??= {})[t.variant] = { state: 'pending', public: false };
+  const published =
+    record?.mode === 'release' && (record.visibility.public || record.visibility.accounts.length > 0);
+  if (plan)
+    for (const t of plan.targets) (grid[t.location] ??= {})[t.variant] = { state: 'pending', public: false };
   for (const [key, p] of Object.entries(job.progress?.targets ?? {})) {
     const [region, variant] = key.split('/') as [string, string];
     if (!regions.includes(region)) regions.push(region);
     if (!variants.includes(variant)) variants.push(variant);
-    (grid[region] ??= {})[variant] = { id: p.id, state: p.state, public: p.state === 'published', detail: p.error };
+    (grid[region] ??= {})[variant] = {
+      id: p.id,
+      state: p.state,
+      public: p.state === 'published',
+      detail: p.error,
+    };
   }
-  for (const image of record?.images ?? []) (grid[image.location] ??= {})[image.variant] = { id: image.id, state: published ? 'published' : 'ready', public: Boolean(published) };
-  const failures = (record?.problems ?? []).map((p) => ({ region: p.location, variant: p.variant, reason: `${p.kind}: ${p.detail}` }));
-  for (const f of failures) (grid[f.region] ??= {})[f.variant] = { state: 'failed', public: false, detail: f.reason };
+  for (const image of record?.images ?? [])
+    (grid[image.location] ??= {})[image.variant] = {
+      id: image.id,
+      state: published ? 'published' : 'ready',
+      public: Boolean(published),
+    };
+  const failures = (record?.problems ?? []).map((p) => ({
+    region: p.location,
+    variant: p.variant,
+    reason: `${p.kind}: ${p.detail}`,
+  }));
+  for (const f of failures)
+    (grid[f.region] ??= {})[f.variant] = { state: 'failed', public: false, detail: f.reason };
   return {
     id: job.id,
     state: job.state,
@@ -89,7 +106,10 @@ export async function statusModel(store: JobStore, limit = 30): Promise<StatusMo
     generatedAt: new Date().toISOString(),
     composes: composes.map((c) => ({
       composeId: c.composeId,
-      status: composeState(c, jobs.filter((j) => j.composeId === c.composeId)),
+      status: composeState(
+        c,
+        jobs.filter((j) => j.composeId === c.composeId),
+      ),
       channel: c.channel,
       location: c.event.location,
       receivedAt: new Date(c.receivedAt).toISOString(),
@@ -108,7 +128,7 @@ export function composeState(c: ComposeRow, jobs: JobRow[]): string {
   return 'partial';
 }
 
-const esc = (s: unknown) =>
+const esc = (s: string | number | boolean | undefined | null) =>
   String(s ?? '')
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
@@ -124,7 +144,9 @@ function cell(c: TargetCell | undefined): string {
 
 function jobHtml(j: JobStatus): string {
   const rows = j.regions
-    .map((r) => `<tr><th scope="row">${esc(r)}</th>${j.variants.map((v) => cell(j.grid[r]?.[v])).join('')}</tr>`)
+    .map(
+      (r) => `<tr><th scope="row">${esc(r)}</th>${j.variants.map((v) => cell(j.grid[r]?.[v])).join('')}</tr>`,
+    )
     .join('');
   const failures = j.failures.length
     ? `<ul class="failures">${j.failures.map((f) => `<li><b>${esc(f.region)} ${esc(f.variant)}</b>: ${esc(f.reason)}</li>`).join('')}</ul>`

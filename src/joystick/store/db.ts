@@ -47,14 +47,22 @@ export function openSqlite(path: string, opts: { busyTimeoutMs?: number } = {}):
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
   } catch (err) {
-    throw new PlumeError('usage', `cannot open the database ${path}: ${(err as Error).message}`, 'check consumer_config.database and the directory permissions');
+    throw new PlumeError(
+      'usage',
+      `cannot open the database ${path}: ${(err as Error).message}`,
+      'check consumer_config.database and the directory permissions',
+    );
   }
   const mutex = new Mutex();
   const run = <T>(sql: string, params: Param[] = []): T[] => {
     const stmt = db.prepare(sql);
     return stmt.reader ? (stmt.all(...params) as T[]) : (stmt.run(...params), [] as T[]);
   };
-  const inner = { dialect: 'sqlite' as const, skipLocked: '', query: <T>(sql: string, params?: Param[]) => Promise.resolve(run<T>(sql, params)) };
+  const inner = {
+    dialect: 'sqlite' as const,
+    skipLocked: '',
+    query: <T>(sql: string, params?: Param[]) => Promise.resolve(run<T>(sql, params)),
+  };
   return {
     dialect: 'sqlite',
     skipLocked: '',
@@ -97,8 +105,15 @@ export function openPostgres(url: string, opts: { max?: number; statementTimeout
   // A dropped idle connection is not fatal: the pool makes a new one on the next query.
   pool.on('error', () => undefined);
   // BIGINT comes back as a string by default; our values are epoch milliseconds, well within 2^53.
-  const types = { getTypeParser: (oid: number, format?: string) => (oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) };
-  const query = async <T>(client: pg.Pool | pg.PoolClient, sql: string, params: Param[] = []): Promise<T[]> => {
+  const types = {
+    getTypeParser: (oid: number, format?: string): ((v: string) => unknown) =>
+      oid === 20 ? (v: string) => Number(v) : (pg.types.getTypeParser(oid, format as 'text') as (v: string) => unknown),
+  };
+  const query = async <T>(
+    client: pg.Pool | pg.PoolClient,
+    sql: string,
+    params: Param[] = [],
+  ): Promise<T[]> => {
     const res = await client.query({ text: numbered(sql), values: params, types });
     return res.rows as T[];
   };
@@ -110,7 +125,11 @@ export function openPostgres(url: string, opts: { max?: number; statementTimeout
       const client = await pool.connect();
       try {
         await client.query('BEGIN');
-        const result = await fn({ dialect: 'postgres', skipLocked: 'FOR UPDATE SKIP LOCKED', query: (sql, params) => query(client, sql, params) });
+        const result = await fn({
+          dialect: 'postgres',
+          skipLocked: 'FOR UPDATE SKIP LOCKED',
+          query: (sql, params) => query(client, sql, params),
+        });
         await client.query('COMMIT');
         return result;
       } catch (err) {
@@ -128,6 +147,11 @@ export function openPostgres(url: string, opts: { max?: number; statementTimeout
 export function openDatabase(url: string): Db {
   if (/^postgres(ql)?:\/\//.test(url)) return openPostgres(url);
   if (url.startsWith('sqlite://')) return openSqlite(url.slice('sqlite://'.length) || ':memory:');
-  if (/^[a-z]+:\/\//.test(url)) throw new PlumeError('usage', `unsupported database URL scheme in ${url.replace(/\/\/[^@]*@/, '//***@')}`, 'use sqlite:///path or postgresql://...');
+  if (/^[a-z]+:\/\//.test(url))
+    throw new PlumeError(
+      'usage',
+      `unsupported database URL scheme in ${url.replace(/\/\/[^@]*@/, '//***@')}`,
+      'use sqlite:///path or postgresql://...',
+    );
   return openSqlite(url);
 }

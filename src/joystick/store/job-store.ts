@@ -80,7 +80,8 @@ export interface NewJob {
 type Tx = Pick<Db, 'query' | 'dialect' | 'skipLocked'>;
 
 const json = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));
-const parse = <T>(v: unknown): T | undefined => (typeof v === 'string' && v !== '' ? (JSON.parse(v) as T) : undefined);
+const parse = <T>(v: unknown): T | undefined =>
+  typeof v === 'string' && v !== '' ? (JSON.parse(v) as T) : undefined;
 const opt = <T>(v: T | null | undefined): T | undefined => (v === null ? undefined : v);
 
 function toCompose(r: Record<string, unknown>): ComposeRow {
@@ -157,17 +158,37 @@ export class JobStore {
     await this.db.query('SELECT 1 AS ok');
   }
 
-  private async addOutbox(tx: Tx, items: OutboxItem[], ids: { jobId?: string; composeId?: string }, now: number): Promise<void> {
+  private async addOutbox(
+    tx: Tx,
+    items: OutboxItem[],
+    ids: { jobId?: string; composeId?: string },
+    now: number,
+  ): Promise<void> {
     for (const [i, item] of items.entries())
       await tx.query(
         `INSERT INTO outbox (id, message_id, job_id, compose_id, topic, body, severity, schema_name, created_at, ordinal)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-        [item.key, randomUUID(), ids.jobId ?? null, ids.composeId ?? null, item.topic, JSON.stringify(item.body), item.severity, item.schema, now, i],
+        [
+          item.key,
+          randomUUID(),
+          ids.jobId ?? null,
+          ids.composeId ?? null,
+          item.topic,
+          JSON.stringify(item.body),
+          item.severity,
+          item.schema,
+          now,
+          i,
+        ],
       );
   }
 
   /** Record a compose heard on the bus; `known` when it was recorded before (a duplicate message). */
-  async recordCompose(event: ComposeFacts, messageId: string | undefined, now = Date.now()): Promise<'new' | 'known'> {
+  async recordCompose(
+    event: ComposeFacts,
+    messageId: string | undefined,
+    now = Date.now(),
+  ): Promise<'new' | 'known'> {
     const rows = await this.db.query(
       `INSERT INTO composes (compose_id, status, event, message_id, received_at, updated_at)
        VALUES (?, 'received', ?, ?, ?, ?) ON CONFLICT (compose_id) DO NOTHING RETURNING compose_id`,
@@ -194,39 +215,69 @@ export class JobStore {
   }
 
   /** Store the compose's jobs and announcements in one transaction, and mark it planned. */
-  async planCompose(composeId: string, owner: string, channel: string, jobs: NewJob[], outbox: OutboxItem[], now = Date.now()): Promise<boolean> {
+  async planCompose(
+    composeId: string,
+    owner: string,
+    channel: string,
+    jobs: NewJob[],
+    outbox: OutboxItem[],
+    now = Date.now(),
+  ): Promise<boolean> {
     return this.db.tx(async (tx) => {
-      const [mine] = await tx.query(`SELECT compose_id FROM composes WHERE compose_id = ? AND lease_owner = ? AND status = 'received'`, [composeId, owner]);
+      const [mine] = await tx.query(
+        `SELECT compose_id FROM composes WHERE compose_id = ? AND lease_owner = ? AND status = 'received'`,
+        [composeId, owner],
+      );
       if (!mine) return false;
       for (const job of jobs)
         await tx.query(
           `INSERT INTO jobs (id, compose_id, request, channel, arch, image_type, state, created_at, updated_at, command)
            VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-          [job.id, composeId, JSON.stringify(job.request), job.channel, job.arch, job.imageType ?? null, now, now, job.command],
+          [
+            job.id,
+            composeId,
+            JSON.stringify(job.request),
+            job.channel,
+            job.arch,
+            job.imageType ?? null,
+            now,
+            now,
+            job.command,
+          ],
         );
       await this.addOutbox(tx, outbox, { composeId }, now);
-      await tx.query(`UPDATE composes SET status = 'planned', channel = ?, lease_owner = NULL, lease_until = NULL, error = NULL, updated_at = ? WHERE compose_id = ?`, [
-        channel,
-        now,
-        composeId,
-      ]);
+      await tx.query(
+        `UPDATE composes SET status = 'planned', channel = ?, lease_owner = NULL, lease_until = NULL, error = NULL, updated_at = ? WHERE compose_id = ?`,
+        [channel, now, composeId],
+      );
       return true;
     });
   }
 
   /** A transient failure reading the compose: try again later. */
-  async deferCompose(composeId: string, owner: string, error: string, nextTryAt: number, now = Date.now()): Promise<void> {
-    await this.db.query(`UPDATE composes SET lease_owner = NULL, lease_until = NULL, next_try_at = ?, error = ?, updated_at = ? WHERE compose_id = ? AND lease_owner = ?`, [
-      nextTryAt,
-      error,
-      now,
-      composeId,
-      owner,
-    ]);
+  async deferCompose(
+    composeId: string,
+    owner: string,
+    error: string,
+    nextTryAt: number,
+    now = Date.now(),
+  ): Promise<void> {
+    await this.db.query(
+      `UPDATE composes SET lease_owner = NULL, lease_until = NULL, next_try_at = ?, error = ?, updated_at = ? WHERE compose_id = ? AND lease_owner = ?`,
+      [nextTryAt, error, now, composeId, owner],
+    );
   }
 
   /** The compose is not ours (`ignored`) or cannot be published (`failed`, with its ERROR announcement). */
-  async closeCompose(composeId: string, owner: string, status: 'ignored' | 'failed', reason: string, channel: string | undefined, outbox: OutboxItem[], now = Date.now()): Promise<void> {
+  async closeCompose(
+    composeId: string,
+    owner: string,
+    status: 'ignored' | 'failed',
+    reason: string,
+    channel: string | undefined,
+    outbox: OutboxItem[],
+    now = Date.now(),
+  ): Promise<void> {
     await this.db.tx(async (tx) => {
       await tx.query(
         `UPDATE composes SET status = ?, channel = ?, error = ?, lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE compose_id = ? AND lease_owner = ?`,
@@ -256,21 +307,29 @@ export class JobStore {
 
   /** Extend a job's lease; false when another replica has taken it (the caller must stop). */
   async renewJobLease(id: string, owner: string, leaseMs: number, now = Date.now()): Promise<boolean> {
-    const rows = await this.db.query(`UPDATE jobs SET lease_until = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND state = 'running' RETURNING id`, [
-      now + leaseMs,
-      now,
-      id,
-      owner,
-    ]);
+    const rows = await this.db.query(
+      `UPDATE jobs SET lease_until = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND state = 'running' RETURNING id`,
+      [now + leaseMs, now, id, owner],
+    );
     return rows.length > 0;
   }
 
   async saveProgress(id: string, owner: string, progress: JobProgress, now = Date.now()): Promise<void> {
-    await this.db.query(`UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ? AND lease_owner = ?`, [JSON.stringify(progress), now, id, owner]);
+    await this.db.query(`UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ? AND lease_owner = ?`, [
+      JSON.stringify(progress),
+      now,
+      id,
+      owner,
+    ]);
   }
 
   /** Add announcements for a job (deduplicated by key), e.g. "upload started". */
-  async announce(jobId: string | undefined, composeId: string | undefined, outbox: OutboxItem[], now = Date.now()): Promise<void> {
+  async announce(
+    jobId: string | undefined,
+    composeId: string | undefined,
+    outbox: OutboxItem[],
+    now = Date.now(),
+  ): Promise<void> {
     await this.db.tx((tx) => this.addOutbox(tx, outbox, { jobId, composeId }, now));
   }
 
@@ -287,13 +346,24 @@ export class JobStore {
     now = Date.now(),
   ): Promise<boolean> {
     return this.db.tx(async (tx) => {
-      const [job] = await tx.query(`SELECT compose_id FROM jobs WHERE id = ? AND lease_owner = ? AND state = 'running'`, [id, owner]);
+      const [job] = await tx.query(
+        `SELECT compose_id FROM jobs WHERE id = ? AND lease_owner = ? AND state = 'running'`,
+        [id, owner],
+      );
       if (!job) return false;
       const final = outcome.state !== 'queued';
       await tx.query(
         `UPDATE jobs SET state = ?, record = COALESCE(?, record), error = ?, next_try_at = ?, lease_owner = NULL, lease_until = NULL,
            finished_at = ?, updated_at = ? WHERE id = ?`,
-        [outcome.state, json(outcome.record), outcome.error ?? null, outcome.nextTryAt ?? 0, final ? now : null, now, id],
+        [
+          outcome.state,
+          json(outcome.record),
+          outcome.error ?? null,
+          outcome.nextTryAt ?? 0,
+          final ? now : null,
+          now,
+          id,
+        ],
       );
       await this.addOutbox(tx, outbox, { jobId: id, composeId: job.compose_id as string }, now);
       return true;
@@ -324,11 +394,10 @@ export class JobStore {
       );
       const out: OutboxRow[] = [];
       for (const r of rows) {
-        const [claimed] = await tx.query(`UPDATE outbox SET lease_owner = ?, lease_until = ?, attempts = attempts + 1 WHERE id = ? RETURNING *`, [
-          owner,
-          now + leaseMs,
-          r.id as string,
-        ]);
+        const [claimed] = await tx.query(
+          `UPDATE outbox SET lease_owner = ?, lease_until = ?, attempts = attempts + 1 WHERE id = ? RETURNING *`,
+          [owner, now + leaseMs, r.id as string],
+        );
         if (claimed) out.push(toOutbox(claimed));
       }
       return out;
@@ -336,15 +405,23 @@ export class JobStore {
   }
 
   async markSent(key: string, now = Date.now()): Promise<void> {
-    await this.db.query(`UPDATE outbox SET sent_at = ?, lease_owner = NULL, lease_until = NULL, error = NULL WHERE id = ?`, [now, key]);
+    await this.db.query(
+      `UPDATE outbox SET sent_at = ?, lease_owner = NULL, lease_until = NULL, error = NULL WHERE id = ?`,
+      [now, key],
+    );
   }
 
   async markUnsent(key: string, error: string): Promise<void> {
-    await this.db.query(`UPDATE outbox SET lease_owner = NULL, lease_until = NULL, error = ? WHERE id = ?`, [error, key]);
+    await this.db.query(`UPDATE outbox SET lease_owner = NULL, lease_until = NULL, error = ? WHERE id = ?`, [
+      error,
+      key,
+    ]);
   }
 
   async recentComposes(limit = 50): Promise<ComposeRow[]> {
-    return (await this.db.query(`SELECT * FROM composes ORDER BY received_at DESC, compose_id LIMIT ?`, [limit])).map(toCompose);
+    return (
+      await this.db.query(`SELECT * FROM composes ORDER BY received_at DESC, compose_id LIMIT ?`, [limit])
+    ).map(toCompose);
   }
 
   async getCompose(composeId: string): Promise<ComposeRow | undefined> {
@@ -352,7 +429,9 @@ export class JobStore {
     return row ? toCompose(row) : undefined;
   }
 
-  async jobs(filter: { composeId?: string; composeIds?: string[]; states?: JobState[] } = {}): Promise<JobRow[]> {
+  async jobs(
+    filter: { composeId?: string; composeIds?: string[]; states?: JobState[] } = {},
+  ): Promise<JobRow[]> {
     const where: string[] = [];
     const params: Param[] = [];
     if (filter.composeId) {
@@ -368,11 +447,16 @@ export class JobStore {
       where.push(`state IN (${filter.states.map(() => '?').join(', ')})`);
       params.push(...filter.states);
     }
-    const rows = await this.db.query(`SELECT * FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, id`, params);
+    const rows = await this.db.query(
+      `SELECT * FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, id`,
+      params,
+    );
     return rows.map(toJob);
   }
 
-  async outbox(filter: { composeId?: string; unsent?: boolean } = {}): Promise<(OutboxRow & { sentAt?: number })[]> {
+  async outbox(
+    filter: { composeId?: string; unsent?: boolean } = {},
+  ): Promise<(OutboxRow & { sentAt?: number })[]> {
     const where: string[] = [];
     const params: Param[] = [];
     if (filter.composeId) {
@@ -380,15 +464,28 @@ export class JobStore {
       params.push(filter.composeId);
     }
     if (filter.unsent) where.push('sent_at IS NULL');
-    const rows = await this.db.query(`SELECT * FROM outbox ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, ordinal, id`, params);
+    const rows = await this.db.query(
+      `SELECT * FROM outbox ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, ordinal, id`,
+      params,
+    );
     return rows.map((r) => ({ ...toOutbox(r), sentAt: r.sent_at === null ? undefined : Number(r.sent_at) }));
   }
 
   /** Counts for metrics and readiness: jobs by state, unsent messages. */
-  async counts(): Promise<{ jobs: Record<string, number>; unsent: number; composes: Record<string, number> }> {
-    const jobs = await this.db.query<{ state: string; n: number }>(`SELECT state, COUNT(*) AS n FROM jobs GROUP BY state`);
-    const composes = await this.db.query<{ status: string; n: number }>(`SELECT status, COUNT(*) AS n FROM composes GROUP BY status`);
-    const [unsent] = await this.db.query<{ n: number }>(`SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL`);
+  async counts(): Promise<{
+    jobs: Record<string, number>;
+    unsent: number;
+    composes: Record<string, number>;
+  }> {
+    const jobs = await this.db.query<{ state: string; n: number }>(
+      `SELECT state, COUNT(*) AS n FROM jobs GROUP BY state`,
+    );
+    const composes = await this.db.query<{ status: string; n: number }>(
+      `SELECT status, COUNT(*) AS n FROM composes GROUP BY status`,
+    );
+    const [unsent] = await this.db.query<{ n: number }>(
+      `SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL`,
+    );
     return {
       jobs: Object.fromEntries(jobs.map((r) => [r.state, Number(r.n)])),
       composes: Object.fromEntries(composes.map((r) => [r.status, Number(r.n)])),

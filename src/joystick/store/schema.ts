@@ -72,6 +72,8 @@ export async function migrate(db: Db): Promise<void> {
     const [row] = await tx.query<{ version: number }>('SELECT version FROM joystick_schema');
     if (!row) await tx.query('INSERT INTO joystick_schema (version) VALUES (?)', [SCHEMA_VERSION]);
     else if (Number(row.version) > SCHEMA_VERSION)
-      throw new Error(`the database has schema version ${row.version}, newer than this joystick (${SCHEMA_VERSION}); upgrade joystick`);
+      throw new Error(
+        `the database has schema version ${row.version}, newer than this joystick (${SCHEMA_VERSION}); upgrade joystick`,
+      );
   });
 }
