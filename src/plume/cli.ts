@@ -12,14 +12,15 @@ import {
   writeFileAtomic,
   type ReleaseRecord,
 } from './record.js';
-import { runRelease, verifyAndRepair } from './release.js';
+import { effectivePlan, runRelease, verifyAndRepair } from './release.js';
 import { makeAwsProvider, planRelease, type Overrides, type PlannedRelease } from './runtime.js';
 import { SqliteJournal } from './state/sqlite-journal.js';
 import { builtinSystems } from './systems/builtin.js';
+import { withConfiguredSystems } from './systems/generic/index.js';
 import type { SystemRegistry } from './systems/registry.js';
-import type { ReleaseRequest } from './systems/types.js';
+import type { ReleaseRequest, System } from './systems/types.js';
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 
 const VERSION = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -43,6 +44,7 @@ interface SelectorOptions extends CommonOptions {
   distro?: string;
   channel?: string;
   arch?: string;
+  architecture?: string;
   board?: string;
   imageType?: string;
   compose?: string;
@@ -58,46 +60,68 @@ interface SelectorOptions extends CommonOptions {
   visibility?: 'public' | 'private';
   shareWith?: string[];
   awsProfile?: string;
+  awsCredentials?: string;
+  verifyKey?: string;
+  platform?: string[];
+  debug?: boolean;
   record?: string;
   output?: 'table' | 'json';
+  outputsDir?: string;
+  writeImageList?: string;
   dryRun?: boolean;
+  gceJsonKey?: string;
 }
 
 /** The flags that say which release: shared by release, pre-release, verify and amis. */
 export function addSelectors(cmd: Command): Command {
-  return cmd
-    .option('--system <name>', 'system to release (fedora, ...); see `plume systems`')
-    .addOption(new Option('--distro <name>', "alias of --system (plume's older flag)").hideHelp())
-    .option('--channel <name>', 'channel of the system (e.g. cloud, rawhide, branched, updates)')
-    .option('--arch <arch>', 'architecture of the image (e.g. x86_64, aarch64)')
-    .option('--board <board>', 'board, for systems that name architectures by board (e.g. amd64-usr)')
-    .option('--image-type <type>', 'image type, for systems that have several (e.g. Cloud-Base, AtomicHost)')
-    .option('--compose <url>', 'compose location: URL (or local path) of the compose/ directory')
-    .option('--compose-id <id>', 'compose id, for systems that build URLs from it')
-    .option('--version <version>', 'version to release, for systems that need it')
-    .option('--timestamp <timestamp>', 'build timestamp, for systems that need it')
-    .option('--respin <n>', "respin number (defaults to the compose's)")
-    .option('--label <label>', 'compose label (e.g. RC-1.4, Beta-1.2) when the compose does not say')
-    .option('--environment <name>', "environment of the system's config (e.g. production, staging)")
-    .option('--base-region <region>', 'region the image is uploaded to and copied from')
-    .option(
-      '--regions <list>',
-      'comma-separated regions to publish to (default: config, or all enabled)',
-      list,
-    )
-    .option(
-      '--volume-types <list>',
-      'comma-separated root volume types, one image each (default gp3,gp2)',
-      list,
-    )
-    .addOption(
-      new Option('--visibility <v>', 'make images public or keep them private').choices([
-        'public',
-        'private',
-      ]),
-    )
-    .option('--share-with <accounts>', 'comma-separated AWS account ids to share images with', list)
-    .option('--aws-profile <name>', "AWS credentials profile (default: the SDK's default chain)");
+  return (
+    cmd
+      .option('--system <name>', "system to release; see `plume systems` (default: plume's original system)")
+      .addOption(new Option('--distro <name>', "alias of --system (plume's older flag)").hideHelp())
+      .option('-C, --channel <name>', 'channel of the system; see `plume systems`')
+      .option('--arch <arch>', 'architecture of the image (e.g. x86_64, aarch64)')
+      .addOption(new Option('-A, --architecture <arch>', "alias of --arch (plume's older flag)").hideHelp())
+      .option('-B, --board <board>', 'board, for systems that name architectures by board (e.g. amd64-usr)')
+      .option(
+        '--image-type <type>',
+        'image type, for systems that have several (e.g. Cloud-Base, AtomicHost)',
+      )
+      .option('--compose <url>', 'compose location: URL (or local path) of the compose/ directory')
+      .option('--compose-id <id>', 'compose id, for systems that build URLs from it')
+      .option('-V, --version <version>', 'version to release, for systems that need it')
+      .option('--timestamp <timestamp>', 'build timestamp, for systems that need it')
+      .option('--respin <n>', "respin number (defaults to the compose's)")
+      .option('--label <label>', 'compose label (e.g. RC-1.4, Beta-1.2) when the compose does not say')
+      .option('--environment <name>', "environment of the system's config (e.g. production, staging)")
+      .option('--base-region <region>', 'region the image is uploaded to and copied from')
+      .option(
+        '--regions <list>',
+        'comma-separated regions to publish to (default: config, or all enabled)',
+        list,
+      )
+      .option(
+        '--volume-types <list>',
+        'comma-separated root volume types, one image each (default gp3,gp2)',
+        list,
+      )
+      .addOption(
+        new Option('--visibility <v>', 'make images public or keep them private').choices([
+          'public',
+          'private',
+        ]),
+      )
+      .option('--share-with <accounts>', 'comma-separated AWS account ids to share images with', list)
+      .option('--aws-profile <name>', "AWS credentials profile (default: the SDK's default chain)")
+      .option(
+        '--aws-credentials <file>',
+        'AWS shared credentials file (not readable by group or others); profiles come from it, `default` when a target names none',
+      )
+      .option('--verify-key <file>', 'OpenPGP public key that signed images must verify against')
+      // plume's old flags: AWS is the only platform; --debug is --verbose; images are read over https.
+      .addOption(new Option('--platform <list>', 'platforms to release to (aws)').argParser(list).hideHelp())
+      .addOption(new Option('--debug', 'alias of --verbose').hideHelp())
+      .addOption(new Option('--gce-json-key <file>', 'unused: images are fetched over https').hideHelp())
+  );
 }
 
 function addCommon(cmd: Command): Command {
@@ -108,9 +132,12 @@ function addCommon(cmd: Command): Command {
     .option('-q, --quiet', 'log warnings and errors only');
 }
 
-export function requestFrom(o: SelectorOptions): ReleaseRequest {
-  const system = o.system ?? o.distro;
+export function requestFrom(o: SelectorOptions, defaultSystem?: string): ReleaseRequest {
+  const system = o.system ?? o.distro ?? defaultSystem;
   if (!system) throw new PlumeError('usage', '--system is required', 'see `plume systems` for the choices');
+  const other = (o.platform ?? []).filter((p) => p !== 'aws');
+  if (other.length > 0)
+    throw new PlumeError('usage', `plume publishes to AWS only, not ${other.join(', ')}`, 'drop --platform');
   if (!o.channel)
     throw new PlumeError(
       'usage',
@@ -126,7 +153,7 @@ export function requestFrom(o: SelectorOptions): ReleaseRequest {
   return {
     system,
     channel: o.channel,
-    arch: o.arch,
+    arch: o.arch ?? o.architecture,
     board: o.board,
     imageType: o.imageType,
     compose: o.compose,
@@ -136,6 +163,7 @@ export function requestFrom(o: SelectorOptions): ReleaseRequest {
     respin,
     label: o.label,
     environment: o.environment,
+    ...(o.verifyKey ? { verifyKey: o.verifyKey } : {}),
   };
 }
 
@@ -147,7 +175,33 @@ function overridesFrom(o: SelectorOptions): Overrides {
     visibility: o.visibility,
     shareWith: o.shareWith,
     profile: o.awsProfile,
+    credentialsFile: o.awsCredentials,
   };
+}
+
+/**
+ * plume's `--aws-credentials FILE`: the SDK reads profiles from it. A file others can read is refused, as
+ * the keys in it would already be exposed.
+ */
+function useCredentialsFile(path: string | undefined): void {
+  if (!path) return;
+  let mode: number;
+  try {
+    mode = statSync(path).mode;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new PlumeError(
+      'usage',
+      `cannot read AWS credentials file ${path}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+    );
+  }
+  if ((mode & 0o077) !== 0)
+    throw new PlumeError(
+      'usage',
+      `refusing AWS credentials file ${path}: its mode ${(mode & 0o777).toString(8).padStart(4, '0')} lets group or others read it`,
+      `chmod 600 ${path}`,
+    );
+  process.env.AWS_SHARED_CREDENTIALS_FILE = path;
 }
 
 interface Session {
@@ -160,10 +214,16 @@ interface Session {
   close(): void;
 }
 
-async function openSession(o: CommonOptions, registry: SystemRegistry, bars: boolean): Promise<Session> {
+async function openSession(
+  o: CommonOptions & { debug?: boolean },
+  builtin: SystemRegistry,
+  bars: boolean,
+): Promise<Session> {
   const { config } = await loadConfig(o.config);
-  const level = o.verbose ? 'debug' : o.quiet ? 'warn' : undefined;
-  const tty = bars && process.stderr.isTTY === true && !o.verbose;
+  const registry = withConfiguredSystems(builtin, config);
+  const verbose = o.verbose || o.debug;
+  const level = verbose ? 'debug' : o.quiet ? 'warn' : undefined;
+  const tty = bars && process.stderr.isTTY === true && !verbose;
   let progress: Progress;
   let log: Logger;
   if (tty) {
@@ -190,7 +250,11 @@ async function openSession(o: CommonOptions, registry: SystemRegistry, bars: boo
 }
 
 async function plans(session: Session, o: SelectorOptions): Promise<PlannedRelease[]> {
-  return planRelease(requestFrom(o), {
+  const request = requestFrom(o, session.registry.defaultSystem());
+  useCredentialsFile(o.awsCredentials);
+  if (o.gceJsonKey)
+    session.log.warn('--gce-json-key is not needed: images are fetched from their public https addresses');
+  return planRelease(request, {
     config: session.config,
     registry: session.registry,
     log: session.log,
@@ -206,7 +270,7 @@ function describePlan(plan: ReleasePlan): string {
     `  build:       ${plan.build}`,
     `  version:     ${plan.version}${plan.compose ? ` (compose ${plan.compose}, respin ${plan.respin ?? 0})` : ''}`,
     `  source:      ${plan.source.url}`,
-    `  checksum:    ${plan.source.sha256 ? `sha256 ${plan.source.sha256}` : plan.source.signatureUrl ? `signature ${plan.source.signatureUrl}` : 'none'}`,
+    `  checksum:    ${plan.source.sha256 ? `sha256 ${plan.source.sha256}` : plan.source.signatureUrl ? `signature ${plan.source.signatureUrl}, key ${plan.source.signatureKey ?? '(none)'}` : 'none'}`,
     `  provider:    ${plan.provider} (${plan.aws.partition}${plan.aws.profile ? `, profile ${plan.aws.profile}` : ''}), upload to ${plan.primaryLocation}`,
     `  image:       ${plan.aws.architecture}, boot ${plan.aws.bootMode}, ENA ${plan.aws.enaSupport}, SR-IOV ${plan.aws.sriovNetSupport ?? 'none'}, IMDS ${plan.aws.imdsSupport ?? 'v1 allowed'}, root ${plan.aws.rootDeviceName}`,
     `  visibility:  ${plan.visibility.public ? 'public' : 'private'}${plan.visibility.accounts.length ? `, shared with ${plan.visibility.accounts.join(', ')}` : ''}${plan.deprecateAt ? `, deprecated from ${plan.deprecateAt}` : ''}`,
@@ -235,21 +299,12 @@ async function doRelease(
       if (o.output === 'json')
         print(
           JSON.stringify(
-            planned.map((p) => ({ mode, ...p.plan })),
+            planned.map((p) => ({ mode, ...effectivePlan(p.plan, mode) })),
             null,
             2,
           ),
         );
-      else
-        print(
-          planned
-            .map((p) =>
-              describePlan(
-                mode === 'release' ? p.plan : { ...p.plan, visibility: { public: false, accounts: [] } },
-              ),
-            )
-            .join('\n\n'),
-        );
+      else print(planned.map((p) => describePlan(effectivePlan(p.plan, mode))).join('\n\n'));
       return EXIT.ok;
     }
     let worst: number = EXIT.ok;
@@ -270,9 +325,10 @@ async function doRelease(
             o.record && planned.length === 1 ? o.record : join(session.recordsDir, recordFileName(r.key)),
             JSON.stringify(r, null, 2) + '\n',
           );
-          for (const out of system.outputs?.(r) ?? [])
-            await writeFileAtomic(join(session.recordsDir, out.path), out.contents);
         },
+        verifySource: system.verifySource
+          ? (p, file) => system.verifySource!(p, file, { policy, log: session.log })
+          : undefined,
       });
       records.push(record);
       const created = record.upload && !record.upload.reused;
@@ -280,6 +336,7 @@ async function doRelease(
         session.log.info({ key: plan.key }, 'release was already complete; nothing was created');
       if (record.status !== 'complete') worst = Math.max(worst, EXIT.partial);
     }
+    await writeOutputs(session, planned[0]?.system, records, o);
     session.progress.stop();
     print(
       o.output === 'json'
@@ -293,6 +350,39 @@ async function doRelease(
     return worst;
   } finally {
     session.close();
+  }
+}
+
+/**
+ * The system's extra files (AMI lists), from the records of all targets together, once every target is
+ * complete: a list missing a partition's regions must not replace a good one.
+ */
+async function writeOutputs(
+  session: Session,
+  system: System | undefined,
+  records: ReleaseRecord[],
+  o: SelectorOptions,
+): Promise<void> {
+  const outputs = system?.outputs?.(records) ?? [];
+  if (o.writeImageList && !outputs.some((f) => f.kind === 'image-list'))
+    throw new PlumeError(
+      'usage',
+      `${system?.name ?? 'this system'} writes no image list`,
+      'drop --write-image-list',
+    );
+  if (outputs.length === 0) return;
+  if (records.some((r) => r.status !== 'complete')) {
+    session.log.warn('not writing the image lists: the release is not complete');
+    return;
+  }
+  const dir = expandHome(o.outputsDir ?? session.recordsDir);
+  for (const out of outputs) {
+    if (out.kind === 'image-list') {
+      if (o.writeImageList) await writeFileAtomic(o.writeImageList, out.contents);
+      continue;
+    }
+    await writeFileAtomic(join(dir, out.path), out.contents);
+    session.log.info({ file: join(dir, out.path) }, 'output written');
   }
 }
 
@@ -379,7 +469,9 @@ async function doAmis(o: SelectorOptions & { format?: string }, registry: System
       );
     else if (format === 'table') print(records.map(formatTable).join('\n\n'));
     else {
-      const outputs = records.flatMap((r) => session.registry.get(r.system).outputs?.(r) ?? []);
+      const bySystem = new Map<string, ReleaseRecord[]>();
+      for (const r of records) bySystem.set(r.system, [...(bySystem.get(r.system) ?? []), r]);
+      const outputs = [...bySystem].flatMap(([name, rs]) => session.registry.get(name).outputs?.(rs) ?? []);
       const match = outputs.filter((f) => f.path === format || f.path.endsWith(format));
       if (match.length === 0)
         throw new PlumeError(
@@ -422,9 +514,12 @@ async function doStatus(
   }
 }
 
-function doSystems(registry: SystemRegistry): number {
+async function doSystems(o: CommonOptions, builtin: SystemRegistry): Promise<number> {
+  const { config } = await loadConfig(o.config);
+  const registry = withConfiguredSystems(builtin, config);
   for (const s of registry.all()) {
-    print(`${s.name}${s.aliases?.length ? ` (also ${s.aliases.join(', ')})` : ''}: ${s.description}`);
+    const also = [...(s.aliases ?? []), ...(registry.defaultSystem() === s.name ? ['the default'] : [])];
+    print(`${s.name}${also.length ? ` (also ${also.join(', ')})` : ''}: ${s.description}`);
     print(`  arches: ${s.arches().join(', ')}`);
     if (s.imageTypes().length) print(`  image types: ${s.imageTypes().join(', ')}`);
     print('  channels:');
@@ -442,7 +537,7 @@ export function buildProgram(registry: SystemRegistry, setExit: (code: number) =
     .enablePositionalOptions()
     .addHelpText(
       'after',
-      '\nExamples:\n  plume release --system fedora --channel cloud --arch x86_64 \\\n      --compose https://kojipkgs.fedoraproject.org/compose/cloud/Fedora-Cloud-30-20190611.0/compose\n  plume release ... --dry-run        print the plan, change nothing\n  plume verify --record release.json check every region and volume type\n  plume amis --record release.json --format websites',
+      '\nExamples:\n  plume systems                      systems, their channels, arches and image types\n  plume release --system NAME --channel CHANNEL --arch ARCH --compose URL\n  plume pre-release ... ; plume release ...   upload privately first, publish later\n  plume release ... --dry-run        print the plan, change nothing\n  plume verify --record release.json check every region and volume type\n  plume amis --record release.json --format websites',
     )
     .showHelpAfterError('(add --help for usage)')
     .exitOverride();
@@ -453,8 +548,16 @@ export function buildProgram(registry: SystemRegistry, setExit: (code: number) =
     .description(
       'upload, register, copy to every region, publish, verify and record a release; resumes if run again',
     )
-    .option('--dry-run', 'print the plan (names, regions, tags) and change nothing')
+    .option('-n, --dry-run', 'print the plan (names, regions, tags) and change nothing')
     .option('--record <file>', 'where to write the release record (default: the state directory)')
+    .option(
+      '--outputs-dir <dir>',
+      "where to write the system's extra files, e.g. AMI lists (default: the records directory)",
+    )
+    .option(
+      '--write-image-list <file>',
+      "also write the list of images the release made (plume's old image list)",
+    )
     .addOption(
       new Option('--output <format>', 'what to print when done').choices(['table', 'json']).default('table'),
     );
@@ -465,8 +568,10 @@ export function buildProgram(registry: SystemRegistry, setExit: (code: number) =
     .description(
       'upload, register and copy to every region, keeping images private (then `plume release` publishes)',
     )
-    .option('--dry-run', 'print the plan and change nothing')
+    .option('-n, --dry-run', 'print the plan and change nothing')
     .option('--record <file>', 'where to write the release record')
+    .option('--outputs-dir <dir>', "where to write the system's extra files, e.g. AMI lists")
+    .option('--write-image-list <file>', 'also write the list of images the release made')
     .addOption(
       new Option('--output <format>', 'what to print when done').choices(['table', 'json']).default('table'),
     );
@@ -503,11 +608,11 @@ export function buildProgram(registry: SystemRegistry, setExit: (code: number) =
   status.action(run(() => doStatus(status.opts(), registry)));
   program.addCommand(status);
 
-  program.addCommand(
-    new Command('systems')
-      .description('list systems, their channels and arches')
-      .action(run(() => doSystems(registry))),
-  );
+  const systems = new Command('systems')
+    .description('list systems (built in and defined in the config file), their channels and arches')
+    .option('-c, --config <file>', 'plume config file (TOML)');
+  systems.action(run(() => doSystems(systems.opts(), registry)));
+  program.addCommand(systems);
   return program;
 }
 

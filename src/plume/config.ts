@@ -4,20 +4,19 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { loadToml, parseToml } from '../shared/toml.js';
 
-const region = z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'an AWS region name like us-east-1');
-const account = z.string().regex(/^\d{12}$/, 'a 12-digit AWS account id');
+export const region = z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'an AWS region name like us-east-1');
+export const account = z.string().regex(/^\d{12}$/, 'a 12-digit AWS account id');
+export const volumeType = z.enum(['gp3', 'gp2', 'io1', 'io2', 'st1', 'sc1', 'standard']);
+export const partition = z.enum(['aws', 'aws-us-gov', 'aws-cn']);
 
 export const AwsConfig = z.strictObject({
   base_region: region.default('us-east-1'),
   /** Explicit list, or "all" for every region enabled in the account. */
   regions: z.union([z.literal('all'), z.array(region).min(1)]).default('all'),
-  volume_types: z
-    .array(z.enum(['gp3', 'gp2', 'io1', 'io2', 'st1', 'sc1', 'standard']))
-    .min(1)
-    .default(['gp3', 'gp2']),
+  volume_types: z.array(volumeType).min(1).default(['gp3', 'gp2']),
   visibility: z.enum(['public', 'private']).default('public'),
   share_with: z.array(account).default([]),
-  partition: z.enum(['aws', 'aws-us-gov', 'aws-cn']).default('aws'),
+  partition: partition.default('aws'),
   endpoint: z.url().optional(),
   profile: z.string().min(1).optional(),
   imds_v2: z.boolean().default(true),
@@ -55,7 +54,10 @@ export const PlumeConfig = z.strictObject({
   release: z
     .strictObject({ repair_rounds: z.number().int().min(0).max(10).default(2) })
     .default({ repair_rounds: 2 }),
-  /** Per-system settings (channel overrides, systems defined in configuration); each system validates its own. */
+  /**
+   * `[systems.NAME]`: a built-in system's own settings (environments, partitions, keys), which that system
+   * validates, or a whole system defined in configuration when NAME is not a built-in one.
+   */
   systems: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
 });
 export type PlumeConfig = z.infer<typeof PlumeConfig>;

@@ -39,7 +39,7 @@ export interface ReleasePlan {
   respin?: number;
   date?: string;
   label?: string;
-  /** Build name, e.g. Fedora-Cloud-Base-30-20190611.0.x86_64. */
+  /** Build name: the image's name without region or volume type (also the snapshot's Name tag). */
   build: string;
   source: {
     url: string;
@@ -53,6 +53,8 @@ export interface ReleasePlan {
     volumeGiB?: number;
     /** Detached signature, for systems that sign instead of publishing checksums. */
     signatureUrl?: string;
+    /** Public key file(s) the signature must verify against; checked before anything is uploaded. */
+    signatureKey?: string;
   };
   provider: 'aws';
   primaryLocation: string;

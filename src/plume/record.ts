@@ -95,7 +95,7 @@ export function formatTable(record: ReleaseRecord): string {
 }
 
 /**
- * The JSON the Fedora websites' AMI pages are built from: `{ version: { arch: { region: { gp3: ami } } } }`.
+ * The JSON the distribution websites' AMI pages are built from: `{ version: { arch: { region: { gp3: ami } } } }`.
  * Arch is the AWS name (x86_64, arm64), as the websites show it.
  */
 export function formatWebsites(

@@ -1,3 +1,10 @@
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { pathToFileURL } from 'node:url';
 import { PlumeError, errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { ReleasePlan } from './plan.js';
@@ -12,6 +19,7 @@ import type {
   VerifyReport,
 } from './providers/types.js';
 import { RECORD_SCHEMA, type ReleaseRecord } from './record.js';
+import { probeSource, streamSource } from './source/fetch.js';
 import { openImage } from './source/image.js';
 import type { SourcePolicy } from './source/policy.js';
 import type { Journal, StepName } from './state/journal.js';
@@ -29,6 +37,11 @@ export interface RunOptions {
   repairRounds?: number;
   /** Write the record (the CLI passes a writer that stores it atomically). */
   writeRecord?: (record: ReleaseRecord) => Promise<void>;
+  /**
+   * Check a signed source (the system's `verifySource`), given the downloaded, still compressed file.
+   * Required for plans with `source.signatureUrl`: a signature is never skipped for want of a checker.
+   */
+  verifySource?: (plan: ReleasePlan, file: string) => Promise<void>;
 }
 
 /** The plan as a given mode executes it: a pre-release keeps everything private. */
@@ -88,24 +101,33 @@ export async function runRelease(inputPlan: ReleasePlan, opts: RunOptions): Prom
       const uploadStart = performance.now();
       disk = await step(
         'upload',
-        () =>
-          provider.uploadDisk(
-            plan,
-            () =>
-              openImage(
-                {
-                  url: new URL(plan.source.url),
-                  compression: plan.source.compression,
-                  sha256: plan.source.sha256,
-                  fallbackVolumeGiB: plan.source.fallbackVolumeGiB,
-                  minVolumeGiB: plan.source.minVolumeGiB,
-                  volumeGiB: plan.source.volumeGiB,
-                },
-                opts.policy,
-                opts.signal,
-              ),
-            ctx,
-          ),
+        async () => {
+          let staged: StagedSource | undefined;
+          try {
+            return await provider.uploadDisk(
+              plan,
+              // Called only when an upload is needed, before anything is sent.
+              async () => {
+                if (plan.source.signatureUrl) staged = await stageSignedSource(plan, opts, emit);
+                return openImage(
+                  {
+                    url: staged?.url ?? new URL(plan.source.url),
+                    compression: plan.source.compression,
+                    sha256: plan.source.sha256,
+                    fallbackVolumeGiB: plan.source.fallbackVolumeGiB,
+                    minVolumeGiB: plan.source.minVolumeGiB,
+                    volumeGiB: plan.source.volumeGiB,
+                  },
+                  staged?.policy ?? opts.policy,
+                  opts.signal,
+                );
+              },
+              ctx,
+            );
+          } finally {
+            await staged?.remove();
+          }
+        },
         (d) => ({
           disk: d.id,
           reused: d.reused,
@@ -179,6 +201,59 @@ export async function runRelease(inputPlan: ReleasePlan, opts: RunOptions): Prom
     return record;
   } catch (err) {
     journal.finish(plan.key, 'failed', undefined, errorMessage(err));
+    throw err;
+  }
+}
+
+interface StagedSource {
+  url: URL;
+  policy: SourcePolicy;
+  remove(): Promise<void>;
+}
+
+/**
+ * A signed image is checked before anything is uploaded, and a signature covers the whole file: download
+ * it, still compressed, to a private temporary directory, have the system verify it, then upload from that
+ * copy (so what is uploaded is what was verified). The raw image is never written to disk.
+ */
+async function stageSignedSource(
+  plan: ReleasePlan,
+  opts: RunOptions,
+  emit: (event: ReleaseEvent) => void,
+): Promise<StagedSource> {
+  if (!opts.verifySource)
+    throw new PlumeError(
+      'internal',
+      `the plan of ${plan.key} has a signed source but nothing to check the signature with`,
+      'this is a bug in the system module: give runRelease its verifySource',
+    );
+  const dir = await mkdtemp(join(tmpdir(), 'plume-signed-'));
+  const remove = () => rm(dir, { recursive: true, force: true });
+  try {
+    const url = new URL(plan.source.url);
+    const file = join(dir, basename(decodeURIComponent(url.pathname)) || 'image');
+    emit({ type: 'step', step: 'download', state: 'started' });
+    const info = await probeSource(url, opts.policy, opts.signal);
+    await pipeline(
+      Readable.from(streamSource(info, opts.policy, opts.signal)),
+      createWriteStream(file, { mode: 0o600 }),
+      { signal: opts.signal },
+    );
+    const size = (await stat(file)).size;
+    if (info.size !== undefined && size !== info.size)
+      throw new PlumeError(
+        'source',
+        `downloaded ${size} bytes of ${url.href}, expected ${info.size}`,
+        'run again',
+      );
+    emit({ type: 'step', step: 'download', state: 'done' });
+    emit({ type: 'step', step: 'verify-source', state: 'started' });
+    await opts.verifySource(plan, file);
+    emit({ type: 'step', step: 'verify-source', state: 'done' });
+    opts.log.info({ file: url.href, bytes: size }, 'source signature verified; uploading the verified copy');
+    return { url: pathToFileURL(file), policy: { ...opts.policy, allowFiles: true }, remove };
+  } catch (err) {
+    await remove();
     throw err;
   }
 }

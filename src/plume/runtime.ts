@@ -16,6 +16,11 @@ export interface Overrides {
   visibility?: 'public' | 'private';
   shareWith?: string[];
   profile?: string;
+  /**
+   * A credentials file was given (plume's old `--aws-credentials`): targets that name no profile use its
+   * `default` one, as plume did, rather than whatever the environment holds.
+   */
+  credentialsFile?: string;
 }
 
 export function awsProviderSettings(config: PlumeConfig, profile?: string): AwsProviderSettings {
@@ -79,6 +84,17 @@ export function targetSettings(
     request.environment,
     config.systems[system.name] ?? {},
   ) ?? [{}];
+  // One region list or profile cannot be right for targets in different partitions (commercial, GovCloud).
+  const partitions = new Set(channel.map((c) => c.partition ?? base.partition));
+  if (
+    channel.length > 1 &&
+    (overrides.baseRegion || overrides.regions || (overrides.profile && partitions.size > 1))
+  )
+    throw new PlumeError(
+      'usage',
+      `channel ${request.channel} of ${system.name} publishes to ${channel.length} targets (${channel.map((c) => c.name ?? c.partition ?? '?').join(', ')}); ${overrides.profile ? '--aws-profile' : '--regions / --base-region'} would apply to all of them`,
+      `set them per target in [systems.${system.name}] of the config file`,
+    );
   return channel.map((c) => {
     const s: TargetSettings = { ...base, ...c, visibility: { ...base.visibility, ...c.visibility } };
     if (overrides.baseRegion) s.primaryLocation = overrides.baseRegion;
@@ -87,6 +103,7 @@ export function targetSettings(
     if (overrides.visibility) s.visibility = { ...s.visibility, public: overrides.visibility === 'public' };
     if (overrides.shareWith) s.visibility = { ...s.visibility, accounts: overrides.shareWith };
     if (overrides.profile) s.profile = overrides.profile;
+    if (overrides.credentialsFile) s.profile ??= 'default';
     if (s.locations.length > 0 && !s.locations.includes(s.primaryLocation))
       s.locations = [s.primaryLocation, ...s.locations];
     return s;
@@ -132,7 +149,12 @@ export interface PlannedRelease {
 export async function planRelease(request: ReleaseRequest, deps: PlanDeps): Promise<PlannedRelease[]> {
   const system = deps.registry.get(request.system);
   const policy = sourcePolicy(deps.config, system, deps.allowFiles);
-  const facts = await system.locate(request, { policy, log: deps.log, signal: deps.signal });
+  const facts = await system.locate(request, {
+    policy,
+    log: deps.log,
+    signal: deps.signal,
+    settings: deps.config.systems[system.name],
+  });
   const out: PlannedRelease[] = [];
   for (const raw of targetSettings(deps.config, system, request, deps.overrides)) {
     const provider = deps.provider(raw);

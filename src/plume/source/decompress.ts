@@ -37,7 +37,7 @@ export async function* decompress(input: AsyncIterable<Buffer>, kind: Compressio
     throw new PlumeError(
       'internal',
       `cannot run ${cmd}: ${err.code === 'ENOENT' ? 'not installed' : err.message}`,
-      `install ${cmd} (Debian/Fedora package ${cmd === 'xz' ? 'xz-utils / xz' : cmd})`,
+      `install ${cmd} (package ${cmd === 'xz' ? 'xz-utils or xz' : cmd})`,
     );
   });
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));

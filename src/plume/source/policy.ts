@@ -20,8 +20,9 @@ export interface SourcePolicy {
   maxMetadataBytes: number;
 }
 
+/** Hosts come from the systems (their `sourceHosts`) and the config's `[source] allowed_hosts`. */
 export const DEFAULT_SOURCE_POLICY: SourcePolicy = {
-  allowedHosts: ['kojipkgs.fedoraproject.org', 'dl.fedoraproject.org'],
+  allowedHosts: [],
   allowFiles: false,
   allowInsecureHttp: false,
   attempts: 5,

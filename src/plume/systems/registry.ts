@@ -5,12 +5,37 @@ import type { System } from './types.js';
 export class SystemRegistry {
   private readonly systems = new Map<string, System>();
   private readonly aliases = new Map<string, string>();
+  private defaultName: string | undefined;
 
-  register(system: System): this {
-    if (this.systems.has(system.name)) throw new Error(`system ${system.name} is registered twice`);
+  /** `asDefault`: the system old command lines without `--system`/`--distro` meant. */
+  register(system: System, opts: { asDefault?: boolean } = {}): this {
+    if (this.has(system.name))
+      throw new PlumeError(
+        'usage',
+        `system ${system.name} is defined twice`,
+        'give the system in the config file another name',
+      );
     this.systems.set(system.name, system);
     for (const alias of system.aliases ?? []) this.aliases.set(alias, system.name);
+    if (opts.asDefault) this.defaultName = system.name;
     return this;
+  }
+
+  has(name: string): boolean {
+    return this.systems.has(name) || this.aliases.has(name);
+  }
+
+  /** The system to use when a command line names none, if there is one. */
+  defaultSystem(): string | undefined {
+    return this.defaultName;
+  }
+
+  /** A new registry with these systems and the given ones (the registry passed in stays as it was). */
+  extend(systems: System[]): SystemRegistry {
+    const out = new SystemRegistry();
+    for (const s of this.all()) out.register(s, { asDefault: s.name === this.defaultName });
+    for (const s of systems) out.register(s);
+    return out;
   }
 
   get(name: string): System {

@@ -21,11 +21,18 @@ export interface ReleaseRequest {
   board?: string;
   label?: string;
   environment?: string;
+  /** OpenPGP public key file(s) a signed source must verify against, for systems that sign images. */
+  verifyKey?: string;
   extra?: Record<string, string>;
 }
 
 /** Where and how to publish: from the config file, the channel and the command line, in that order. */
 export interface TargetSettings {
+  /**
+   * Which publication target of a release this is (e.g. `aws`, `aws-govcloud`), when a channel has several;
+   * it keeps their plans, records and journal entries apart.
+   */
+  name?: string;
   primaryLocation: string;
   locations: string[];
   variants: string[];
@@ -44,6 +51,8 @@ export interface LocateContext {
   policy: SourcePolicy;
   log: Logger;
   signal?: AbortSignal;
+  /** The system's own section of the config file (`[systems.NAME]`), for the system to validate and read. */
+  settings?: Record<string, unknown>;
 }
 
 /** Facts about one source image, found by a system (I/O) and turned into a plan (pure). */
@@ -57,10 +66,13 @@ export interface ChannelInfo {
   description: string;
 }
 
-/** An output a system writes from a release record (e.g. Container Linux's AMI lists). */
+/** A file a system writes from the records of a release (AMI lists and the like). */
 export interface OutputFile {
+  /** Relative path, under the output directory. */
   path: string;
   contents: string;
+  /** `image-list`: what `--write-image-list` writes (plume's old list of the images a release made). */
+  kind?: 'image-list';
 }
 
 /**
@@ -91,8 +103,56 @@ export interface System {
   locate(request: ReleaseRequest, ctx: LocateContext): Promise<SourceFacts>;
   /** Pure: the whole release, from the facts and the settings. */
   plan(facts: SourceFacts, settings: TargetSettings): ReleasePlan;
-  /** Check the downloaded (compressed) image before anything is uploaded, for systems that sign images. */
+  /**
+   * Check the downloaded, still compressed image before anything is uploaded, for systems whose plans carry
+   * a signature (`plan.source.signatureUrl`). The runner refuses such a plan when the system cannot check it.
+   */
   verifySource?(plan: ReleasePlan, file: string, ctx: LocateContext): Promise<void>;
-  /** Extra files a release of this system writes (AMI lists and the like). */
-  outputs?(record: ReleaseRecord): OutputFile[];
+  /**
+   * Extra files a release writes, from the records of all its targets together (one AMI list for the
+   * commercial and GovCloud partitions, as plume always wrote it). Pure.
+   */
+  outputs?(records: ReleaseRecord[]): OutputFile[];
+  /**
+   * For systems released from composes (joystick): what a finished compose calls for. Reads the compose's
+   * metadata; a compose of a watched channel with nothing publishable is `broken`, never silently ignored.
+   */
+  releasesForCompose?(
+    compose: ComposeFacts,
+    watch: ComposeWatch,
+    ctx: LocateContext,
+  ): Promise<ComposeDecision>;
+  /** How the successor of fedimg (fedora-image-uploader) names this release, for its announcement. */
+  uploaderAnnouncement?(
+    plan: ReleasePlan,
+  ): { imageName: string; subvariant: string; release: number } | undefined;
 }
+
+/** A finished compose as a bus message describes it; what the message lacks is derived from the compose. */
+export interface ComposeFacts {
+  id: string;
+  location: string;
+  status: string;
+  date?: string;
+  type?: string;
+  respin?: number;
+  label?: string;
+  releaseShort?: string;
+  releaseVersion?: string;
+  releaseType?: string;
+}
+
+/** What the controller watches: channels, arches and (optionally) image types. */
+export interface ComposeWatch {
+  channels: readonly string[];
+  arches: readonly string[];
+  imageTypes?: readonly string[];
+  environment?: string;
+}
+
+export type ComposeDecision =
+  /** Not this system's compose, or a channel nobody watches. */
+  | { kind: 'ignore'; reason: string }
+  | { kind: 'release'; channel: string; requests: ReleaseRequest[] }
+  /** Ours and watched, but nothing can be published: report it loudly. */
+  | { kind: 'broken'; channel: string; reason: string };

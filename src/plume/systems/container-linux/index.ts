@@ -1,0 +1,262 @@
+import { homedir } from 'node:os';
+import { basename, isAbsolute, join, resolve } from 'node:path';
+import { access, constants } from 'node:fs/promises';
+import { z } from 'zod';
+import { PlumeError } from '../../../shared/errors.js';
+import type { ReleasePlan } from '../../plan.js';
+import { fetchDocument } from '../../source/fetch.js';
+import { checkSource } from '../../source/policy.js';
+import { verifyDetachedSignature } from '../openpgp.js';
+import { requireOneOf } from '../registry.js';
+import { region, volumeType } from '../../config.js';
+import { TargetToml, parseSettings, targetFromToml } from '../settings.js';
+import type { LocateContext, ReleaseRequest, SourceFacts, System, TargetSettings } from '../types.js';
+import { amiListFiles } from './outputs.js';
+import {
+  BOARDS,
+  CHANNELS,
+  IMAGE_FILE,
+  SIGNATURE_SUFFIX,
+  VOLUME_GIB,
+  VOLUME_TYPE,
+  amiName,
+  imageDescription,
+  slug,
+  type ChannelSpec,
+} from './specs.js';
+
+export { amiList, amiListFiles } from './outputs.js';
+export { CHANNELS, amiName } from './specs.js';
+
+const NAME = 'container-linux';
+
+const PartitionToml = TargetToml.extend({
+  name: z.string().min(1),
+  base_region: region,
+  regions: z.array(region).min(1),
+});
+
+/** `[systems.container-linux]`: the signing key, and per channel where builds are and where they go. */
+const Settings = z.strictObject({
+  verify_key: z.string().min(1).optional(),
+  /** Whose builds the user channel publishes (default $USER). */
+  user: z.string().min(1).optional(),
+  volume_type: volumeType.optional(),
+  volume_size_gib: z.number().int().min(1).max(16384).optional(),
+  channels: z
+    .record(
+      z.string(),
+      z.strictObject({
+        base_url: z.url().optional(),
+        /** Replaces the channel's partitions (plume's built-in list) when given. */
+        partitions: z.array(PartitionToml).min(1).optional(),
+      }),
+    )
+    .default({}),
+});
+type Settings = z.infer<typeof Settings>;
+
+function settingsOf(raw: Record<string, unknown> | undefined): Settings {
+  return parseSettings(Settings, raw, `systems.${NAME}`);
+}
+
+function channelSpec(channel: string): ChannelSpec {
+  requireOneOf(
+    'channel',
+    channel,
+    CHANNELS.map((c) => c.name),
+    NAME,
+  );
+  return CHANNELS.find((c) => c.name === channel)!;
+}
+
+export interface ContainerLinuxFacts extends SourceFacts {
+  channel: string;
+  board: string;
+  version: string;
+  baseName: string;
+  baseDescription: string;
+  imageUrl: string;
+  signatureUrl: string;
+  keyFile: string;
+}
+
+function expandPath(path: string): string {
+  const p = path.startsWith('~/') ? join(homedir(), path.slice(2)) : path;
+  return isAbsolute(p) ? p : resolve(p);
+}
+
+/** The old `--board`; `--arch x86_64` (or amd64) means the one board AWS runs. */
+function boardOf(request: ReleaseRequest): string {
+  if (request.board) return request.board;
+  if (request.arch === 'x86_64' || request.arch === 'amd64') return 'amd64-usr';
+  return request.arch ?? 'amd64-usr';
+}
+
+export const containerLinux: System = {
+  name: NAME,
+  aliases: ['cl', 'coreos'],
+  description: 'CoreOS Container Linux: signed bzip2 images from the build buckets, AWS and GovCloud',
+  channels: () => CHANNELS.map((c) => ({ name: c.name, description: c.description })),
+  arches: () => [...BOARDS],
+  imageTypes: () => [],
+  sourceHosts: () => ['storage.googleapis.com'],
+
+  channelTargets(channel, environment, raw): Partial<TargetSettings>[] {
+    if (environment)
+      throw new PlumeError(
+        'usage',
+        `${NAME} has no environments (--environment ${environment})`,
+        'its channels say where they publish; configure [systems.container-linux.channels.NAME] partitions',
+      );
+    const spec = channelSpec(channel);
+    const settings = settingsOf(raw);
+    const configured = settings.channels[channel]?.partitions;
+    const partitions = configured
+      ? configured.map((p) => ({ ...targetFromToml(p), name: slug(p.name) }))
+      : spec.partitions.map((p): Partial<TargetSettings> => ({
+          name: slug(p.name),
+          partition: p.partition,
+          profile: p.profile,
+          primaryLocation: p.baseRegion,
+          locations: p.regions,
+        }));
+    return partitions.map((p) => ({
+      // Every channel's images are made public on release, as plume did; one root volume type per AMI.
+      visibility: { public: true, accounts: [] },
+      variants: [settings.volume_type ?? VOLUME_TYPE],
+      // The images predate IMDSv2 and plume never required it.
+      imdsV2: false,
+      ...(settings.volume_size_gib ? { volumeGiB: settings.volume_size_gib } : {}),
+      ...p,
+    }));
+  },
+
+  async locate(request: ReleaseRequest, ctx: LocateContext): Promise<ContainerLinuxFacts> {
+    const spec = channelSpec(request.channel);
+    const board = requireOneOf('board', boardOf(request), BOARDS, NAME);
+    if (!request.version)
+      throw new PlumeError(
+        'usage',
+        `--version is required for ${NAME}`,
+        'give the build version, e.g. --version 1688.5.3',
+      );
+    const version = request.version;
+    if (!/^[A-Za-z0-9][A-Za-z0-9.+_-]*$/.test(version))
+      throw new PlumeError('usage', `--version ${JSON.stringify(version)} is not a build version`);
+    const settings = settingsOf(ctx.settings);
+
+    const key = request.verifyKey ?? settings.verify_key;
+    if (!key)
+      throw new PlumeError(
+        'usage',
+        `${NAME} images are signed and no key to check them is configured`,
+        'set verify_key in [systems.container-linux] or pass --verify-key FILE (the ASCII-armoured public key)',
+      );
+    const keyFile = expandPath(key);
+    // Found out now, not after a download of the image.
+    await access(keyFile, constants.R_OK).catch((err: NodeJS.ErrnoException) => {
+      throw new PlumeError(
+        'usage',
+        `cannot read the OpenPGP key ${keyFile}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`,
+        'check verify_key / --verify-key',
+      );
+    });
+
+    let base = settings.channels[spec.name]?.base_url ?? spec.baseUrl;
+    if (base.includes('{user}')) {
+      const user = settings.user ?? process.env.USER;
+      if (!user)
+        throw new PlumeError(
+          'usage',
+          `the ${spec.name} channel needs a user name and $USER is not set`,
+          'set user in [systems.container-linux]',
+        );
+      base = base.replaceAll('{user}', encodeURIComponent(user));
+    }
+    const dir = `${base.replace(/\/+$/, '')}/${board}/${encodeURIComponent(version)}/`;
+    const imageUrl = checkSource(`${dir}${IMAGE_FILE}`, ctx.policy).href;
+    const signatureUrl = checkSource(`${dir}${IMAGE_FILE}${SIGNATURE_SUFFIX}`, ctx.policy).href;
+    return {
+      request,
+      channel: spec.name,
+      board,
+      version,
+      baseName: spec.baseName,
+      baseDescription: spec.baseDescription,
+      imageUrl,
+      signatureUrl,
+      keyFile,
+    };
+  },
+
+  plan(raw: SourceFacts, settings: TargetSettings): ReleasePlan {
+    const f = raw as ContainerLinuxFacts;
+    const target = settings.name ?? settings.partition;
+    if (settings.variants.length !== 1)
+      throw new PlumeError(
+        'usage',
+        `${NAME} images have one name per region (${amiName(f.baseName, f.channel, f.version)}), so one root volume type, not ${settings.variants.join(', ')}`,
+        'drop --volume-types, or set volume_type in [systems.container-linux]',
+      );
+    const name = amiName(f.baseName, f.channel, f.version);
+    return {
+      key: `${NAME}/${f.channel}/${f.board}/${f.version}/${target}`,
+      system: NAME,
+      channel: f.channel,
+      arch: f.board,
+      version: f.version,
+      build: name.replace(/-hvm$/, ''),
+      source: {
+        url: f.imageUrl,
+        compression: 'bzip2',
+        // bzip2 records no size: the volume is plume's fixed 8 GiB unless configured.
+        fallbackVolumeGiB: VOLUME_GIB,
+        volumeGiB: settings.volumeGiB,
+        signatureUrl: f.signatureUrl,
+        signatureKey: f.keyFile,
+      },
+      provider: 'aws',
+      primaryLocation: settings.primaryLocation,
+      targets: settings.locations.map((location) => ({
+        location,
+        variant: settings.variants[0]!,
+        name,
+      })),
+      description: imageDescription(f.baseDescription, f.channel, f.version),
+      tags: { Channel: f.channel, Version: f.version },
+      visibility: settings.visibility,
+      aws: {
+        partition: settings.partition,
+        profile: settings.profile,
+        architecture: 'x86_64',
+        // Registered without a boot mode by plume, which AWS takes as BIOS.
+        bootMode: 'legacy-bios',
+        imdsSupport: settings.imdsV2 ? 'v2.0' : undefined,
+        enaSupport: true,
+        sriovNetSupport: 'simple',
+        rootDeviceName: '/dev/xvda',
+      },
+    };
+  },
+
+  async verifySource(plan: ReleasePlan, file: string, ctx: LocateContext): Promise<void> {
+    const { signatureUrl, signatureKey } = plan.source;
+    if (!signatureUrl || !signatureKey)
+      throw new PlumeError('internal', `the plan of ${plan.key} has no signature to check`);
+    const signature = await fetchDocument(signatureUrl, ctx.policy, ctx.signal);
+    const good = await verifyDetachedSignature({
+      file,
+      signature,
+      keyFile: signatureKey,
+      what: basename(new URL(plan.source.url).pathname),
+      signal: ctx.signal,
+    });
+    ctx.log.info(
+      { key: good.primaryFingerprint, signingKey: good.fingerprint, signature: signatureUrl },
+      'image signature verified',
+    );
+  },
+
+  outputs: amiListFiles,
+};

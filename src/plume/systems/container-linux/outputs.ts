@@ -1,0 +1,45 @@
+import type { ReleaseRecord } from '../../record.js';
+import type { OutputFile } from '../types.js';
+import { LIST_PREFIX } from './specs.js';
+
+export interface AmiListEntry {
+  name: string;
+  hvm: string;
+}
+
+/** Every region's image over all the release's targets (commercial and GovCloud), sorted by region. */
+export function amiList(records: ReleaseRecord[]): AmiListEntry[] {
+  const byRegion = new Map<string, string>();
+  for (const r of records) for (const i of r.images) byRegion.set(i.location, i.id);
+  return [...byRegion.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([name, hvm]) => ({ name, hvm }));
+}
+
+/**
+ * The AMI lists plume published beside each release, which Container Linux's download pages and scripts
+ * read: `{prefix}all.json` (`{"amis":[{"name": region, "hvm": ami}]}`), `{prefix}hvm.txt`
+ * (`region=ami|region=ami`) and one `{prefix}hvm_{region}.txt` per region, under
+ * `container-linux/{channel}/{board}/{version}/` as in the build bucket. Plus the image list
+ * `--write-image-list` writes (`{"aws": {"amis": [...]}}`).
+ */
+export function amiListFiles(records: ReleaseRecord[]): OutputFile[] {
+  const first = records[0];
+  if (!first) return [];
+  const entries = amiList(records);
+  const dir = `container-linux/${first.channel}/${first.arch}/${first.version}`;
+  const file = (name: string, contents: string): OutputFile => ({
+    path: `${dir}/${LIST_PREFIX}${name}`,
+    contents,
+  });
+  return [
+    file('all.json', `${JSON.stringify({ amis: entries }, null, 2)}\n`),
+    file('hvm.txt', `${entries.map((e) => `${e.name}=${e.hvm}`).join('|')}\n`),
+    ...entries.map((e) => file(`hvm_${e.name}.txt`, `${e.hvm}\n`)),
+    {
+      path: `${dir}/images.json`,
+      contents: `${JSON.stringify({ aws: { amis: entries } }, null, 2)}\n`,
+      kind: 'image-list',
+    },
+  ];
+}
