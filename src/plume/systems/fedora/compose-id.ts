@@ -1,8 +1,9 @@
 /**
- * Pungi compose ids: `{release_short}-{version}-{date}{type suffix}.{respin}`, e.g.
+ * Pungi compose ids: `{release_short}-{version}[-{release_type}]-{date}{type suffix}.{respin}`, e.g.
  * `Fedora-Cloud-30-20190611.0`, `Fedora-Rawhide-20240501.n.0`, `Fedora-40-20240414.0`,
- * `Fedora-AtomicHost-28-20180625.1`. The suffix is `.n` nightly, `.t` test, `.ci`, `.d` development, none
- * for production. Rawhide composes carry no version number: the version is `Rawhide`.
+ * `Fedora-AtomicHost-28-20180625.1`, `Fedora-29-updates-20190101.0`. The suffix is `.n` nightly, `.t` test,
+ * `.ci`, `.d` development, none for production. Rawhide composes carry no version number: the version is
+ * `Rawhide`. The release type is `ga` unless the id names another (`updates`, `updates-testing`).
  */
 export interface ComposeId {
   id: string;
@@ -11,12 +12,13 @@ export interface ComposeId {
   date: string;
   type: 'production' | 'nightly' | 'test' | 'ci' | 'development';
   respin: number;
+  releaseType: string;
 }
 
 const SUFFIX: Record<string, ComposeId['type']> = { n: 'nightly', t: 'test', ci: 'ci', d: 'development' };
 
 const PATTERN =
-  /^(?<short>[A-Za-z][A-Za-z0-9_]*(?:-[A-Za-z][A-Za-z0-9_]*)*?)-(?:(?<version>\d+(?:\.\d+)?|Rawhide|rawhide)-)?(?<date>\d{8})(?:\.(?<suffix>n|t|ci|d))?\.(?<respin>\d+)$/;
+  /^(?<short>[A-Za-z][A-Za-z0-9_]*(?:-[A-Za-z][A-Za-z0-9_]*)*?)-(?:(?<version>\d+(?:\.\d+)?|Rawhide|rawhide)-)?(?:(?<rtype>updates(?:-testing)?)-)?(?<date>\d{8})(?:\.(?<suffix>n|t|ci|d))?\.(?<respin>\d+)$/;
 
 export function parseComposeId(id: string): ComposeId | undefined {
   const m = PATTERN.exec(id);
@@ -37,5 +39,6 @@ export function parseComposeId(id: string): ComposeId | undefined {
     date: g.date!,
     type: g.suffix ? SUFFIX[g.suffix]! : 'production',
     respin: Number(g.respin),
+    releaseType: g.rtype ?? 'ga',
   };
 }

@@ -5,16 +5,39 @@ import type { ReleasePlan } from '../../plan.js';
 import { requireOneOf } from '../registry.js';
 import type { LocateContext, ReleaseRequest, SourceFacts, System, TargetSettings } from '../types.js';
 import { parseComposeId } from './compose-id.js';
-import { amiName, buildName, selectImage, type SelectedImage } from './images.js';
+import { FEDORA_ARCHES, composeLocation, releasesForCompose } from './compose.js';
+import { IMAGE_TYPES, amiName, selectImage, type SelectedImage } from './images.js';
+import { composeMeaning } from './meaning.js';
+import { fedimgBuildName, parseLabel, subvariantOf, uploaderImageName } from './naming.js';
 import { parseComposeInfo, parseImagesJson } from './productmd.js';
+import { CHANNEL_BASE_URLS, environmentTarget, fedoraSettings } from './settings.js';
+
+export { parseComposeId, type ComposeId } from './compose-id.js';
+export { composeLocation, releasesForCompose } from './compose.js';
+export {
+  composeMeaning,
+  LAST_ATOMIC_RELEASE,
+  type ComposeDescription,
+  type ComposeMeaning,
+  type FedoraChannel,
+  type FedoraImageType,
+} from './meaning.js';
+export {
+  fedimgBuildName,
+  parseLabel,
+  subvariantOf,
+  uploaderImageName,
+  type ComposeLabel,
+  type LabelKind,
+  type UploaderNameFacts,
+} from './naming.js';
 
 const CHANNELS = [
   { name: 'rawhide', description: 'Rawhide nightly composes (Fedora-Rawhide-YYYYMMDD.n.N)' },
-  { name: 'branched', description: 'nightly composes of the branched release before it ships' },
-  { name: 'updates', description: 'updates composes of released versions' },
-  { name: 'cloud', description: 'Fedora Cloud release composes (Beta and RC, two-week composes)' },
+  { name: 'branched', description: 'nightly composes of the branched release before it ships (.n ids)' },
+  { name: 'updates', description: 'two-week AtomicHost releases (Fedora-AtomicHost composes)' },
+  { name: 'cloud', description: 'Fedora Cloud release composes (Beta and RC labels, two-week composes)' },
 ];
-const ARCHES = ['x86_64', 'aarch64'];
 const AWS_ARCH = { x86_64: 'x86_64', aarch64: 'arm64' } as const;
 
 export interface FedoraFacts extends SourceFacts {
@@ -32,25 +55,61 @@ export interface FedoraFacts extends SourceFacts {
   imageUrl: string;
 }
 
-/** `…/Fedora-Cloud-30-20190611.0` and `…/Fedora-Cloud-30-20190611.0/compose` both mean the latter. */
-export function composeLocation(location: string): string {
-  const trimmed = location.replace(/\/+$/, '');
-  return /\/compose$/.test(trimmed) ? trimmed : `${trimmed}/compose`;
-}
-
 function isoDate(yyyymmdd: string): string {
   return /^\d{8}$/.test(yyyymmdd)
     ? `${yyyymmdd.slice(0, 4)}-${yyyymmdd.slice(4, 6)}-${yyyymmdd.slice(6, 8)}`
     : yyyymmdd;
 }
 
+/** plume's old `--arch amd64` meant x86_64. */
+function archOf(request: ReleaseRequest): string | undefined {
+  return request.arch === 'amd64' ? 'x86_64' : request.arch;
+}
+
+/**
+ * Where the compose is: `--compose` (what joystick passes), or plume's old `--compose-id` under the
+ * channel's compose directory.
+ */
+function composeUrl(request: ReleaseRequest, baseUrls: Record<string, string | undefined>): string {
+  if (request.compose) return composeLocation(request.compose);
+  if (request.composeId) {
+    const base = baseUrls[request.channel] ?? CHANNEL_BASE_URLS[request.channel]!;
+    return `${base.replace(/\/+$/, '')}/${encodeURIComponent(request.composeId)}/compose`;
+  }
+  throw new PlumeError(
+    'usage',
+    '--compose (or --compose-id) is required for fedora',
+    'give the URL of the compose (its compose/ directory), or its id',
+  );
+}
+
+/** Old command lines said what they expected (`--version 28 --timestamp 20180321`): hold the compose to it. */
+function expectMatch(what: string, expected: string | undefined, actual: string, compose: string): void {
+  if (expected !== undefined && expected !== '' && expected.toLowerCase() !== actual.toLowerCase())
+    throw new PlumeError(
+      'usage',
+      `compose ${compose} has ${what} ${actual}, not ${expected}`,
+      `check --${what} and the compose`,
+    );
+}
+
 export const fedora: System = {
   name: 'fedora',
   description: 'Fedora Cloud Base and AtomicHost images from Pungi composes',
   channels: () => CHANNELS,
-  arches: () => ARCHES,
-  imageTypes: () => ['Cloud-Base', 'AtomicHost'],
+  arches: () => [...FEDORA_ARCHES],
+  imageTypes: () => Object.keys(IMAGE_TYPES),
   sourceHosts: () => ['kojipkgs.fedoraproject.org', 'dl.fedoraproject.org'],
+
+  channelTargets(channel, environment, raw): Partial<TargetSettings>[] {
+    requireOneOf(
+      'channel',
+      channel,
+      CHANNELS.map((c) => c.name),
+      'fedora',
+    );
+    return [environmentTarget(channel, environment, fedoraSettings(raw))];
+  },
 
   async locate(request: ReleaseRequest, ctx: LocateContext): Promise<FedoraFacts> {
     requireOneOf(
@@ -59,7 +118,7 @@ export const fedora: System = {
       CHANNELS.map((c) => c.name),
       'fedora',
     );
-    const arch = requireOneOf('arch', request.arch, ARCHES, 'fedora') as FedoraFacts['arch'];
+    const arch = requireOneOf('arch', archOf(request), FEDORA_ARCHES, 'fedora') as FedoraFacts['arch'];
     const imageType = requireOneOf(
       'image-type',
       request.imageType ?? 'Cloud-Base',
@@ -72,17 +131,14 @@ export const fedora: System = {
         'AtomicHost is not released on the cloud channel',
         'use --channel updates or branched',
       );
-    if (!request.compose)
-      throw new PlumeError(
-        'usage',
-        '--compose is required for fedora',
-        'give the URL of the compose (its compose/ directory)',
-      );
+    const settings = fedoraSettings(ctx.settings);
+    const baseUrls = Object.fromEntries(Object.entries(settings.channels).map(([k, v]) => [k, v.base_url]));
 
-    const location = checkSource(composeLocation(request.compose), ctx.policy);
+    const location = checkSource(composeUrl(request, baseUrls), ctx.policy);
     const imagesUrl = childUrl(location, 'metadata/images.json');
     const images = parseImagesJson(await fetchDocument(imagesUrl, ctx.policy, ctx.signal), imagesUrl.href);
     const compose = images.payload.compose;
+    expectMatch('compose-id', request.composeId, compose.id, compose.id);
 
     // composeinfo.json knows the release version and label; older or partial composes may lack it.
     let version: string | undefined;
@@ -99,6 +155,7 @@ export const fedora: System = {
       ctx.log.debug({ err: err.message }, 'no composeinfo.json; deriving the release from the compose id');
     }
     const parsedId = parseComposeId(compose.id);
+    if (version) expectMatch('version', request.version, version, compose.id);
     version ??= request.version ?? parsedId?.version;
     releaseShort ??= parsedId?.releaseShort ?? 'Fedora';
     if (!version)
@@ -106,6 +163,20 @@ export const fedora: System = {
         'input',
         `cannot tell the Fedora version of compose ${compose.id}`,
         'pass --version',
+      );
+    expectMatch('timestamp', request.timestamp, compose.date, compose.id);
+
+    const meaning = composeMeaning({
+      composeId: compose.id,
+      releaseShort,
+      composeType: compose.type,
+      composeLabel: label ?? null,
+      releaseVersion: version,
+    });
+    if (meaning.ours && meaning.channel !== request.channel)
+      ctx.log.warn(
+        { compose: compose.id, channel: request.channel, expected: meaning.channel },
+        `this compose belongs to the ${meaning.channel} channel`,
       );
 
     const image = selectImage(images, imageType, arch);
@@ -130,7 +201,11 @@ export const fedora: System = {
 
   plan(raw: SourceFacts, settings: TargetSettings): ReleasePlan {
     const f = raw as FedoraFacts;
-    const build = buildName(f.image.path);
+    const build = fedimgBuildName(f.image.path, {
+      version: f.version,
+      arch: f.arch,
+      label: parseLabel(f.label),
+    });
     const awsArch = AWS_ARCH[f.arch];
     const targets = settings.locations.flatMap((location) =>
       settings.variants.map((variant) => ({
@@ -140,7 +215,7 @@ export const fedora: System = {
       })),
     );
     return {
-      key: `fedora/${f.request.channel}/${f.composeId}/${f.imageType}/${f.arch}`,
+      key: `fedora/${f.request.channel}/${f.composeId}/${f.imageType}/${f.arch}${settings.name ? `/${settings.name}` : ''}`,
       system: 'fedora',
       channel: f.request.channel,
       arch: f.arch,
@@ -188,6 +263,25 @@ export const fedora: System = {
         sriovNetSupport: 'simple',
         rootDeviceName: '/dev/sda1',
       },
+    };
+  },
+
+  releasesForCompose,
+
+  uploaderAnnouncement(plan: ReleasePlan) {
+    const release = Number(plan.version);
+    // fedora-image-uploader's messages carry the release as a number; Rawhide has none to give.
+    if (!Number.isInteger(release) || !plan.imageType || !plan.compose) return undefined;
+    return {
+      imageName: uploaderImageName({
+        imageType: plan.imageType,
+        arch: plan.arch,
+        version: plan.version,
+        label: parseLabel(plan.label),
+        composeId: plan.compose,
+      }),
+      subvariant: subvariantOf(plan.imageType),
+      release,
     };
   },
 };

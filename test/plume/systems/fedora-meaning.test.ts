@@ -1,0 +1,392 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  composeMeaning,
+  fedimgBuildName,
+  fedora,
+  parseComposeId,
+  parseLabel,
+  releasesForCompose,
+  uploaderImageName,
+} from '../../../src/plume/systems/fedora/index.js';
+import { DEFAULT_SOURCE_POLICY } from '../../../src/plume/source/policy.js';
+import type { PlumeError } from '../../../src/shared/errors.js';
+import { createLogger } from '../../../src/shared/log.js';
+import { serveDirectory, type FileServer } from '../../../tools/compose/http-server.js';
+import type { ComposeWatch } from '../../../src/plume/systems/types.js';
+
+describe('what a compose means', () => {
+  it.each([
+    [
+      'Rawhide nightly',
+      {
+        composeId: 'Fedora-Rawhide-20240501.n.0',
+        releaseShort: 'Fedora',
+        composeType: 'nightly',
+        composeLabel: null,
+        releaseVersion: 'Rawhide',
+      },
+      { ours: true, channel: 'rawhide', imageTypes: ['Cloud-Base'], labelKind: 'none', version: 'Rawhide' },
+    ],
+    [
+      'branched nightly of a release with Atomic Host',
+      {
+        composeId: 'Fedora-28-20180321.n.0',
+        releaseShort: 'Fedora',
+        composeType: 'nightly',
+        composeLabel: null,
+        releaseVersion: '28',
+      },
+      {
+        ours: true,
+        channel: 'branched',
+        imageTypes: ['Cloud-Base', 'AtomicHost'],
+        labelKind: 'none',
+        version: '28',
+      },
+    ],
+    [
+      'branched nightly after Atomic Host ended',
+      {
+        composeId: 'Fedora-41-20240901.n.0',
+        releaseShort: 'Fedora',
+        composeType: 'nightly',
+        releaseVersion: '41',
+      },
+      { ours: true, channel: 'branched', imageTypes: ['Cloud-Base'], labelKind: 'none' },
+    ],
+    [
+      'Beta candidate of the main compose',
+      {
+        composeId: 'Fedora-41-20240912.0',
+        releaseShort: 'Fedora',
+        composeType: 'production',
+        composeLabel: 'Beta-1.2',
+        releaseVersion: '41',
+      },
+      {
+        ours: true,
+        channel: 'cloud',
+        imageTypes: ['Cloud-Base'],
+        labelKind: 'Beta',
+        labelVersion: '1.2',
+        version: '41',
+      },
+    ],
+    [
+      'release candidate of the main compose',
+      {
+        composeId: 'Fedora-41-20241020.0',
+        releaseShort: 'Fedora',
+        composeType: 'production',
+        composeLabel: 'RC-1.4',
+        releaseVersion: '41',
+      },
+      { ours: true, channel: 'cloud', imageTypes: ['Cloud-Base'], labelKind: 'RC', labelVersion: '1.4' },
+    ],
+    [
+      'Fedora-Cloud two-week compose',
+      {
+        composeId: 'Fedora-Cloud-30-20190611.0',
+        releaseShort: 'Fedora-Cloud',
+        composeType: 'production',
+        composeLabel: 'RC-20190611.0',
+        releaseVersion: '30',
+      },
+      {
+        ours: true,
+        channel: 'cloud',
+        imageTypes: ['Cloud-Base'],
+        labelKind: 'RC',
+        labelVersion: '20190611.0',
+      },
+    ],
+    [
+      'two-week Atomic Host release',
+      {
+        composeId: 'Fedora-AtomicHost-28-20180625.1',
+        releaseShort: 'Fedora-AtomicHost',
+        composeType: 'production',
+        releaseVersion: '28',
+      },
+      { ours: true, channel: 'updates', imageTypes: ['AtomicHost'], labelKind: 'none' },
+    ],
+    [
+      'only a compose id (the message carried nothing else)',
+      { composeId: 'Fedora-Rawhide-20240501.n.0' },
+      { ours: true, channel: 'rawhide', version: 'Rawhide' },
+    ],
+  ] as const)('%s', (_name, input, expected) => {
+    expect(composeMeaning(input)).toMatchObject(expected);
+  });
+
+  it.each([
+    [
+      { composeId: 'Fedora-Cloud-31-20191020.t.3' },
+      'is a test compose; only production and nightly composes are released',
+    ],
+    [{ composeId: 'Fedora-41-20241020.ci.0' }, 'is a ci compose'],
+    [
+      { composeId: 'Fedora-29-updates-20190101.0' },
+      'is an updates compose, which holds packages, not cloud images',
+    ],
+    [
+      { composeId: 'Fedora-40-20240414.0', composeLabel: null },
+      'production compose without a Beta or RC label',
+    ],
+    [
+      { composeId: 'Fedora-26-20170701.0', composeLabel: 'Alpha-1.1' },
+      'is labelled Alpha-1.1; only Beta and RC composes are released',
+    ],
+    [
+      { composeId: 'Fedora-IoT-40-20240501.0', releaseShort: 'Fedora-IoT' },
+      'Fedora-IoT composes (Fedora-IoT-40-20240501.0) are not Fedora cloud image releases',
+    ],
+    [{ composeId: 'hello' }, 'cannot tell the release of compose hello'],
+  ] as const)('not ours: %j', (input, reason) => {
+    const m = composeMeaning(input);
+    expect(m.ours).toBe(false);
+    expect(m.ours ? '' : m.reason).toContain(reason);
+  });
+
+  it('reads the updates release type from the compose id', () => {
+    expect(parseComposeId('Fedora-29-updates-testing-20190101.0')).toMatchObject({
+      releaseShort: 'Fedora',
+      version: '29',
+      releaseType: 'updates-testing',
+    });
+    expect(parseComposeId('Fedora-40-20240414.0')?.releaseType).toBe('ga');
+  });
+});
+
+describe('names the websites expect', () => {
+  it.each([
+    // fedimg's build names for Beta and RC composes, from Pungi's file names.
+    [
+      'Cloud/x86_64/images/Fedora-Cloud-Base-28_Beta-1.1.x86_64.raw.xz',
+      '28',
+      'x86_64',
+      'Beta-1.1',
+      'Fedora-Cloud-Base-28_Beta-1.1.x86_64',
+    ],
+    [
+      'Cloud/x86_64/images/Fedora-Cloud-Base-28-1.1.x86_64.raw.xz',
+      '28',
+      'x86_64',
+      'RC-1.1',
+      'Fedora-Cloud-Base-28-1.1.x86_64',
+    ],
+    // The dedicated AWS build of kiwi-era composes comes back to the same scheme.
+    [
+      'Cloud/x86_64/images/Fedora-Cloud-Base-AmazonEC2.x86_64-41-1.4.raw.xz',
+      '41',
+      'x86_64',
+      'RC-1.4',
+      'Fedora-Cloud-Base-41-1.4.x86_64',
+    ],
+    [
+      'Cloud/aarch64/images/Fedora-Cloud-Base-AmazonEC2.aarch64-41-Prerelease-1.2.raw.xz',
+      '41',
+      'aarch64',
+      'Beta-1.2',
+      'Fedora-Cloud-Base-41_Beta-1.2.aarch64',
+    ],
+    [
+      'Cloud/x86_64/images/Fedora-Cloud-Base-AmazonEC2-40-1.14.x86_64.raw.xz',
+      '40',
+      'x86_64',
+      'RC-1.14',
+      'Fedora-Cloud-Base-40-1.14.x86_64',
+    ],
+    // Nightlies keep the file's name.
+    [
+      'Cloud/x86_64/images/Fedora-Cloud-Base-Rawhide-20240501.n.0.x86_64.raw.xz',
+      'Rawhide',
+      'x86_64',
+      null,
+      'Fedora-Cloud-Base-Rawhide-20240501.n.0.x86_64',
+    ],
+    [
+      'AtomicHost/x86_64/images/Fedora-AtomicHost-28-20180625.1.x86_64.raw.xz',
+      '28',
+      'x86_64',
+      null,
+      'Fedora-AtomicHost-28-20180625.1.x86_64',
+    ],
+  ])('%s (%s) → %s', (path, version, arch, label, expected) => {
+    expect(fedimgBuildName(path, { version, arch, label: parseLabel(label) })).toBe(expected);
+  });
+
+  it.each([
+    [
+      'Beta-1.2',
+      '41',
+      'Fedora-41-20240912.0',
+      'x86_64',
+      'Fedora-Cloud-Base-AmazonEC2.x86_64-41-Prerelease-1.2',
+    ],
+    ['RC-1.4', '41', 'Fedora-41-20241020.0', 'x86_64', 'Fedora-Cloud-Base-AmazonEC2.x86_64-41-1.4'],
+    ['RC-1.4', '41', 'Fedora-41-20241020.0', 'aarch64', 'Fedora-Cloud-Base-AmazonEC2.aarch64-41-1.4'],
+    [
+      null,
+      'Rawhide',
+      'Fedora-Rawhide-20250101.n.0',
+      'x86_64',
+      'Fedora-Cloud-Base-AmazonEC2.x86_64-Rawhide-20250101.n.0',
+    ],
+  ])('fedora-image-uploader name for %s of %s', (label, version, composeId, arch, expected) => {
+    expect(
+      uploaderImageName({ imageType: 'Cloud-Base', arch, version, label: parseLabel(label), composeId }),
+    ).toBe(expected);
+  });
+
+  it('announces releases under the uploader name, subvariant and release number', () => {
+    const plan = {
+      version: '41',
+      arch: 'x86_64',
+      imageType: 'Cloud-Base',
+      compose: 'Fedora-41-20240912.0',
+      label: 'Beta-1.2',
+    };
+    expect(fedora.uploaderAnnouncement!(plan as never)).toEqual({
+      imageName: 'Fedora-Cloud-Base-AmazonEC2.x86_64-41-Prerelease-1.2',
+      subvariant: 'Cloud_Base',
+      release: 41,
+    });
+    expect(fedora.uploaderAnnouncement!({ ...plan, version: 'Rawhide' } as never)).toBeUndefined();
+  });
+});
+
+describe('what a finished compose calls for', () => {
+  let server: FileServer;
+  const ctx = () => ({
+    policy: { ...DEFAULT_SOURCE_POLICY, allowedHosts: ['127.0.0.1'], attempts: 1 },
+    log: createLogger({ level: 'silent', name: 'test' }),
+  });
+  const watch: ComposeWatch = {
+    channels: ['rawhide', 'branched', 'updates', 'cloud'],
+    arches: ['x86_64', 'aarch64'],
+  };
+  beforeAll(async () => {
+    server = await serveDirectory(join(new URL('../golden/', import.meta.url).pathname, 'composes'));
+  });
+  afterAll(async () => server?.close());
+  const facts = (id: string) => ({ id, location: `${server.url}/${id}/compose`, status: 'FINISHED' });
+
+  it('a branched nightly: one request per image type and arch, from the compose id alone', async () => {
+    const d = await releasesForCompose(facts('Fedora-28-20180321.n.0'), watch, ctx());
+    expect(d.kind).toBe('release');
+    if (d.kind !== 'release') return;
+    expect(d.channel).toBe('branched');
+    expect(d.requests.map((r) => `${r.imageType}/${r.arch}`)).toEqual([
+      'Cloud-Base/x86_64',
+      'Cloud-Base/aarch64',
+      'AtomicHost/x86_64',
+      'AtomicHost/aarch64',
+    ]);
+    expect(d.requests[0]).toMatchObject({
+      system: 'fedora',
+      channel: 'branched',
+      compose: `${server.url}/Fedora-28-20180321.n.0/compose`,
+      composeId: 'Fedora-28-20180321.n.0',
+      version: '28',
+      respin: 0,
+    });
+  });
+
+  it('a Beta compose: the label comes from composeinfo.json when the message lacks it', async () => {
+    const d = await releasesForCompose(
+      facts('Fedora-41-20240912.0'),
+      { ...watch, environment: 'staging' },
+      ctx(),
+    );
+    expect(d).toMatchObject({ kind: 'release', channel: 'cloud' });
+    if (d.kind !== 'release') return;
+    expect(d.requests).toHaveLength(2);
+    expect(d.requests[0]).toMatchObject({
+      label: 'Beta-1.2',
+      imageType: 'Cloud-Base',
+      environment: 'staging',
+    });
+  });
+
+  it('ignores channels nobody watches', async () => {
+    const d = await releasesForCompose(
+      facts('Fedora-Rawhide-20180625.n.0'),
+      { ...watch, channels: ['cloud'] },
+      ctx(),
+    );
+    expect(d).toEqual({
+      kind: 'ignore',
+      reason: 'Fedora-Rawhide-20180625.n.0 is a rawhide compose, a channel not watched',
+    });
+  });
+
+  it('a watched compose without the images is broken, loudly', async () => {
+    // A two-week Atomic Host compose whose metadata lists no AtomicHost image (here: the F41 compose's).
+    const d = await releasesForCompose(
+      {
+        ...facts('Fedora-AtomicHost-28-20180625.1'),
+        location: `${server.url}/Fedora-41-20240912.0/compose`,
+        releaseShort: 'Fedora-AtomicHost',
+        releaseVersion: '28',
+        type: 'production',
+        label: undefined,
+      },
+      watch,
+      ctx(),
+    );
+    expect(d.kind).toBe('broken');
+    expect(d.kind === 'broken' && d.reason).toContain(
+      'compose Fedora-41-20240912.0 has no AtomicHost raw-xz image for x86_64: its raw-xz images are: Cloud/Cloud_Base/aarch64, Cloud/Cloud_Base/x86_64',
+    );
+  });
+});
+
+describe('a finished compose without metadata', () => {
+  it('is broken on its channel, naming the missing file', async () => {
+    const server = await serveDirectory(join(new URL('../golden/', import.meta.url).pathname, 'composes'));
+    try {
+      const d = await releasesForCompose(
+        {
+          id: 'Fedora-Cloud-32-20200101.0',
+          location: `${server.url}/Fedora-Cloud-32-20200101.0/compose`,
+          status: 'FINISHED',
+        },
+        { channels: ['cloud'], arches: ['x86_64'] },
+        {
+          policy: { ...DEFAULT_SOURCE_POLICY, allowedHosts: ['127.0.0.1'], attempts: 1 },
+          log: createLogger({ level: 'silent' }),
+        },
+      );
+      expect(d).toMatchObject({ kind: 'broken', channel: 'cloud' });
+      expect(d.kind === 'broken' && d.reason).toMatch(/^not found \(HTTP 404\): .*\/metadata\/images\.json/);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('fedora environments', () => {
+  it('production by default, staging private, others refused', () => {
+    expect(fedora.channelTargets!('rawhide', undefined, {})).toEqual([{}]);
+    expect(fedora.channelTargets!('rawhide', 'prod', {})).toEqual([{}]);
+    expect(fedora.channelTargets!('rawhide', 'dev', {})).toEqual([
+      { name: 'staging', visibility: { public: false } },
+    ]);
+    let err: unknown;
+    try {
+      fedora.channelTargets!('rawhide', 'qa', {});
+    } catch (e) {
+      err = e;
+    }
+    expect((err as PlumeError).oneLine()).toBe(
+      'unknown environment "qa" for fedora: choose one of: production, staging (or configure [systems.fedora.environments.qa])',
+    );
+    expect(() =>
+      fedora.channelTargets!('rawhide', undefined, {
+        environments: { production: { regions: 'everywhere' } },
+      }),
+    ).toThrow(/config: systems\.fedora\.environments\.production\.regions/);
+  });
+});
