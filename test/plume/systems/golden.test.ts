@@ -1,0 +1,191 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../../../src/plume/cli.js';
+import { serveDirectory, type FileServer } from '../../../tools/compose/http-server.js';
+
+/**
+ * The dry-run plan of every Container Linux channel and every Fedora channel × image type × arch, as
+ * `plume release --dry-run --output json` prints it, compared with a reviewed file under test/plume/golden/.
+ * A change to a plan is a change to what gets published: review the diff, then regenerate with
+ * `PLUME_UPDATE_GOLDEN=1 npx vitest run test/plume/systems/golden.test.ts`.
+ */
+
+const GOLDEN = new URL('../golden/', import.meta.url).pathname;
+const UPDATE = process.env.PLUME_UPDATE_GOLDEN === '1';
+
+let server: FileServer;
+let dir: string;
+let configPath: string;
+let keyFile: string;
+
+beforeAll(async () => {
+  server = await serveDirectory(join(GOLDEN, 'composes'));
+  dir = mkdtempSync(join(tmpdir(), 'plume-golden-'));
+  // Plans only name the key; any readable file stands in for it here.
+  keyFile = join(dir, 'buildbot.asc');
+  writeFileSync(keyFile, 'public key\n');
+  configPath = join(dir, 'plume.toml');
+  writeFileSync(
+    configPath,
+    readFileSync(join(GOLDEN, 'plume.toml'), 'utf8')
+      .replaceAll('@KEY@', keyFile)
+      .replaceAll('@COMPOSES@', server.url),
+  );
+});
+afterAll(async () => {
+  await server?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Run the CLI in this process and return what it printed, with the test's own paths made stable. */
+async function dryRun(args: string[]): Promise<string> {
+  let out = '';
+  const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    out += chunk.toString();
+    return true;
+  });
+  let code: number;
+  try {
+    code = await main([
+      'node',
+      'plume',
+      ...args,
+      '--dry-run',
+      '--output',
+      'json',
+      '--config',
+      configPath,
+      '-q',
+    ]);
+  } finally {
+    write.mockRestore();
+  }
+  expect(code, out).toBe(0);
+  return out.replaceAll(server.url, '{composes}').replaceAll(keyFile, '{verify_key}');
+}
+
+function compareGolden(name: string, actual: string): void {
+  const path = join(GOLDEN, name);
+  if (UPDATE) writeFileSync(path, actual);
+  if (!existsSync(path))
+    throw new Error(
+      `no golden file ${name}: review the plan, then run with PLUME_UPDATE_GOLDEN=1 to write it`,
+    );
+  expect(actual).toBe(readFileSync(path, 'utf8'));
+}
+
+describe('golden plans: container-linux', () => {
+  it.each(['alpha', 'beta', 'stable', 'developer', 'user'])('%s', async (channel) => {
+    const out = await dryRun([
+      'release',
+      '--system',
+      'container-linux',
+      '--channel',
+      channel,
+      '--version',
+      '1688.5.3',
+    ]);
+    compareGolden(`container-linux-${channel}.json`, out);
+  });
+
+  it('pre-release keeps everything private', async () => {
+    const out = await dryRun([
+      'pre-release',
+      '--distro',
+      'cl',
+      '-C',
+      'stable',
+      '-B',
+      'amd64-usr',
+      '-V',
+      '1688.5.3',
+    ]);
+    compareGolden('container-linux-stable-pre-release.json', out);
+  });
+});
+
+const FEDORA: [channel: string, composeId: string, imageTypes: string[]][] = [
+  ['rawhide', 'Fedora-Rawhide-20180625.n.0', ['Cloud-Base', 'AtomicHost']],
+  ['branched', 'Fedora-28-20180321.n.0', ['Cloud-Base', 'AtomicHost']],
+  ['updates', 'Fedora-AtomicHost-28-20180625.1', ['Cloud-Base', 'AtomicHost']],
+  // AtomicHost is not released on cloud; a release candidate and a Beta pin both naming schemes.
+  ['cloud', 'Fedora-28-20180425.0', ['Cloud-Base']],
+  ['cloud', 'Fedora-41-20240912.0', ['Cloud-Base']],
+];
+
+describe('golden plans: fedora', () => {
+  const cases = FEDORA.flatMap(([channel, composeId, types]) =>
+    types.flatMap((imageType) =>
+      ['x86_64', 'aarch64'].map((arch) => ({ channel, composeId, imageType, arch })),
+    ),
+  );
+  it.each(cases)('$channel $composeId $imageType $arch', async ({ channel, composeId, imageType, arch }) => {
+    const out = await dryRun([
+      'release',
+      '--system',
+      'fedora',
+      '--channel',
+      channel,
+      '--compose-id',
+      composeId,
+      '--image-type',
+      imageType,
+      '--arch',
+      arch,
+    ]);
+    compareGolden(`fedora-${channel}-${composeId}-${imageType}-${arch}.json`, out);
+  });
+
+  it('staging publishes privately to its own account and regions', async () => {
+    const out = await dryRun([
+      'release',
+      '--distro',
+      'fedora',
+      '--channel',
+      'rawhide',
+      '--compose-id',
+      'Fedora-Rawhide-20180625.n.0',
+      '--arch',
+      'x86_64',
+      '--environment',
+      'dev',
+    ]);
+    compareGolden('fedora-rawhide-Fedora-Rawhide-20180625.n.0-Cloud-Base-x86_64-staging.json', out);
+  });
+
+  it('AtomicHost on the cloud channel is refused', async () => {
+    let err = '';
+    const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      err += chunk.toString();
+      return true;
+    });
+    try {
+      const code = await main([
+        'node',
+        'plume',
+        'release',
+        '--system',
+        'fedora',
+        '--channel',
+        'cloud',
+        '--compose-id',
+        'Fedora-28-20180425.0',
+        '--image-type',
+        'AtomicHost',
+        '--arch',
+        'x86_64',
+        '--dry-run',
+        '--config',
+        configPath,
+      ]);
+      expect(code).toBe(2);
+    } finally {
+      write.mockRestore();
+    }
+    expect(err).toContain(
+      'AtomicHost is not released on the cloud channel: use --channel updates or branched',
+    );
+  });
+});
