@@ -9,7 +9,7 @@ import { serveDirectory, type FileServer } from '../../../tools/compose/http-ser
  * The dry-run plan of every Container Linux channel and every Fedora channel × image type × arch, as
  * `plume release --dry-run --output json` prints it, compared with a reviewed file under test/plume/golden/.
  * A change to a plan is a change to what gets published: review the diff, then regenerate with
- * `PLUME_UPDATE_GOLDEN=1 npx vitest run test/plume/systems/golden.test.ts`.
+ * `PLUME_UPDATE_GOLDEN=1 npx vitest run test/plume/systems/golden.test.ts && npx prettier --write test/plume/golden`.
  */
 
 const GOLDEN = new URL('../golden/', import.meta.url).pathname;
@@ -66,6 +66,7 @@ async function dryRun(args: string[]): Promise<string> {
   return out.replaceAll(server.url, '{composes}').replaceAll(keyFile, '{verify_key}');
 }
 
+/** Compared as data (the files are formatted like the rest of the repository); values and order count. */
 function compareGolden(name: string, actual: string): void {
   const path = join(GOLDEN, name);
   if (UPDATE) writeFileSync(path, actual);
@@ -73,7 +74,7 @@ function compareGolden(name: string, actual: string): void {
     throw new Error(
       `no golden file ${name}: review the plan, then run with PLUME_UPDATE_GOLDEN=1 to write it`,
     );
-  expect(actual).toBe(readFileSync(path, 'utf8'));
+  expect(JSON.parse(actual)).toStrictEqual(JSON.parse(readFileSync(path, 'utf8')));
 }
 
 describe('golden plans: container-linux', () => {
