@@ -38,11 +38,17 @@ test -f "$out/plume-$version.tgz"
 # Source1: the production dependencies, as installed (npm ci) in this checkout.
 list="$(mktemp)"
 trap 'rm -f -- "$list"' EXIT
-npm ls --omit=dev --all --parseable 2>/dev/null |
-  sed -e "s|^$root/||" |
-  grep -E '^node_modules/' |
+nm_real="$(cd node_modules && pwd -P)" # node_modules may be a symbolic link
+# npm ls exits 1 on problems it only warns about (extraneous or invalid packages): judge by its list.
+{ npm ls --omit=dev --all --parseable 2>/dev/null || true; } |
+  sed -e "s|^$nm_real/|node_modules/|" -e "s|^$root/node_modules/|node_modules/|" |
+  { grep -E '^node_modules/' || true; } |
   awk -F/ '{ top = ($2 ~ /^@/) ? $1 "/" $2 "/" $3 : $1 "/" $2; print top }' |
   sort -u >"$list"
+if [ ! -s "$list" ]; then
+  echo "$0: npm ls --omit=dev lists no production dependency under node_modules/" >&2
+  exit 1
+fi
 tar --create --gzip --file "$out/plume-$version-nm-prod.tgz" \
   --owner=0 --group=0 --numeric-owner --sort=name --mtime='2000-01-01 00:00Z' \
   --exclude='node_modules/.bin' --exclude='*.d.ts' --exclude='*.d.mts' --exclude='*.d.cts' \
