@@ -68,7 +68,7 @@ function check(config: JoystickConfig, registry: SystemRegistry): string[] {
     throw new PlumeError(
       'usage',
       `consumer_config.database: unsupported ${JSON.stringify(db)}`,
-      'use sqlite:///path or postgresql://...',
+      'use sqlite:////absolute/path.db, sqlite:///relative.db or postgresql://...',
     );
   return [
     `config: ${config.busPath ?? '(fedora-messaging defaults)'}`,

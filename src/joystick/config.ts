@@ -14,8 +14,8 @@ import { loadBusConfig, type BusConfig } from './bus/index.js';
 export const ConsumerConfig = z.strictObject({
   /** The plume system that interprets composes. */
   system: z.string().min(1).default('fedora'),
-  /** `sqlite:///abs/path.db`, `sqlite://relative.db`, a plain path, or `postgresql://...`. */
-  database: z.string().min(1).default('sqlite:///var/lib/joystick/joystick.db'),
+  /** SQLAlchemy-style `sqlite:////abs/path.db` or `sqlite:///relative.db`, a plain path, or `postgresql://...`. */
+  database: z.string().min(1).default('sqlite:////var/lib/joystick/joystick.db'),
   /** plume's TOML config; the `plume` table below is used instead when given. */
   plume_config: z.string().optional(),
   plume: z.record(z.string(), z.unknown()).optional(),

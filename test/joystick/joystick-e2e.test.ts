@@ -55,7 +55,7 @@ beforeAll(async () => {
   config = await writeJoystickConfig(world, {
     prefix,
     queue,
-    database: `sqlite://${join(world.dir, 'joystick.db')}`,
+    database: `sqlite:///${join(world.dir, 'joystick.db')}`,
     regions: REGIONS,
     arches: ARCHES,
   });

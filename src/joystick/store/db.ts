@@ -143,15 +143,19 @@ export function openPostgres(url: string, opts: { max?: number; statementTimeout
   };
 }
 
-/** `sqlite:///abs/path`, `sqlite://rel/path`, a bare path, or `postgres(ql)://...`. */
+/**
+ * SQLAlchemy's URL forms, which Fedora's deployments already use: `sqlite:////abs/path.db` (four slashes),
+ * `sqlite:///relative.db`, `sqlite://` (in memory); or a bare path; or `postgresql://...`.
+ */
 export function openDatabase(url: string): Db {
   if (/^postgres(ql)?:\/\//.test(url)) return openPostgres(url);
-  if (url.startsWith('sqlite://')) return openSqlite(url.slice('sqlite://'.length) || ':memory:');
+  if (url === 'sqlite://') return openSqlite(':memory:');
+  if (url.startsWith('sqlite:///')) return openSqlite(url.slice('sqlite:///'.length));
   if (/^[a-z]+:\/\//.test(url))
     throw new PlumeError(
       'usage',
       `unsupported database URL scheme in ${url.replace(/\/\/[^@]*@/, '//***@')}`,
-      'use sqlite:///path or postgresql://...',
+      'use sqlite:////absolute/path.db, sqlite:///relative.db or postgresql://...',
     );
   return openSqlite(url);
 }
