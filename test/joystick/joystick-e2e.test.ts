@@ -72,6 +72,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  if (process.env.JOYSTICK_TEST_LOG) console.log(joystick?.output().stderr);
   joystick?.child.kill('SIGTERM');
   await joystick?.done;
   await out?.close();
@@ -79,7 +80,7 @@ afterAll(async () => {
   await world?.close();
 });
 
-describe('joystick on the real RabbitMQ and the emulator', () => {
+describe('joystick on the real RabbitMQ and the emulator', { timeout: 300_000 }, () => {
   it('turns a FINISHED compose into public AMIs and the messages fedimg and fedora-image-uploader sent', async () => {
     const t0 = Date.now();
     await publishRaw(`${prefix}.pungi.compose.status.change`, pungi(compose));

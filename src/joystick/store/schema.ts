@@ -68,6 +68,9 @@ const STATEMENTS = [
 
 export async function migrate(db: Db): Promise<void> {
   await db.tx(async (tx) => {
+    // Replicas start together: on PostgreSQL, concurrent CREATE TABLE IF NOT EXISTS can still collide,
+    // so one migrates while the others wait on this lock (released at commit).
+    if (tx.dialect === 'postgres') await tx.query('SELECT pg_advisory_xact_lock(725675) AS locked');
     for (const sql of STATEMENTS) await tx.query(sql);
     const [row] = await tx.query<{ version: number }>('SELECT version FROM joystick_schema');
     if (!row) await tx.query('INSERT INTO joystick_schema (version) VALUES (?)', [SCHEMA_VERSION]);
