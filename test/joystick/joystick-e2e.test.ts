@@ -172,6 +172,23 @@ describe('joystick on the real RabbitMQ and the emulator', { timeout: 300_000 },
       const image = (await aws.images(region!)).find((i) => i.ImageId === id);
       expect(image?.Public, key).toBe(true);
     }
+    // The other websites script lists AMIs by name pattern with the AWS API: the same AMIs, by name.
+    for (const arch of ARCHES) {
+      const build = compose.images[arch]!.build;
+      for (const region of REGIONS) {
+        const { DescribeImagesCommand } = await import('@aws-sdk/client-ec2');
+        const listed = await aws.ec2(region).send(
+          new DescribeImagesCommand({
+            Owners: ['self'],
+            Filters: [{ Name: 'name', Values: [`${build}-hvm-*`] }],
+          }),
+        );
+        const byVol = Object.fromEntries(
+          (listed.Images ?? []).map((i) => [/-hvm-[a-z0-9-]+-(gp[23])-\d+$/.exec(i.Name!)![1], i.ImageId]),
+        );
+        expect(byVol).toEqual({ gp2: found[`${arch}/${region}/gp2`], gp3: found[`${arch}/${region}/gp3`] });
+      }
+    }
     aws.destroy();
 
     // The status page and `joystick status` show it.
@@ -189,7 +206,12 @@ describe('joystick on the real RabbitMQ and the emulator', { timeout: 300_000 },
     const metrics = await (await fetch(`${statusUrl}/metrics`)).text();
     expect(metrics).toMatch(/joystick_last_publish_timestamp_seconds\{channel="cloud"\} \d/);
     expect(metrics).toMatch(/joystick_releases_total\{outcome="complete",channel="cloud"\} 2/);
-    console.log(`message -> last announcement: ${elapsed} ms`);
+    const firstBlock =
+      world.emulator.calls().find((c) => c.operation === 'PutSnapshotBlock' && c.at >= t0)!.at - t0;
+    expect(firstBlock).toBeGreaterThan(0);
+    console.log(
+      `message -> first block uploaded: ${firstBlock} ms; message -> last announcement: ${elapsed} ms`,
+    );
   });
 
   it('processes the same FINISHED message once', async () => {
