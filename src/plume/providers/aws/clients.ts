@@ -4,29 +4,108 @@ import { EBSClient } from '@aws-sdk/client-ebs';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { STSClient } from '@aws-sdk/client-sts';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { RetryErrorInfo, RetryStrategyV2, RetryToken } from '@smithy/types';
 import { PlumeError } from '../../../shared/errors.js';
+import { backoffDelay } from '../../../shared/retry.js';
 
 export interface AwsClientSettings {
   /** Endpoint override (the emulator); otherwise the SDK's own AWS_ENDPOINT_URL / config file handling. */
   endpoint?: string;
   profile?: string;
-  /** Attempts per call, the first included; the SDK retries throttling, 5xx and network errors only. */
+  /** Attempts per call on timeouts, dropped connections and 5xx, the first included. */
   maxAttempts: number;
+  /** Attempts per call while AWS throttles (RequestLimitExceeded, ThrottlingException, SlowDown...). */
+  throttleAttempts: number;
+  /** Backoff base for transient errors and for throttling; the n-th retry waits up to base * 2^(n-1). */
+  retryBaseMs: number;
+  throttleBaseMs: number;
+  /** Longest single backoff. */
+  retryMaxMs: number;
   connectTimeoutMs: number;
-  /** Per attempt. */
+  /** Per attempt: the whole request until the response headers, and any silence of the socket after. */
   requestTimeoutMs: number;
-  /** Whole call, retries included. */
+  /** Whole call, retries and backoff included. */
   callTimeoutMs: number;
   maxSockets: number;
 }
 
 export const DEFAULT_CLIENT_SETTINGS: AwsClientSettings = {
   maxAttempts: 10,
+  throttleAttempts: 30,
+  retryBaseMs: 200,
+  throttleBaseMs: 1000,
+  retryMaxMs: 20_000,
   connectTimeoutMs: 10_000,
   requestTimeoutMs: 120_000,
   callTimeoutMs: 15 * 60_000,
   maxSockets: 64,
 };
+
+class Token implements RetryToken {
+  constructor(
+    private readonly count: number,
+    private readonly delay: number,
+  ) {}
+  getRetryCount(): number {
+    return this.count;
+  }
+  getRetryDelay(): number {
+    return this.delay;
+  }
+}
+
+/**
+ * How every AWS call is retried (the SDK's RetryStrategyV2 interface; the SDK's retry middleware calls it
+ * and sleeps the delay it returns, racing the call's abort signal).
+ *
+ * Why not the SDK's `standard` or `adaptive` mode: both draw retries from one quota per client (500
+ * tokens; 5 per throttled retry, 14 per transient one), refilled only by successes. Sixteen
+ * PutSnapshotBlock calls in flight on one client during a throttling storm empty it within about a
+ * hundred retries, after which every throttled call fails at its first error and the whole upload with
+ * it, although backing off would have got through (test/plume/aws-client.test.ts shows both). `adaptive`
+ * adds a client-side rate limiter on top of the same quota. Such a quota protects a service that makes
+ * millions of calls; plume makes a bounded number, from a bounded pool, each with an overall deadline
+ * (`callTimeoutMs`), so here:
+ *  - throttling is retried up to `throttleAttempts` times with exponential backoff and full jitter from
+ *    `throttleBaseMs` (honouring a Retry-After hint), since throttling says "slow down", not "broken";
+ *  - transient failures (timeouts, reset connections, 500/502/503/504) up to `maxAttempts` times from
+ *    `retryBaseMs`; calls that create something are made idempotent by ClientToken or a name lookup;
+ *  - everything else (access denied, validation, not found) fails at once: retrying cannot help.
+ */
+export class PlumeRetryStrategy implements RetryStrategyV2 {
+  readonly mode = 'plume';
+
+  constructor(
+    private readonly settings: Pick<
+      AwsClientSettings,
+      'maxAttempts' | 'throttleAttempts' | 'retryBaseMs' | 'throttleBaseMs' | 'retryMaxMs'
+    >,
+    private readonly onRetry?: (info: RetryErrorInfo, attempt: number, delayMs: number) => void,
+  ) {}
+
+  acquireInitialRetryToken(): Promise<RetryToken> {
+    return Promise.resolve(new Token(0, 0));
+  }
+
+  refreshRetryTokenForRetry(token: RetryToken, info: RetryErrorInfo): Promise<RetryToken> {
+    const s = this.settings;
+    const attempt = token.getRetryCount() + 1;
+    const throttled = info.errorType === 'THROTTLING';
+    const limit = throttled ? Math.max(s.throttleAttempts, s.maxAttempts) : s.maxAttempts;
+    if ((!throttled && info.errorType !== 'TRANSIENT') || attempt >= limit)
+      // The middleware then throws the call's own error.
+      return Promise.reject(new Error('not retried'));
+    let delay = backoffDelay(attempt, throttled ? s.throttleBaseMs : s.retryBaseMs, s.retryMaxMs);
+    if (info.retryAfterHint)
+      delay = Math.max(delay, Math.min(s.retryMaxMs, info.retryAfterHint.getTime() - Date.now()));
+    this.onRetry?.(info, attempt, delay);
+    return Promise.resolve(new Token(attempt, delay));
+  }
+
+  recordSuccess(): void {
+    /* no quota to refill */
+  }
+}
 
 /** One client per service and region, sharing keep-alive connection pools. */
 export class AwsClients {
@@ -34,13 +113,21 @@ export class AwsClients {
   private readonly ebss = new Map<string, EBSClient>();
   private readonly stss = new Map<string, STSClient>();
   private readonly handler: NodeHttpHandler;
+  private readonly retryStrategy: PlumeRetryStrategy;
+  /** Retries made, by kind of error: for logs, metrics and tests. */
+  readonly retries = { THROTTLING: 0, TRANSIENT: 0 } as Record<string, number>;
 
   constructor(readonly settings: AwsClientSettings) {
+    this.retryStrategy = new PlumeRetryStrategy(settings, (info) => {
+      this.retries[info.errorType] = (this.retries[info.errorType] ?? 0) + 1;
+    });
     const agentOptions = { keepAlive: true, maxSockets: settings.maxSockets };
     this.handler = new NodeHttpHandler({
       connectionTimeout: settings.connectTimeoutMs,
       requestTimeout: settings.requestTimeoutMs,
       throwOnRequestTimeout: true,
+      // requestTimeout stops at the response headers; a body that stalls after them needs this one.
+      socketTimeout: settings.requestTimeoutMs,
       httpAgent: new HttpAgent(agentOptions),
       httpsAgent: new HttpsAgent(agentOptions),
     });
@@ -50,6 +137,8 @@ export class AwsClients {
     return {
       region,
       maxAttempts: this.settings.maxAttempts,
+      // One per client as the SDK does, though it keeps no state between calls.
+      retryStrategy: this.retryStrategy,
       requestHandler: this.handler,
       ...(this.settings.endpoint ? { endpoint: this.settings.endpoint } : {}),
       ...(this.settings.profile ? { profile: this.settings.profile } : {}),

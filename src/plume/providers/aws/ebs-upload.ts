@@ -47,17 +47,22 @@ export async function uploadSnapshot(
   onStarted: (snapshotId: string) => void,
 ): Promise<UploadResult> {
   const ebs = clients.ebs(opts.region);
-  const started = await send(clients, 'ebs:StartSnapshot', opts.region, (o) =>
-    ebs.send(
-      new StartSnapshotCommand({
-        VolumeSize: image.volumeGiB,
-        Description: opts.description,
-        Tags: toTags(opts.tags),
-        ClientToken: randomUUID(),
-        Timeout: opts.idleTimeoutMinutes ?? 60,
-      }),
-      o,
-    ),
+  const started = await send(
+    clients,
+    'ebs:StartSnapshot',
+    opts.region,
+    (o) =>
+      ebs.send(
+        new StartSnapshotCommand({
+          VolumeSize: image.volumeGiB,
+          Description: opts.description,
+          Tags: toTags(opts.tags),
+          ClientToken: randomUUID(),
+          Timeout: opts.idleTimeoutMinutes ?? 60,
+        }),
+        o,
+      ),
+    ctx.signal,
   );
   const snapshotId = started.SnapshotId!;
   const blockSize = started.BlockSize!;
@@ -132,17 +137,22 @@ export async function uploadSnapshot(
     // LINEAR: SHA-256 over the per-block SHA-256 digests in ascending block order.
     const linear = createHash('sha256');
     for (const index of [...digests.keys()].sort((a, b) => a - b)) linear.update(digests.get(index)!);
-    await send(clients, 'ebs:CompleteSnapshot', opts.region, (o) =>
-      ebs.send(
-        new CompleteSnapshotCommand({
-          SnapshotId: snapshotId,
-          ChangedBlocksCount: digests.size,
-          Checksum: linear.digest('base64'),
-          ChecksumAlgorithm: 'SHA256',
-          ChecksumAggregationMethod: 'LINEAR',
-        }),
-        o,
-      ),
+    await send(
+      clients,
+      'ebs:CompleteSnapshot',
+      opts.region,
+      (o) =>
+        ebs.send(
+          new CompleteSnapshotCommand({
+            SnapshotId: snapshotId,
+            ChangedBlocksCount: digests.size,
+            Checksum: linear.digest('base64'),
+            ChecksumAlgorithm: 'SHA256',
+            ChecksumAggregationMethod: 'LINEAR',
+          }),
+          o,
+        ),
+      ctx.signal,
     );
     return { snapshotId, volumeGiB: image.volumeGiB, summary, bytesSent, blocksSent: digests.size };
   } catch (err) {

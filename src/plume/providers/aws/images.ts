@@ -33,6 +33,11 @@ export const DEFAULT_WAIT: WaitSettings = {
   snapshotTimeoutMs: 60 * 60_000,
 };
 
+/** A wait as a person reads it: "90 min", "45 s". */
+function duration(ms: number): string {
+  return ms >= 60_000 ? `${Math.round(ms / 60_000)} min` : `${Math.round(ms / 1000)} s`;
+}
+
 export const TAG_RELEASE = 'plume:release';
 export const TAG_SOURCE = 'plume:source-sha256';
 export const TAG_VARIANT = 'plume:volume-type';
@@ -274,7 +279,7 @@ export async function waitImageAvailable(
     if (Date.now() + delay > deadline)
       throw new PlumeError(
         'provider',
-        `image ${id} in ${region} was not available after ${Math.round(wait.imageTimeoutMs / 60_000)} min (state ${image?.State ?? 'not found'})`,
+        `image ${id} in ${region} was not available after ${duration(wait.imageTimeoutMs)} (state ${image?.State ?? 'not found'})`,
         'run again later to resume',
       );
     await sleep(delay, undefined, { signal });
@@ -310,7 +315,7 @@ export async function waitSnapshotCompleted(
     if (Date.now() + delay > deadline)
       throw new PlumeError(
         'provider',
-        `snapshot ${id} in ${region} was not completed in time`,
+        `snapshot ${id} in ${region} was not completed after ${duration(wait.snapshotTimeoutMs)} (state ${snap?.State ?? 'not found'})`,
         'run again later to resume',
       );
     await sleep(delay, undefined, { signal });
