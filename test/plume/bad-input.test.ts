@@ -1,9 +1,11 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inspector } from '../support/inspect.js';
+import { rehashImage, shrinkXzIndex } from '../support/xz.js';
 import { runCli, startWorld, type RunResult, type World } from '../support/world.js';
 
 const REGIONS = ['us-east-1', 'eu-west-1'];
@@ -168,6 +170,75 @@ describe('bad input ends with one clear line and nothing left behind', () => {
     } finally {
       await world.writeConfig('', REGIONS);
     }
+  });
+
+  it('a compose on a host that is not allowed is refused before anything is fetched', async () => {
+    const compose = await world.compose({ rawSize: 4 * 2 ** 20, version: '38', date: '20200701' });
+    const seen = world.files.requests.length;
+    // The same file server under a name that is not in [source] allowed_hosts.
+    const url = compose.url.replace('127.0.0.1', 'localhost');
+    await expectCleanFailure(
+      await release(url),
+      1,
+      /host localhost:\d+ is not an allowed image source: add it to \[source\] allowed_hosts if it is trusted \(allowed: .*127\.0\.0\.1\)$/,
+    );
+    expect(world.files.requests.slice(seen)).toEqual([]);
+  });
+
+  it('an images.json path that leaves the compose (.., absolute path, absolute URL) is refused unfetched', async () => {
+    const compose = await world.compose({ rawSize: 4 * 2 ** 20, version: '39', date: '20200801' });
+    const meta = join(world.dir, 'composes', compose.composePath, 'metadata', 'images.json');
+    const original = readFileSync(meta, 'utf8');
+    for (const [path, line] of [
+      [
+        '../../../../etc/passwd.raw.xz',
+        /image path "\.\.\/\.\.\/\.\.\/\.\.\/etc\/passwd\.raw\.xz" tries to leave the compose directory$/,
+      ],
+      ['Cloud/x86_64/images/../../../../../secret.raw.xz', /tries to leave the compose directory$/],
+      ['/etc/passwd.raw.xz', /image path "\/etc\/passwd\.raw\.xz" is not relative to the compose$/],
+      [
+        'https://evil.example/Fedora-Cloud-Base.raw.xz',
+        /image path "https:\/\/evil\.example\/Fedora-Cloud-Base\.raw\.xz" is not relative to the compose$/,
+      ],
+    ] as const) {
+      writeFileSync(meta, original.replaceAll(compose.images.x86_64!.path, path));
+      const seen = world.files.requests.length;
+      await expectCleanFailure(await release(compose.url), 1, line);
+      expect(world.files.requests.slice(seen).map((r) => r.path)).toEqual(
+        world.files.requests
+          .slice(seen)
+          .map((r) => r.path)
+          .filter((p) => p.endsWith('/metadata/images.json') || p.endsWith('/metadata/composeinfo.json')),
+      );
+    }
+  });
+
+  it('an xz that decodes to more than its index declares is stopped mid-stream', async () => {
+    const compose = await world.compose({
+      rawSize: 16 * 2 ** 20,
+      dataFraction: 1,
+      version: '40',
+      date: '20200901',
+    });
+    const dir = join(world.dir, 'composes', compose.composePath);
+    const image = join(dir, compose.images.x86_64!.path);
+    // One xz block (xz -T1), so the index holds one size to forge.
+    execFileSync('sh', ['-c', `xz -dc '${image}' | xz -T1 -1 -c > '${image}.1' && mv '${image}.1' '${image}'`]);
+    const { declared, actual } = shrinkXzIndex(image, 4);
+    expect(declared).toBe(4 * 2 ** 20);
+    expect(actual).toBe(16 * 2 ** 20);
+    rehashImage(join(dir, 'metadata', 'images.json'), compose.images.x86_64!.sha256, image);
+    const puts = () => world.emulator.calls().filter((c) => c.operation === 'PutSnapshotBlock').length;
+    const before = puts();
+    await expectCleanFailure(
+      await release(compose.url),
+      1,
+      new RegExp(
+        `the image decompresses to more than the ${declared} bytes its xz index declares: the file is corrupt or not what its metadata says; nothing was registered$`,
+      ),
+    );
+    // Every block holds data (32 of 512 KiB): the upload stopped near the declared quarter, not at the end.
+    expect(puts() - before).toBeLessThan(32 / 2);
   });
 
   it('an unknown system, channel or arch is a usage error (exit 2)', async () => {

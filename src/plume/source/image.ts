@@ -84,9 +84,29 @@ export async function openImage(
       const checkDigest = () => {
         if (spec.sha256) verifyDigest(digest.hex(), spec.sha256, what);
       };
+      const checkDeclared = () => {
+        if (rawBytes !== undefined && spec.compression !== 'none' && stats.bytes > rawBytes)
+          throw new PlumeError(
+            'input',
+            `the image decompresses to more than the ${rawBytes} bytes its xz index declares`,
+            'the file is corrupt or not what its metadata says; nothing was registered',
+          );
+      };
       async function* blocks(): AsyncGenerator<Block> {
         try {
-          yield* splitBlocks(decompress(chunks, spec.compression), blockSize, volumeGiB * GiB, stats);
+          // The volume was sized from the xz index before the first block was sent. A stream that
+          // decodes to more than the index declares is lying about itself: stop at the first byte past
+          // the declared size rather than upload the rest (xz itself would only notice at the end).
+          for await (const block of splitBlocks(
+            decompress(chunks, spec.compression),
+            blockSize,
+            volumeGiB * GiB,
+            stats,
+          )) {
+            checkDeclared();
+            yield block;
+          }
+          checkDeclared();
         } catch (err) {
           // A file that differs from its metadata is the root cause of a corrupt stream: say so first.
           if (info.size !== undefined && digest.bytes === info.size) checkDigest();

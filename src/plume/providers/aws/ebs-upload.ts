@@ -156,11 +156,14 @@ export async function uploadSnapshot(
     );
     return { snapshotId, volumeGiB: image.volumeGiB, summary, bytesSent, blocksSent: digests.size };
   } catch (err) {
+    // Record the root cause before aborting: the in-flight puts then fail with AbortErrors (which read
+    // as "timed out", a retryable failure) and must not take its place, or a corrupt image would be
+    // reported as a slow network and retried.
+    failure ??= err;
     abort.abort(err);
     queue.clear();
     await queue.onIdle();
-    // Prefer the first root cause over the AbortErrors it caused in sibling workers.
-    const cause = failure ?? err;
+    const cause = failure;
     throw cause instanceof PlumeError
       ? cause
       : new PlumeError(
