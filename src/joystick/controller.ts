@@ -432,8 +432,18 @@ export class Controller {
 
   async sendOutbox(): Promise<boolean> {
     const { store, log, metrics } = this.deps;
-    const rows = await store.claimOutbox(this.owner, 60_000, 50);
+    // The outbox lease is the job lease: after a crash, the restarted process (or another replica) sends
+    // what was left as soon as it resumes the jobs, instead of after a fixed minute.
+    const claimedAt = Date.now();
+    const rows = await store.claimOutbox(this.owner, this.leaseMs, 50);
     for (const row of rows) {
+      // Past half the lease, another sender may soon claim these rows and send them too: hand the rest
+      // back and claim afresh, so every publish starts with at least half a lease (60 s by default, more
+      // than the publisher's 30 s confirm timeout) before anyone else may send the same message.
+      if (Date.now() - claimedAt > this.leaseMs / 2) {
+        await store.releaseOutbox(this.owner);
+        return true;
+      }
       const message = createMessage({
         id: row.messageId,
         topic: row.topic,
@@ -443,9 +453,6 @@ export class Controller {
       });
       try {
         await this.deps.publish(message);
-        await store.markSent(row.key);
-        metrics.messagesPublished.inc({ topic: row.topic });
-        log.info({ topic: row.topic, id: row.messageId, severity: row.severity }, 'message published');
       } catch (err) {
         metrics.publishFailures.inc();
         log.error(
@@ -453,9 +460,24 @@ export class Controller {
           'message not confirmed by the broker; it stays queued',
         );
         await store.markUnsent(row.key, errorMessage(err)).catch(() => undefined);
-        // The rest of this batch would fail the same way: let the loop back off.
+        // The rest of this batch would fail the same way: give it back (so the next try, here or on
+        // another replica, need not wait for the lease) and let the loop back off.
+        await store.releaseOutbox(this.owner).catch(() => undefined);
         throw err;
       }
+      try {
+        await store.markSent(row.key);
+      } catch (err) {
+        // The broker has it but the database does not know: the row is sent again once its lease
+        // expires, with the same message id, which is how consumers recognise the copy.
+        log.error(
+          { topic: row.topic, id: row.messageId, err: errorMessage(err) },
+          'message published but not recorded as sent; it will be sent again with the same id',
+        );
+        throw err;
+      }
+      metrics.messagesPublished.inc({ topic: row.topic });
+      log.info({ topic: row.topic, id: row.messageId, severity: row.severity }, 'message published');
     }
     return rows.length > 0;
   }

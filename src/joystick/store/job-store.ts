@@ -411,6 +411,14 @@ export class JobStore {
     );
   }
 
+  /** Give back every unsent message this sender has claimed, for anyone to claim again now. */
+  async releaseOutbox(owner: string): Promise<void> {
+    await this.db.query(
+      `UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? AND sent_at IS NULL`,
+      [owner],
+    );
+  }
+
   async markUnsent(key: string, error: string): Promise<void> {
     await this.db.query(`UPDATE outbox SET lease_owner = NULL, lease_until = NULL, error = ? WHERE id = ?`, [
       error,
