@@ -20,7 +20,8 @@ import { withConfiguredSystems } from './systems/generic/index.js';
 import type { SystemRegistry } from './systems/registry.js';
 import type { ReleaseRequest, System } from './systems/types.js';
 import { join } from 'node:path';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { checkCredentialFile } from './providers/aws/clients.js';
 
 const VERSION = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -185,22 +186,7 @@ function overridesFrom(o: SelectorOptions): Overrides {
  */
 function useCredentialsFile(path: string | undefined): void {
   if (!path) return;
-  let mode: number;
-  try {
-    mode = statSync(path).mode;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new PlumeError(
-      'usage',
-      `cannot read AWS credentials file ${path}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
-    );
-  }
-  if ((mode & 0o077) !== 0)
-    throw new PlumeError(
-      'usage',
-      `refusing AWS credentials file ${path}: its mode ${(mode & 0o777).toString(8).padStart(4, '0')} lets group or others read it`,
-      `chmod 600 ${path}`,
-    );
+  checkCredentialFile(path, 'usage');
   process.env.AWS_SHARED_CREDENTIALS_FILE = path;
 }
 

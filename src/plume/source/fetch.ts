@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { PlumeError } from '../../shared/errors.js';
 import { backoffDelay } from '../../shared/retry.js';
-import { checkSource, type SourcePolicy } from './policy.js';
+import { assertTlsVerified, checkSource, type SourcePolicy } from './policy.js';
 
 const MAX_REDIRECTS = 5;
 
@@ -17,8 +17,20 @@ async function* bodyChunks(res: Response): AsyncGenerator<Uint8Array> {
 /** A failure worth another attempt: the network or the server hiccuped, the content is not at fault. */
 class TransientError extends Error {}
 
+/** Node's codes for a certificate that does not verify (self-signed, unknown CA, expired, wrong name). */
+const TLS_CODES =
+  /^(DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_[A-Z_]+|ERR_TLS_CERT_ALTNAME_INVALID)$/;
+
+/** The reason a host's certificate was refused, if that is why a fetch failed. */
+function tlsRefusal(err: unknown): string | undefined {
+  const cause = err instanceof Error ? (err.cause as NodeJS.ErrnoException | undefined) : undefined;
+  return cause?.code && TLS_CODES.test(cause.code) ? cause.message : undefined;
+}
+
 function isTransient(err: unknown): boolean {
   if (err instanceof TransientError) return true;
+  // The same certificate will be refused again: no point retrying, and it is not the network's fault.
+  if (tlsRefusal(err)) return false;
   if (err instanceof PlumeError) return false;
   if (err instanceof Error && err.name === 'AbortError') return false;
   // undici reports network failures as TypeError('fetch failed') with a cause.
@@ -30,6 +42,7 @@ async function request(
   policy: SourcePolicy,
   init: { method?: string; headers?: Record<string, string>; signal?: AbortSignal },
 ): Promise<Response> {
+  assertTlsVerified();
   let current = url;
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
     const res = await fetch(current, { ...init, redirect: 'manual' });
@@ -66,6 +79,14 @@ async function request(
 
 function describeFetchError(url: URL, err: unknown): PlumeError {
   if (err instanceof PlumeError) return err;
+  const tls = tlsRefusal(err);
+  if (tls)
+    return new PlumeError(
+      'source',
+      `refusing ${url.host}: its TLS certificate does not verify (${tls})`,
+      "images and metadata are fetched over verified TLS only: fix the host's certificate, or trust its CA with NODE_EXTRA_CA_CERTS",
+      { cause: err },
+    );
   const cause =
     err instanceof Error && err.cause instanceof Error
       ? err.cause.message

@@ -40,6 +40,19 @@ function hostMatches(pattern: string, url: URL): boolean {
   return p === host || p === hostPort;
 }
 
+/**
+ * Node skips certificate checks for every https connection (image hosts, AWS) when this is set: plume
+ * refuses to run rather than trust an unauthenticated image or endpoint.
+ */
+export function assertTlsVerified(env: NodeJS.ProcessEnv = process.env): void {
+  if (env.NODE_TLS_REJECT_UNAUTHORIZED === '0')
+    throw new PlumeError(
+      'usage',
+      'NODE_TLS_REJECT_UNAUTHORIZED=0 turns off TLS certificate checks; plume does not run without them',
+      'unset it; to trust a private CA, set NODE_EXTRA_CA_CERTS to its certificate',
+    );
+}
+
 /** Parse a location given by a person or a message into a URL, refusing what the policy forbids. */
 export function checkSource(location: string, policy: SourcePolicy): URL {
   let url: URL;

@@ -1,5 +1,8 @@
+import { statSync } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { EBSClient } from '@aws-sdk/client-ebs';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { STSClient } from '@aws-sdk/client-sts';
@@ -7,6 +10,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { RetryErrorInfo, RetryStrategyV2, RetryToken } from '@smithy/types';
 import { PlumeError } from '../../../shared/errors.js';
 import { backoffDelay } from '../../../shared/retry.js';
+import { assertTlsVerified } from '../../source/policy.js';
 
 export interface AwsClientSettings {
   /** Endpoint override (the emulator); otherwise the SDK's own AWS_ENDPOINT_URL / config file handling. */
@@ -107,6 +111,43 @@ export class PlumeRetryStrategy implements RetryStrategyV2 {
   }
 }
 
+/**
+ * Refuse a file of AWS credentials or settings that others could read or change: keys in it are as good as
+ * leaked, and a config file others can write can run their code (credential_process). Group access is
+ * accepted only the way a deployment grants it to a service (root owns the file, the group is the
+ * process's own: deploy/ansible writes root:joystick 0640 for User=joystick). Missing files are fine.
+ */
+export function checkCredentialFile(path: string, kind: 'usage' | 'credentials' = 'credentials'): void {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && kind === 'credentials') return;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new PlumeError(
+      kind,
+      `cannot read AWS credentials file ${path}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+    );
+  }
+  const mode = st.mode & 0o777;
+  const groupOk = st.uid === 0 && typeof process.getgid === 'function' && st.gid === process.getgid();
+  if ((mode & 0o007) !== 0 || ((mode & 0o070) !== 0 && !groupOk))
+    throw new PlumeError(
+      kind,
+      `refusing AWS credentials file ${path}: its mode ${mode.toString(8).padStart(4, '0')} lets group or others read it`,
+      `chmod 600 ${path}`,
+    );
+}
+
+/** The files the SDK's default chain reads credentials and settings from. */
+export function credentialFiles(env: NodeJS.ProcessEnv = process.env): string[] {
+  const aws = join(env.HOME || homedir(), '.aws');
+  return [
+    env.AWS_SHARED_CREDENTIALS_FILE || join(aws, 'credentials'),
+    env.AWS_CONFIG_FILE || join(aws, 'config'),
+  ];
+}
+
 /** One client per service and region, sharing keep-alive connection pools. */
 export class AwsClients {
   private readonly ec2s = new Map<string, EC2Client>();
@@ -118,6 +159,9 @@ export class AwsClients {
   readonly retries = { THROTTLING: 0, TRANSIENT: 0 } as Record<string, number>;
 
   constructor(readonly settings: AwsClientSettings) {
+    // Before the SDK reads them (at the first call).
+    for (const file of credentialFiles()) checkCredentialFile(file);
+    assertTlsVerified();
     this.retryStrategy = new PlumeRetryStrategy(settings, (info) => {
       this.retries[info.errorType] = (this.retries[info.errorType] ?? 0) + 1;
     });
