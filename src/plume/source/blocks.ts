@@ -15,7 +15,8 @@ export interface BlockStats {
 /**
  * Cut a raw disk stream into fixed-size blocks and drop the all-zero ones: a snapshot block never written
  * reads as zeros, so skipping them sends only the data a sparse image really holds. Every non-zero block
- * gets its own buffer because the uploader holds it while the next one fills.
+ * gets its own buffer because the uploader holds it while the next one fills. Bytes are copied into a block
+ * only once it is known to hold data: most of a sparse image is zeros, which are compared, never copied.
  */
 export async function* splitBlocks(
   input: AsyncIterable<Buffer>,
@@ -26,16 +27,19 @@ export async function* splitBlocks(
   const zero = Buffer.alloc(blockSize);
   let block = Buffer.allocUnsafe(blockSize);
   let fill = 0;
+  // Whether the block holds data; while it does not, its first `fill` bytes are zeros not yet written.
+  let dirty = false;
   let index = 0;
   const emit = (): Block | undefined => {
     stats.blocks++;
-    const full = block;
     const i = index++;
     fill = 0;
-    if (full.equals(zero)) {
+    if (!dirty) {
       stats.zeroBlocks++;
       return undefined;
     }
+    dirty = false;
+    const full = block;
     block = Buffer.allocUnsafe(blockSize);
     return { index: i, data: full };
   };
@@ -50,7 +54,12 @@ export async function* splitBlocks(
     let pos = 0;
     while (pos < chunk.length) {
       const n = Math.min(blockSize - fill, chunk.length - pos);
-      chunk.copy(block, fill, pos, pos + n);
+      if (dirty) chunk.copy(block, fill, pos, pos + n);
+      else if (chunk.compare(zero, 0, n, pos, pos + n) !== 0) {
+        block.fill(0, 0, fill);
+        chunk.copy(block, fill, pos, pos + n);
+        dirty = true;
+      }
       fill += n;
       pos += n;
       if (fill === blockSize) {
@@ -60,7 +69,7 @@ export async function* splitBlocks(
     }
   }
   if (fill > 0) {
-    block.fill(0, fill);
+    if (dirty) block.fill(0, fill);
     const out = emit();
     if (out) yield out;
   }

@@ -1,6 +1,13 @@
-import { spawn } from 'node:child_process';
+import { spawn, execFile } from 'node:child_process';
 import { once } from 'node:events';
+import { constants } from 'node:fs';
+import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Readable, Writable } from 'node:stream';
 import { PlumeError } from '../../shared/errors.js';
+import type { PipeSource } from './block-reader.js';
 
 export type Compression = 'xz' | 'bzip2' | 'gzip' | 'none';
 
@@ -22,17 +29,22 @@ export function compressionFromName(path: string): Compression {
   return 'none';
 }
 
-/**
- * Decompress a stream of chunks. The returned generator throws if the compressed data is corrupt or
- * truncated, after all the output the tool produced; it kills the tool if the consumer stops early.
- */
-export async function* decompress(input: AsyncIterable<Buffer>, kind: Compression): AsyncGenerator<Buffer> {
-  if (kind === 'none') {
-    yield* input;
-    return;
-  }
+/** A running decompressor: fed from `input`, its output wherever it was started to write. */
+interface Tool {
+  stdout: NodeJS.ReadableStream | null;
+  /** Resolves once the tool exited cleanly after all input; throws why it did not. */
+  finished(): Promise<void>;
+  kill(): void;
+}
+
+function startTool(
+  input: AsyncIterable<Buffer>,
+  kind: Exclude<Compression, 'none'>,
+  stdout: 'pipe' | number,
+): Tool {
   const [cmd, ...args] = COMMANDS[kind];
-  const child = spawn(cmd!, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(cmd!, args, { stdio: ['pipe', stdout, 'pipe'] });
+  const { stdin, stderr: errors } = child as typeof child & { stdin: Writable; stderr: Readable };
   const spawned = once(child, 'spawn').catch((err: NodeJS.ErrnoException) => {
     throw new PlumeError(
       'internal',
@@ -42,15 +54,16 @@ export async function* decompress(input: AsyncIterable<Buffer>, kind: Compressio
   });
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-2000)));
+  errors.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-2000)));
 
   let feedError: Error | undefined;
   const feed = (async () => {
     try {
+      await spawned;
       for await (const chunk of input) {
-        if (!child.stdin.write(chunk)) await once(child.stdin, 'drain');
+        if (!stdin.write(chunk)) await once(stdin, 'drain');
       }
-      child.stdin.end();
+      stdin.end();
     } catch (err) {
       // EPIPE means the tool stopped reading (it found the data corrupt); its own error says why.
       if ((err as NodeJS.ErrnoException).code !== 'EPIPE')
@@ -58,30 +71,98 @@ export async function* decompress(input: AsyncIterable<Buffer>, kind: Compressio
       child.kill('SIGKILL');
     }
   })();
-  child.stdin.on('error', () => {
+  stdin.on('error', () => {
     /* reported through the exit status */
   });
 
+  return {
+    stdout: child.stdout,
+    async finished() {
+      await spawned;
+      await feed;
+      const code = await exited;
+      if (feedError) throw feedError;
+      if (code !== 0) {
+        const said = stderr.trim().replace(/^[^:]+: \(stdin\): /, '');
+        throw new PlumeError(
+          'input',
+          `the image is not a valid ${kind} stream (${said || `exit status ${code}`})`,
+          'the file is truncated or corrupt: check the source and run again',
+        );
+      }
+    },
+    kill() {
+      child.kill('SIGKILL');
+    },
+  };
+}
+
+/**
+ * Decompress a stream of chunks. The returned generator throws if the compressed data is corrupt or
+ * truncated, after all the output the tool produced; it kills the tool if the consumer stops early.
+ */
+export async function* decompress(input: AsyncIterable<Buffer>, kind: Compression): AsyncGenerator<Buffer> {
+  if (kind === 'none') {
+    yield* input;
+    return;
+  }
+  const tool = startTool(input, kind, 'pipe');
   let finished = false;
   try {
-    await spawned;
-    for await (const chunk of child.stdout) yield chunk as Buffer;
-    await feed;
-    const code = await exited;
-    if (feedError) throw feedError;
-    if (code !== 0) {
-      const said = stderr.trim().replace(/^[^:]+: \(stdin\): /, '');
-      throw new PlumeError(
-        'input',
-        `the image is not a valid ${kind} stream (${said || `exit status ${code}`})`,
-        'the file is truncated or corrupt: check the source and run again',
-      );
-    }
+    for await (const chunk of tool.stdout!) yield chunk as Buffer;
+    await tool.finished();
     finished = true;
   } finally {
     if (!finished) {
-      child.kill('SIGKILL');
-      await feed.catch(() => undefined);
+      tool.kill();
+      await tool.finished().catch(() => undefined);
     }
   }
+}
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * Start the decompressor writing into a FIFO and return the FIFO's read end, for a reader that reads it
+ * synchronously off the main thread (see block-reader.ts). Node's own child pipes deliver the tool's 8 KiB
+ * writes one event each, which costs more than the decompression of the zeros in them. `paced` opens the
+ * read end non-blocking, for a reader that paces itself. Returns undefined where a FIFO cannot be made;
+ * the caller then uses `decompress`.
+ */
+export async function decompressToFd(
+  input: AsyncIterable<Buffer>,
+  kind: Exclude<Compression, 'none'>,
+  paced: boolean,
+): Promise<PipeSource | undefined> {
+  let writer: FileHandle;
+  let reader: FileHandle;
+  const dir = await mkdtemp(join(tmpdir(), 'plume-')).catch(() => undefined);
+  if (!dir) return undefined;
+  try {
+    const path = join(dir, 'out');
+    await execFileAsync('mkfifo', ['-m', '600', path]);
+    // Opening a FIFO blocks until the other end is open, except read-write (Linux): take a writer end
+    // first, then the reader opens at once. Ours is closed once the tool has its copy, so the reader sees
+    // end-of-file exactly when the tool exits.
+    writer = await open(path, constants.O_RDWR);
+    // A paced reader never waits in read() (see block-reader.ts), so its end is non-blocking.
+    reader = await open(path, constants.O_RDONLY | (paced ? constants.O_NONBLOCK : 0));
+  } catch {
+    return undefined;
+  } finally {
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+  let tool: Tool;
+  try {
+    tool = startTool(input, kind, writer.fd);
+  } finally {
+    await writer.close();
+  }
+  return {
+    fd: reader.fd,
+    paced,
+    finished: () => tool.finished(),
+    kill: () => tool.kill(),
+    close: () => reader.close(),
+  };
 }

@@ -1,10 +1,11 @@
 import { PlumeError } from '../../shared/errors.js';
 import { splitBlocks, type Block, type BlockStats } from './blocks.js';
 import { hashing, verifyDigest } from './checksum.js';
-import { decompress, type Compression } from './decompress.js';
+import { readBlocks } from './block-reader.js';
+import { decompress, decompressToFd, type Compression } from './decompress.js';
 import { probeSource, readRange, streamSource, type SourceInfo } from './fetch.js';
 import type { SourcePolicy } from './policy.js';
-import { xzUncompressedSize } from './xz-index.js';
+import { xzIndex } from './xz-index.js';
 
 export const GiB = 2 ** 30;
 
@@ -50,11 +51,12 @@ export async function openImage(
 ): Promise<DiskImage> {
   const info = await probeSource(spec.url, policy, signal);
   let rawBytes: number | undefined;
+  let compressedBlocks: number | undefined;
   if (spec.compression === 'none') rawBytes = info.size;
   else if (spec.compression === 'xz' && info.size !== undefined && info.ranges)
-    rawBytes = await xzUncompressedSize(info.size, (offset, length) =>
+    ({ uncompressed: rawBytes, blocks: compressedBlocks } = await xzIndex(info.size, (offset, length) =>
       readRange(info, policy, offset, length, signal),
-    );
+    ));
   let volumeGiB: number;
   if (spec.volumeGiB !== undefined) {
     if (rawBytes !== undefined && rawBytes > spec.volumeGiB * GiB)
@@ -84,6 +86,19 @@ export async function openImage(
       const checkDigest = () => {
         if (spec.sha256) verifyDigest(digest.hex(), spec.sha256, what);
       };
+      async function* raw(): AsyncGenerator<Block> {
+        const maxBytes = volumeGiB * GiB;
+        if (spec.compression === 'none') {
+          yield* splitBlocks(chunks, blockSize, maxBytes, stats);
+          return;
+        }
+        // Decompressed output read off the main thread; the plain stream where no FIFO can be made. Only a
+        // multi-block xz is decoded on several threads; anything else has one thread decode and write.
+        const paced = !(compressedBlocks !== undefined && compressedBlocks > 1);
+        const pipe = await decompressToFd(chunks, spec.compression, paced);
+        if (pipe) yield* readBlocks(pipe, blockSize, maxBytes, stats);
+        else yield* splitBlocks(decompress(chunks, spec.compression), blockSize, maxBytes, stats);
+      }
       const checkDeclared = () => {
         if (rawBytes !== undefined && spec.compression !== 'none' && stats.bytes > rawBytes)
           throw new PlumeError(
@@ -97,12 +112,7 @@ export async function openImage(
           // The volume was sized from the xz index before the first block was sent. A stream that
           // decodes to more than the index declares is lying about itself: stop at the first byte past
           // the declared size rather than upload the rest (xz itself would only notice at the end).
-          for await (const block of splitBlocks(
-            decompress(chunks, spec.compression),
-            blockSize,
-            volumeGiB * GiB,
-            stats,
-          )) {
+          for await (const block of raw()) {
             checkDeclared();
             yield block;
           }

@@ -23,9 +23,10 @@ function readVli(buf: Buffer, pos: number): [value: number, next: number] {
   throw new Error('index number longer than 9 bytes');
 }
 
-function parseIndex(index: Buffer): { uncompressed: number; blocksSize: number } {
+function parseIndex(index: Buffer): { uncompressed: number; blocksSize: number; records: number } {
   if (index[0] !== 0x00) throw new Error('no index indicator');
   let [records, pos] = readVli(index, 1);
+  const count = records;
   let uncompressed = 0;
   let blocksSize = 0;
   for (; records > 0; records--) {
@@ -36,12 +37,24 @@ function parseIndex(index: Buffer): { uncompressed: number; blocksSize: number }
     blocksSize += Math.ceil(unpadded / 4) * 4;
     uncompressed += size;
   }
-  return { uncompressed, blocksSize };
+  return { uncompressed, blocksSize, records: count };
 }
 
 export async function xzUncompressedSize(fileSize: number, readAt: ReadAt): Promise<number> {
+  return (await xzIndex(fileSize, readAt)).uncompressed;
+}
+
+/**
+ * The uncompressed size and the number of blocks, over all streams. More than one block is what lets
+ * `xz -T0` decode on several threads, which changes how its output is best read (see block-reader.ts).
+ */
+export async function xzIndex(
+  fileSize: number,
+  readAt: ReadAt,
+): Promise<{ uncompressed: number; blocks: number }> {
   let end = fileSize;
   let total = 0;
+  let blocks = 0;
   try {
     while (end > 0) {
       // Stream padding: zero bytes in multiples of four between or after streams.
@@ -55,8 +68,9 @@ export async function xzUncompressedSize(fileSize: number, readAt: ReadAt): Prom
       if (!tail.subarray(10, 12).equals(FOOTER_MAGIC)) throw new Error('no xz stream footer');
       const indexSize = (tail.readUInt32LE(4) + 1) * 4;
       const index = await readAt(end - FOOTER - indexSize, indexSize);
-      const { uncompressed, blocksSize } = parseIndex(index);
+      const { uncompressed, blocksSize, records } = parseIndex(index);
       total += uncompressed;
+      blocks += records;
       end -= FOOTER + indexSize + blocksSize + HEADER;
       if (end < 0) throw new Error('index sizes exceed the file');
     }
@@ -67,5 +81,5 @@ export async function xzUncompressedSize(fileSize: number, readAt: ReadAt): Prom
       'check that the file is fully written and really xz-compressed',
     );
   }
-  return total;
+  return { uncompressed: total, blocks };
 }

@@ -94,24 +94,25 @@ export async function uploadSnapshot(
 
   const put = async (index: number, data: Buffer) => {
     const sha = createHash('sha256').update(data).digest();
-    await send(
-      clients,
-      'ebs:PutSnapshotBlock',
-      opts.region,
-      (o) =>
-        ebs.send(
-          new PutSnapshotBlockCommand({
-            SnapshotId: snapshotId,
-            BlockIndex: index,
-            BlockData: data,
-            DataLength: data.length,
-            Checksum: sha.toString('base64'),
-            ChecksumAlgorithm: 'SHA256',
-          }),
-          o,
-        ),
-      signal,
+    const command = new PutSnapshotBlockCommand({
+      SnapshotId: snapshotId,
+      BlockIndex: index,
+      BlockData: data,
+      DataLength: data.length,
+      Checksum: sha.toString('base64'),
+      ChecksumAlgorithm: 'SHA256',
+    });
+    // SigV4 signs the payload's SHA-256, which the SDK would compute a second time over the same 512 KiB;
+    // the signer takes it from this header when present (the request on the wire is unchanged).
+    command.middlewareStack.add(
+      (next) => (args) => {
+        (args.request as { headers: Record<string, string> }).headers['x-amz-content-sha256'] =
+          sha.toString('hex');
+        return next(args);
+      },
+      { step: 'build', name: 'plumeKnownPayloadHash' },
     );
+    await send(clients, 'ebs:PutSnapshotBlock', opts.region, (o) => ebs.send(command, o), signal);
     digests.set(index, sha);
     bytesSent += data.length;
     report();

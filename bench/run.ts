@@ -1,0 +1,398 @@
+/**
+ * `npm run bench`: plume against the physical limit and against the old way, as ratios measured side by
+ * side in one run, plus peak memory as the image grows. Prints a table and writes .bench/results.json.
+ *
+ * Every figure is a median of a few runs, each in its own process (so each has its own peak memory), with
+ * its baseline run right next to it: the machine may be shared, and a baseline taken minutes apart would
+ * compare different loads. BENCH_QUICK=1 does the 1 GiB image once, for working on the benchmark itself.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { basename, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { pathToFileURL } from 'node:url';
+import ts from 'typescript';
+import { serveDirectory } from '../tools/compose/http-server.js';
+import { ensureInputs, type BenchFile, type BenchImage } from './inputs.js';
+import type { Job, Measured } from './measure.js';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const DIR = join(ROOT, '.bench');
+const QUICK = process.env.BENCH_QUICK === '1';
+const GiB = 2 ** 30;
+const MB = 1e6;
+const SIZES = QUICK
+  ? [{ name: 'disk-1g', bytes: GiB }]
+  : [
+      { name: 'disk-1g', bytes: GiB },
+      { name: 'disk-4g', bytes: 4 * GiB },
+    ];
+/** Repetitions by image size: enough for a median on the small one, fewer where one run takes long. */
+const REPS: Record<string, number> = QUICK ? { 'disk-1g': 1 } : { 'disk-1g': 3, 'disk-4g': 2 };
+/** 22 commercial regions, the primary first, with a made-up copy time each (farther is slower). */
+const REGIONS = [
+  'us-east-1',
+  'us-east-2',
+  'us-west-1',
+  'us-west-2',
+  'ca-central-1',
+  'sa-east-1',
+  'eu-west-1',
+  'eu-west-2',
+  'eu-west-3',
+  'eu-central-1',
+  'eu-north-1',
+  'eu-south-1',
+  'af-south-1',
+  'me-south-1',
+  'ap-south-1',
+  'ap-east-1',
+  'ap-northeast-1',
+  'ap-northeast-2',
+  'ap-northeast-3',
+  'ap-southeast-1',
+  'ap-southeast-2',
+  'ap-southeast-3',
+];
+const COPY_MS = Object.fromEntries(REGIONS.map((r, i) => [r, 600 + ((i * 7) % 10) * 100]));
+
+const started = performance.now();
+const log = (line: string) =>
+  process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);
+
+const AWS_ENV = {
+  AWS_ACCESS_KEY_ID: 'AKIABENCH00000000000',
+  AWS_SECRET_ACCESS_KEY: 'bench-secret-not-a-real-key',
+  AWS_REGION: 'us-east-1',
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  AWS_EC2_METADATA_DISABLED: 'true',
+};
+
+/**
+ * Measurements run as plain JavaScript against dist/: the TypeScript loader would add its own 60 MiB to
+ * every peak-memory figure. Only the benchmark's own two files need compiling, and only their imports of
+ * src/ need pointing at the build (BENCH_DIST picks another build, to compare before and after a change).
+ */
+async function compileMeasure(): Promise<string> {
+  const dist = pathToFileURL(process.env.BENCH_DIST ?? join(ROOT, 'dist')).href;
+  const out = join(DIR, 'build');
+  await mkdir(out, { recursive: true });
+  for (const name of ['measure', 'memory']) {
+    const source = await readFile(join(ROOT, 'bench', `${name}.ts`), 'utf8');
+    const js = ts.transpileModule(source, {
+      compilerOptions: {
+        module: ts.ModuleKind.ESNext,
+        target: ts.ScriptTarget.ES2022,
+        verbatimModuleSyntax: true,
+      },
+    }).outputText;
+    await writeFile(join(out, `${name}.js`), js.replace(/from '\.\.\/src\//g, `from '${dist}/`));
+  }
+  return join(out, 'measure.js');
+}
+
+let measureScript = '';
+
+async function measure(job: Job): Promise<Measured> {
+  const child = spawn(process.execPath, [measureScript, JSON.stringify(job)], {
+    cwd: ROOT,
+    env: { ...process.env, ...AWS_ENV },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const [code] = (await once(child, 'close')) as [number];
+  if (code !== 0) throw new Error(`measurement ${JSON.stringify(job)} failed (exit ${code})`);
+  return JSON.parse(out.trim().split('\n').pop()!) as Measured;
+}
+
+/** A helper process that prints one JSON line when ready (the sink, the emulator). */
+async function startService(args: string[]): Promise<{ child: ChildProcess; info: { endpoint: string } }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...AWS_ENV },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout });
+  const [line] = (await once(lines, 'line')) as [string];
+  return { child, info: JSON.parse(line) as { endpoint: string } };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+interface Pair {
+  baseline: Measured[];
+  subject: Measured[];
+}
+
+/** Run the baseline and the subject alternately, so both see the same machine. */
+async function paired(
+  reps: number,
+  baseline: () => Promise<Measured>,
+  subject: () => Promise<Measured>,
+): Promise<Pair> {
+  const out: Pair = { baseline: [], subject: [] };
+  for (let i = 0; i < reps; i++) {
+    out.baseline.push(await baseline());
+    out.subject.push(await subject());
+  }
+  return out;
+}
+
+const secs = (ms: Measured[]) => median(ms.map((m) => m.seconds));
+const peak = (ms: Measured[]) => Math.max(...ms.map((m) => m.peakRss));
+const childPeak = (ms: Measured[], name: string) => Math.max(0, ...ms.map((m) => m.children[name] ?? 0));
+
+function versions(): { node: string; xz: string; kernel: string } {
+  const first = (cmd: string, args: string[]) => {
+    try {
+      return execFileSync(cmd, args, { encoding: 'utf8' }).split('\n')[0]!.trim();
+    } catch {
+      return 'unknown';
+    }
+  };
+  return { node: process.version, xz: first('xz', ['--version']), kernel: first('uname', ['-r']) };
+}
+
+async function main() {
+  const machine = {
+    cores: cpus().length,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(totalmem() / GiB),
+    ...versions(),
+    loadBefore: loadavg().map((l) => Number(l.toFixed(2))),
+  };
+  log(
+    `machine: ${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB} GiB, node ${machine.node}, load ${machine.loadBefore.join(' ')}`,
+  );
+  measureScript = await compileMeasure();
+  const images = await ensureInputs(join(DIR, 'inputs'), SIZES, log);
+  const inputsDone = (performance.now() - started) / 1000;
+
+  const files = await serveDirectory(join(DIR, 'inputs'));
+  const sink = await startService([join(ROOT, 'bench', 'ebs-sink.ts')]);
+  const emulator = await startService([join(ROOT, 'tools', 'emulator', 'main.ts'), '--pending-ms', '0']);
+  const url = (f: BenchFile) => `${files.url}/${basename(f.path)}`;
+  const results: Record<string, unknown> = {};
+  try {
+    const idle = await measure({ kind: 'idle' });
+    results.idle = idle;
+
+    const perImage: Record<string, Record<string, unknown>> = {};
+    for (const img of images) {
+      const reps = REPS[img.name] ?? 1;
+      const r: Record<string, unknown> = {};
+      perImage[img.name] = r;
+      for (const format of ['single', 'multi'] as const) {
+        const file = img[format];
+        const threads = format === 'single' ? 1 : 0;
+        log(
+          `${img.name} ${format}-block: xz -dc${threads ? '' : ' -T0'} vs plume's source pipeline (x${reps})`,
+        );
+        r[`${format}.pipeline`] = await paired(
+          reps,
+          () => measure({ kind: 'xz', file: file.path, threads }),
+          () => measure({ kind: 'pipeline', url: url(file), sha256: file.sha256 }),
+        );
+        log(`${img.name} ${format}-block: upload into the fast EBS sink (x${reps})`);
+        r[`${format}.upload`] = await paired(
+          reps,
+          () => measure({ kind: 'xz', file: file.path, threads }),
+          () =>
+            measure({ kind: 'upload', url: url(file), sha256: file.sha256, endpoint: sink.info.endpoint }),
+        );
+      }
+      log(`${img.name}: the old way (download, decompress to disk, upload the file) vs plume (x${reps})`);
+      r.oldway = await paired(
+        reps,
+        () =>
+          measure({
+            kind: 'oldway',
+            url: url(img.single),
+            threads: 1,
+            endpoint: sink.info.endpoint,
+            workDir: join(DIR, 'work'),
+          }),
+        () =>
+          measure({
+            kind: 'upload',
+            url: url(img.single),
+            sha256: img.single.sha256,
+            endpoint: sink.info.endpoint,
+          }),
+      );
+    }
+    const small = images[0]!;
+    log(`${small.name}: upload into moto through the emulator (reference)`);
+    const moto = await measure({
+      kind: 'upload',
+      url: url(small.multi),
+      sha256: small.multi.sha256,
+      endpoint: emulator.info.endpoint,
+    });
+    log(
+      `fan-out: ${REGIONS.length} regions, copies of ${Math.min(...Object.values(COPY_MS))}-${Math.max(...Object.values(COPY_MS))} ms each, parallel vs serial`,
+    );
+    const fanout = await measure({
+      kind: 'fanout',
+      endpoint: emulator.info.endpoint,
+      copyMs: COPY_MS,
+      workDir: join(DIR, 'work-fanout'),
+    });
+    await report({ machine, images, perImage, idle, moto, fanout, inputsDone });
+  } finally {
+    sink.child.kill('SIGTERM');
+    emulator.child.kill('SIGTERM');
+    await files.close();
+    await once(emulator.child, 'close');
+  }
+}
+
+type Machine = { cores: number; cpu: string; memoryGiB: number; node: string; xz: string; kernel: string };
+
+interface Report {
+  machine: Machine;
+  images: BenchImage[];
+  perImage: Record<string, Record<string, unknown>>;
+  idle: Measured;
+  moto: Measured;
+  fanout: Measured;
+  inputsDone: number;
+}
+
+function report(r: Report) {
+  const rows: [string, string, string][] = [];
+  const summary: Record<string, unknown> = {};
+  const mb = (bytes: number, s: number) => (bytes / MB / s).toFixed(0);
+  const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+  for (const img of r.images) {
+    const res = r.perImage[img.name]!;
+    for (const format of ['single', 'multi'] as const) {
+      const p = res[`${format}.pipeline`] as Pair;
+      const u = res[`${format}.upload`] as Pair;
+      const limit = secs(p.baseline);
+      const pipe = secs(p.subject);
+      const ratio = limit / pipe;
+      const tool = format === 'single' ? 'xz -dc' : 'xz -dc -T0';
+      rows.push([
+        `${img.name} ${format}-block: pipeline / ${tool}`,
+        ratio.toFixed(2),
+        `${pipe.toFixed(2)} s vs ${limit.toFixed(2)} s (${mb(img.rawBytes, pipe)} vs ${mb(img.rawBytes, limit)} MB/s raw); target >= 0.90`,
+      ]);
+      const up = u.subject;
+      const upSecs = secs(up);
+      const sent = up[0]!.bytesSent!;
+      const blocks = up[0]!.blocksSent!;
+      rows.push([
+        `${img.name} ${format}-block: upload into fast sink / ${tool}`,
+        (secs(u.baseline) / upSecs).toFixed(2),
+        `${upSecs.toFixed(2)} s: ${mb(sent, upSecs)} MB/s sent, ${(blocks / upSecs).toFixed(0)} PutSnapshotBlock/s, ${blocks} of ${up[0]!.blocks} blocks`,
+      ]);
+      summary[`${img.name}.${format}`] = {
+        limitSeconds: limit,
+        pipelineSeconds: pipe,
+        pipelineRatio: ratio,
+        uploadSeconds: upSecs,
+        uploadLimitSeconds: secs(u.baseline),
+        uploadMBps: sent / MB / upSecs,
+        uploadRequestsPerSecond: blocks / upSecs,
+        pipelinePeakRss: peak(p.subject),
+        uploadPeakRss: peak(up),
+        decompressorPeakRss: Math.max(childPeak(p.subject, 'xz'), childPeak(up, 'xz')),
+      };
+    }
+    const o = res.oldway as Pair;
+    const old = secs(o.baseline);
+    const plume = secs(o.subject);
+    const stages = o.baseline.map((m) => m.stages!);
+    const stage = (k: string) => median(stages.map((s) => s[k]!)).toFixed(1);
+    rows.push([
+      `${img.name}: plume / old way (wall time)`,
+      (plume / old).toFixed(2),
+      `${plume.toFixed(2)} s vs ${old.toFixed(2)} s (download ${stage('download')} s, decompress ${stage('decompress')} s, upload ${stage('upload')} s)`,
+    ]);
+    summary[`${img.name}.oldway`] = { plumeSeconds: plume, oldSeconds: old, ratio: plume / old, stages };
+  }
+  const m = r.moto;
+  rows.push([
+    `${r.images[0]!.name} multi-block: upload into moto (emulator)`,
+    '-',
+    `${m.seconds.toFixed(2)} s: ${mb(m.bytesSent!, m.seconds)} MB/s sent, ${(m.blocksSent! / m.seconds).toFixed(0)} PutSnapshotBlock/s`,
+  ]);
+  summary.moto = {
+    seconds: m.seconds,
+    MBps: m.bytesSent! / MB / m.seconds,
+    requestsPerSecond: m.blocksSent! / m.seconds,
+  };
+  const f = r.fanout;
+  rows.push([
+    `fan-out to ${f.regions! - 1} regions: parallel / serial`,
+    (f.parallelSeconds! / f.serialSeconds!).toFixed(3),
+    `${f.parallelSeconds!.toFixed(1)} s vs ${f.serialSeconds!.toFixed(1)} s (${(f.serialSeconds! / f.parallelSeconds!).toFixed(1)}x faster)`,
+  ]);
+  summary.fanout = { parallelSeconds: f.parallelSeconds, serialSeconds: f.serialSeconds, regions: f.regions };
+  if (r.images.length > 1) {
+    const [a, b] = [r.images[0]!, r.images[r.images.length - 1]!];
+    for (const what of ['pipeline', 'upload'] as const) {
+      const key = `${what}PeakRss` as const;
+      const pa = Math.max(
+        ...['single', 'multi'].map((f) => (summary[`${a.name}.${f}`] as Record<string, number>)[key]!),
+      );
+      const pb = Math.max(
+        ...['single', 'multi'].map((f) => (summary[`${b.name}.${f}`] as Record<string, number>)[key]!),
+      );
+      rows.push([
+        `peak RSS, ${what}: ${b.name} / ${a.name}`,
+        (pb / pa).toFixed(2),
+        `${mib(pb)} vs ${mib(pa)}; target <= 1.20`,
+      ]);
+      summary[`${what}PeakRssRatio`] = pb / pa;
+    }
+  }
+  for (const img of r.images) {
+    const xzPeak = Math.max(
+      ...['single', 'multi'].map(
+        (f) => (summary[`${img.name}.${f}`] as Record<string, number>).decompressorPeakRss!,
+      ),
+    );
+    rows.push([
+      `${img.name}: decompressor (xz -T0) peak RSS`,
+      '-',
+      `${mib(xzPeak)} (its own process, not in the figures above)`,
+    ]);
+  }
+  rows.push(['node process doing nothing (same imports)', '-', `${mib(r.idle.peakRss)} peak RSS`]);
+
+  const total = (performance.now() - started) / 1000;
+  const w0 = Math.max(...rows.map((x) => x[0].length));
+  const w1 = Math.max(...rows.map((x) => x[1].length), 5);
+  console.log(`\n${'measure'.padEnd(w0)}  ${'ratio'.padStart(w1)}  detail`);
+  for (const [a, b, c] of rows) console.log(`${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`);
+  console.log(
+    `\n${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, ${r.machine.node}, ${r.machine.xz}; inputs ready after ${r.inputsDone.toFixed(0)} s, total ${total.toFixed(0)} s; load ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
+  const json = {
+    when: new Date().toISOString(),
+    machine: { ...r.machine, loadAfter: loadavg().map((l) => Number(l.toFixed(2))) },
+    seconds: { inputs: r.inputsDone, total },
+    images: r.images,
+    summary,
+    table: rows.map(([measure, ratio, detail]) => ({ measure, ratio, detail })),
+    samples: { idle: r.idle, perImage: r.perImage, moto: r.moto, fanout: r.fanout },
+  };
+  return writeFile(join(DIR, 'results.json'), JSON.stringify(json, null, 2)).then(() =>
+    log(`wrote ${join(DIR, 'results.json')}`),
+  );
+}
+
+await mkdir(DIR, { recursive: true });
+await main();
