@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Checks every AWS action the tests called against docs/iam-policy.json when the run ends.
+    globalSetup: ['test/support/aws-actions.ts'],
     // Tests start their own moto_server and talk to the machine's RabbitMQ and PostgreSQL:
     // generous timeouts, and one file per worker so ports and queues never collide.
     testTimeout: 120_000,

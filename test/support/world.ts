@@ -1,8 +1,11 @@
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../tools/emulator/index.js';
+import { iamAction } from './iam.js';
 import { serveDirectory, type FileServer } from '../../tools/compose/http-server.js';
 import {
   writeSampleCompose,
@@ -22,6 +25,14 @@ export function awsEnv(endpoint: string): Record<string, string> {
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     AWS_EC2_METADATA_DISABLED: 'true',
   };
+}
+
+/** For the suite's IAM check (test/support/aws-actions.ts): the actions this world's emulator saw. */
+function recordActions(emulator: Emulator): void {
+  const dir = process.env.PLUME_AWS_ACTIONS_DIR;
+  if (!dir) return;
+  const actions = [...new Set(emulator.calls().map(iamAction))];
+  writeFileSync(join(dir, `${process.pid}-${randomUUID()}.json`), JSON.stringify(actions));
 }
 
 export interface World {
@@ -90,6 +101,7 @@ records_dir = "${recordsDir}"
     },
     async close() {
       await files.close();
+      recordActions(emulator);
       await emulator.stop();
       await rm(dir, { recursive: true, force: true });
     },
