@@ -198,6 +198,25 @@ describe('asynchronous states', { timeout: 180_000 }, () => {
   });
 });
 
+describe('the uploaded disk held pending', { timeout: 180_000 }, () => {
+  it('beyond snapshot_wait: the run fails clearly, and the next one waits for the same snapshot instead of uploading again', async () => {
+    await setConfig('snapshot_wait_minutes = 1', 'snapshot_wait_minutes = 0.05');
+    world.emulator.setPendingMs(10 * 60_000, 'us-east-1');
+    const res = await release();
+    expect(res.code, res.stderr).toBe(1);
+    expect(res.stderr.trim().split('\n').pop()).toMatch(
+      /^plume: error: snapshot snap-\w+ in us-east-1 was not completed after 3 s \(state pending\): run again later to resume$/,
+    );
+    expect(calls('StartSnapshot')).toHaveLength(1);
+    const blocks = calls('PutSnapshotBlock').length;
+
+    world.emulator.setPendingMs(0, 'us-east-1');
+    await expectComplete(await release());
+    expect(calls('StartSnapshot')).toHaveLength(1);
+    expect(calls('PutSnapshotBlock')).toHaveLength(blocks);
+  });
+});
+
 describe('slow and dropped connections', { timeout: 180_000 }, () => {
   it('added latency, and attempts that outlast request_timeout, leave the same state and no duplicate', async () => {
     await setConfig('request_timeout_seconds = 5', 'request_timeout_seconds = 1');

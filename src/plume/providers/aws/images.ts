@@ -41,6 +41,8 @@ function duration(ms: number): string {
 export const TAG_RELEASE = 'plume:release';
 export const TAG_SOURCE = 'plume:source-sha256';
 export const TAG_VARIANT = 'plume:volume-type';
+/** On the uploaded disk once CompleteSnapshot succeeded: the source sha256 whose blocks it holds. */
+export const TAG_UPLOADED = 'plume:uploaded';
 
 export function toTags(tags: Record<string, string>) {
   return Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));

@@ -1,5 +1,5 @@
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
-import { DescribeRegionsCommand, type Image } from '@aws-sdk/client-ec2';
+import { DescribeRegionsCommand, type Image, type Snapshot } from '@aws-sdk/client-ec2';
 import PQueue from 'p-queue';
 import { PlumeError, errorMessage } from '../../../shared/errors.js';
 import { mapSettled } from '../../../shared/concurrency.js';
@@ -22,6 +22,7 @@ import {
   DEFAULT_WAIT,
   TAG_RELEASE,
   TAG_SOURCE,
+  TAG_UPLOADED,
   clientToken,
   copyImage,
   createTags,
@@ -123,15 +124,21 @@ export class AwsProvider implements Provider {
     const region = plan.primaryLocation;
     const sourceTag = plan.source.sha256 ?? 'unverified';
     const snapshots = await findSnapshotsByTag(this.clients, region, TAG_RELEASE, plan.key, ctx.signal);
+    const isOurs = (snap: Snapshot) => snap.Tags?.some((t) => t.Key === TAG_SOURCE && t.Value === sourceTag);
+    // Uploaded whole and completed, though AWS may still be turning it `completed` (large snapshots take a
+    // while): a previous run that ran out of wait left it, and it only needs waiting for.
+    const uploaded = (snap: Snapshot) =>
+      isOurs(snap) && snap.Tags?.some((t) => t.Key === TAG_UPLOADED && t.Value === sourceTag);
     for (const snap of snapshots) {
-      const isOurs = snap.Tags?.some((t) => t.Key === TAG_SOURCE && t.Value === sourceTag);
-      if (snap.State === 'completed' && isOurs) {
+      if ((snap.State === 'completed' && isOurs(snap)) || (snap.State === 'pending' && uploaded(snap))) {
+        if (snap.State === 'pending')
+          await waitSnapshotCompleted(this.clients, region, snap.SnapshotId!, this.settings.wait, ctx.signal);
         this.volumeGiB.set(plan.key, snap.VolumeSize!);
         ctx.emit({ type: 'disk-ready', location: region, id: snap.SnapshotId!, reused: true });
         return { location: region, id: snap.SnapshotId!, reused: true, sizeGiB: snap.VolumeSize! };
       }
     }
-    // A pending or failed snapshot is what an interrupted upload leaves: it can never complete, remove it.
+    // Any other pending or failed snapshot is what an interrupted upload leaves: it can never complete.
     for (const snap of snapshots.filter((s) => s.State !== 'completed')) {
       ctx.log.warn(
         { snapshotId: snap.SnapshotId, state: snap.State },
@@ -155,6 +162,9 @@ export class AwsProvider implements Provider {
         ctx,
         (id) => (started = id),
       );
+      // From here on the snapshot is whole: mark it so, and keep it if the wait below runs out.
+      await createTags(this.clients, region, [result.snapshotId], { [TAG_UPLOADED]: sourceTag }, ctx.signal);
+      started = undefined;
       await waitSnapshotCompleted(this.clients, region, result.snapshotId, this.settings.wait, ctx.signal);
       this.volumeGiB.set(plan.key, result.volumeGiB);
       ctx.emit({ type: 'disk-ready', location: region, id: result.snapshotId, reused: false });
