@@ -151,18 +151,21 @@ describe('credentials come from the environment or from files nobody else can re
   }
 
   it.each([
-    ['AWS_SHARED_CREDENTIALS_FILE', 'credentials', 0o644],
-    ['AWS_SHARED_CREDENTIALS_FILE', 'credentials', 0o604],
-    ['AWS_CONFIG_FILE', 'config', 0o666],
-  ] as const)('%s with mode %s is refused, naming the file and the fix', async (variable, name, mode) => {
-    const path = file(name, mode);
-    const res = await release(compose.url, { ...envWithout(), [variable]: path });
-    expect(res.code, res.stderr).toBe(1);
-    expect(res.stderr.trim().split('\n').pop()).toBe(
-      `plume: error: refusing AWS credentials file ${path}: its mode 0${mode.toString(8)} lets group or others read it: chmod 600 ${path}`,
-    );
-    await expectNothingPublished();
-  });
+    ['AWS_SHARED_CREDENTIALS_FILE', '0644', 'credentials', 0o644],
+    ['AWS_SHARED_CREDENTIALS_FILE', '0604', 'credentials', 0o604],
+    ['AWS_CONFIG_FILE', '0666', 'config', 0o666],
+  ] as const)(
+    '%s with mode %s is refused, naming the file and the fix',
+    async (variable, _mode, name, mode) => {
+      const path = file(name, mode);
+      const res = await release(compose.url, { ...envWithout(), [variable]: path });
+      expect(res.code, res.stderr).toBe(1);
+      expect(res.stderr.trim().split('\n').pop()).toBe(
+        `plume: error: refusing AWS credentials file ${path}: its mode 0${mode.toString(8)} lets group or others read it: chmod 600 ${path}`,
+      );
+      await expectNothingPublished();
+    },
+  );
 
   it('~/.aws/credentials readable by a group that is not the process’s own is refused', async () => {
     const home = mkdtempSync(join(tmpdir(), 'plume-home-'));
@@ -188,6 +191,81 @@ describe('credentials come from the environment or from files nobody else can re
       ]);
       expect(res.code, res.stderr).toBe(0);
     }
+  });
+});
+
+describe('no image is public by mistake', { timeout: 180_000 }, () => {
+  it('verify of a private release names an image or snapshot that is public, and the repair leaves it to a person', async () => {
+    const c = await world.compose({ rawSize: 8 * 2 ** 20, version: '41', date: '20241029' });
+    const pre = await runCli(
+      'plume',
+      [
+        'pre-release',
+        '--system',
+        'fedora',
+        '--channel',
+        'cloud',
+        '--arch',
+        'x86_64',
+        '--compose',
+        c.url,
+        '--config',
+        world.configPath,
+        '--output',
+        'json',
+      ],
+      world.env,
+    );
+    expect(pre.code, pre.stderr).toBe(0);
+    const record = JSON.parse(pre.stdout);
+    expect(record.visibility.public).toBe(false);
+    const { ModifyImageAttributeCommand, ModifySnapshotAttributeCommand } =
+      await import('@aws-sdk/client-ec2');
+    const target = record.images.find(
+      (i: { location: string; variant: string }) => i.location === 'eu-west-1' && i.variant === 'gp3',
+    );
+    await aws.ec2('eu-west-1').send(
+      new ModifyImageAttributeCommand({
+        ImageId: target.id,
+        LaunchPermission: { Add: [{ Group: 'all' }] },
+      }),
+    );
+    const copy = (await aws.images('eu-west-1')).find((i) => i.ImageId === target.id)!;
+    const snapshotId = copy.BlockDeviceMappings![0]!.Ebs!.SnapshotId!;
+    await aws.ec2('eu-west-1').send(
+      new ModifySnapshotAttributeCommand({
+        SnapshotId: snapshotId,
+        Attribute: 'createVolumePermission',
+        OperationType: 'add',
+        GroupNames: ['all'],
+      }),
+    );
+    const recordPath = join(world.dir, 'private.json');
+    writeFileSync(recordPath, pre.stdout);
+
+    const res = await runCli(
+      'plume',
+      ['verify', '--record', recordPath, '--config', world.configPath],
+      world.env,
+    );
+    expect(res.code, res.stderr).toBe(4);
+    expect(res.stdout).toContain(
+      `eu-west-1 gp3: public: image is public but the release is private; snapshot ${snapshotId} is public but the release is private`,
+    );
+    expect(res.stdout).toContain('3 of 4 images verified');
+    const repair = await runCli(
+      'plume',
+      ['verify', '--repair', '--record', recordPath, '--config', world.configPath],
+      world.env,
+    );
+    expect(repair.code).toBe(4);
+    expect(repair.stderr).toContain(
+      'plume never withdraws an image: if it must be private, remove its launch and create-volume permissions by hand',
+    );
+    // Nothing else was made public meanwhile.
+    expect((await aws.inventory(REGIONS)).images.filter((i) => i.Public).map((i) => i.ImageId)).toEqual([
+      target.id,
+    ]);
   });
 });
 

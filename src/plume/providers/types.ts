@@ -20,7 +20,17 @@ export interface PublishedImage extends ImageTarget {
 /** One thing wrong with one target, as found by verification. */
 export interface Problem {
   target: ImageTarget;
-  kind: 'missing' | 'duplicate' | 'not-available' | 'failed' | 'attributes' | 'not-public' | 'tags' | 'error';
+  kind:
+    | 'missing'
+    | 'duplicate'
+    | 'not-available'
+    | 'failed'
+    | 'attributes'
+    | 'not-public'
+    /** Public (or its snapshot is) while the release is private: never repaired automatically. */
+    | 'public'
+    | 'tags'
+    | 'error';
   detail: string;
   id?: string;
 }

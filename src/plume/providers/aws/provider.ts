@@ -471,6 +471,13 @@ export class AwsProvider implements Provider {
             );
             return id;
           }
+          case 'public':
+            // Withdrawing a published image is a decision for a person (users may already launch it).
+            throw new PlumeError(
+              'provider',
+              `${target.name} in ${target.location}: ${problem.detail}`,
+              'plume never withdraws an image: if it must be private, remove its launch and create-volume permissions by hand',
+            );
           default:
             throw new PlumeError(
               'provider',

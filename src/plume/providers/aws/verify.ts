@@ -56,17 +56,21 @@ export function tagProblems(image: Image, expected: Record<string, string>): str
     .map(([k, v]) => `tag ${k} is ${JSON.stringify(actual[k] ?? null)}, expected ${JSON.stringify(v)}`);
 }
 
+/** What is shared that should be (`missing`), and what is public that should not be (`extra`). */
 async function visibilityProblems(
   clients: AwsClients,
   region: string,
   image: Image,
   plan: ReleasePlan,
   signal?: AbortSignal,
-): Promise<string[]> {
-  const out: string[] = [];
+): Promise<{ missing: string[]; extra: string[] }> {
+  const missing: string[] = [];
+  const extra: string[] = [];
   const ec2 = clients.ec2(region);
   const want = plan.visibility;
-  if (want.public && !image.Public) out.push('image is not public');
+  if (want.public && !image.Public) missing.push('image is not public');
+  // A private release (a pre-release, `visibility = "private"`) must not be public by mistake either.
+  if (!want.public && image.Public) extra.push('image is public but the release is private');
   if (want.accounts.length > 0) {
     const attr = await send(
       clients,
@@ -80,10 +84,10 @@ async function visibilityProblems(
       signal,
     );
     const users = new Set((attr.LaunchPermissions ?? []).map((p) => p.UserId));
-    for (const a of want.accounts) if (!users.has(a)) out.push(`image not shared with ${a}`);
+    for (const a of want.accounts) if (!users.has(a)) missing.push(`image not shared with ${a}`);
   }
   const snapshotId = rootSnapshotId(image);
-  if (snapshotId && (want.public || want.accounts.length > 0)) {
+  if (snapshotId) {
     const attr = await send(
       clients,
       'ec2:DescribeSnapshotAttribute',
@@ -99,12 +103,14 @@ async function visibilityProblems(
       signal,
     );
     const perms = attr.CreateVolumePermissions ?? [];
-    if (want.public && !perms.some((p) => p.Group === 'all'))
-      out.push(`snapshot ${snapshotId} is not public`);
+    const isPublic = perms.some((p) => p.Group === 'all');
+    if (want.public && !isPublic) missing.push(`snapshot ${snapshotId} is not public`);
+    if (!want.public && isPublic) extra.push(`snapshot ${snapshotId} is public but the release is private`);
     const users = new Set(perms.map((p) => p.UserId));
-    for (const a of want.accounts) if (!users.has(a)) out.push(`snapshot ${snapshotId} not shared with ${a}`);
+    for (const a of want.accounts)
+      if (!users.has(a)) missing.push(`snapshot ${snapshotId} not shared with ${a}`);
   }
-  return out;
+  return { missing, extra };
 }
 
 /** Check every target in one region: one DescribeImages for all its names, then per-image checks. */
@@ -160,8 +166,10 @@ export async function verifyRegion(
     const tags = tagProblems(image, expectedTags(plan, target));
     if (tags.length > 0) problem('tags', tags.join('; '), id);
     const vis = await visibilityProblems(clients, region, image, plan, signal);
-    if (vis.length > 0) problem('not-public', vis.join('; '), id);
-    if (tags.length === 0 && vis.length === 0) report.ok.push({ ...target, id });
+    if (vis.missing.length > 0) problem('not-public', vis.missing.join('; '), id);
+    if (vis.extra.length > 0) problem('public', vis.extra.join('; '), id);
+    if (tags.length === 0 && vis.missing.length === 0 && vis.extra.length === 0)
+      report.ok.push({ ...target, id });
   }
   return report;
 }
