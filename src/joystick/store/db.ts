@@ -107,7 +107,9 @@ export function openPostgres(url: string, opts: { max?: number; statementTimeout
   // BIGINT comes back as a string by default; our values are epoch milliseconds, well within 2^53.
   const types = {
     getTypeParser: (oid: number, format?: string): ((v: string) => unknown) =>
-      oid === 20 ? (v: string) => Number(v) : (pg.types.getTypeParser(oid, format as 'text') as (v: string) => unknown),
+      oid === 20
+        ? (v: string) => Number(v)
+        : (pg.types.getTypeParser(oid, format as 'text') as (v: string) => unknown),
   };
   const query = async <T>(
     client: pg.Pool | pg.PoolClient,
@@ -123,6 +125,12 @@ export function openPostgres(url: string, opts: { max?: number; statementTimeout
     query: (sql, params) => query(pool, sql, params),
     async tx(fn) {
       const client = await pool.connect();
+      // A connection lost while the transaction is open, between its queries, is reported as an 'error'
+      // event on the checked-out client, which the pool does not listen to: unheard, it kills the
+      // process. Heard here, the transaction fails (its next query does) and the client is discarded.
+      let broken: Error | undefined;
+      const onError = (err: Error) => (broken = err);
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const result = await fn({
@@ -133,10 +141,11 @@ export function openPostgres(url: string, opts: { max?: number; statementTimeout
         await client.query('COMMIT');
         return result;
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
+        await client.query('ROLLBACK').catch((e: unknown) => (broken ??= e as Error));
         throw err;
       } finally {
-        client.release();
+        client.off('error', onError);
+        client.release(broken);
       }
     },
     close: () => pool.end(),
