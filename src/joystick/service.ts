@@ -9,7 +9,7 @@ import type { JoystickConfig } from './config.js';
 import { Controller } from './controller.js';
 import { startHttp, type HttpServer } from './http/server.js';
 import { Metrics } from './metrics.js';
-import { openDatabase } from './store/db.js';
+import { isTransientDbError, openDatabase } from './store/db.js';
 import { JobStore } from './store/job-store.js';
 
 export interface Service {
@@ -39,13 +39,35 @@ async function openBus(config: JoystickConfig, log: Logger, signal: AbortSignal)
   }
 }
 
+/**
+ * Open the job store, waiting while the database is locked or unreachable (a PostgreSQL restart, another
+ * process holding SQLite's write lock) as the broker is waited for; a configuration error fails at once.
+ */
+async function openStore(config: JoystickConfig, log: Logger): Promise<JobStore> {
+  for (let attempt = 1; ; attempt++) {
+    const db = openDatabase(config.app.database);
+    try {
+      return await JobStore.open(db);
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      if (!isTransientDbError(err)) throw err;
+      const delay = backoffDelay(attempt, 1000, 30_000) + 1000;
+      log.error(
+        { err: errorMessage(err), retryInSeconds: Math.round(delay / 1000) },
+        'database unavailable; retrying',
+      );
+      await sleep(delay);
+    }
+  }
+}
+
 /** `joystick run`: the database, the HTTP endpoints, the controller's loops and the bus consumer. */
 export async function startService(
   config: JoystickConfig,
   registry: SystemRegistry,
   log: Logger,
 ): Promise<Service> {
-  const store = await JobStore.open(openDatabase(config.app.database));
+  const store = await openStore(config, log);
   const metrics = new Metrics();
   const stopping = new AbortController();
   let bus: Bus | undefined;

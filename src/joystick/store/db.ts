@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { PlumeError } from '../../shared/errors.js';
@@ -37,13 +38,43 @@ class Mutex {
   }
 }
 
-export function openSqlite(path: string, opts: { busyTimeoutMs?: number } = {}): Db {
+function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : '';
+}
+
+/** SQLite's "another connection holds the lock" (SQLITE_BUSY, SQLITE_LOCKED and their extended codes). */
+function isBusy(err: unknown): boolean {
+  return /^SQLITE_(BUSY|LOCKED)/.test(errorCode(err));
+}
+
+/**
+ * Errors that say the database is unreachable or busy for now, not that something is wrong with the
+ * request or the configuration: worth waiting for (SQLite locked by another process; PostgreSQL down,
+ * restarting, unreachable, out of connections, or the connection lost mid-query).
+ */
+export function isTransientDbError(err: unknown): boolean {
+  if (err instanceof PlumeError) return false;
+  if (isBusy(err)) return true;
+  const code = errorCode(err);
+  if (/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE|EAI_AGAIN)$/.test(code))
+    return true;
+  // SQLSTATE: 08 connection exception, 57P01-57P03 shutdown / cannot connect now, 53300 too many connections
+  if (/^(08...|57P0[123]|53300)$/.test(code)) return true;
+  const message = err instanceof Error ? err.message : String(err);
+  return /Connection terminated|timeout exceeded when trying to connect|connection timeout/i.test(message);
+}
+
+export function openSqlite(path: string, opts: { busyTimeoutMs?: number; busyWaitMs?: number } = {}): Db {
   let db: Database.Database;
   try {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
     db = new Database(path);
     db.pragma('journal_mode = WAL');
-    db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 10_000}`);
+    // better-sqlite3 waits for a lock synchronously, freezing the whole process (health probes, broker
+    // heartbeats, uploads in flight) for as long as busy_timeout: keep that short, and wait longer
+    // below, asleep between tries, while another process holds the database.
+    db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 50}`);
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
   } catch (err) {
@@ -54,6 +85,19 @@ export function openSqlite(path: string, opts: { busyTimeoutMs?: number } = {}):
     );
   }
   const mutex = new Mutex();
+  const busyWaitMs = opts.busyWaitMs ?? 10_000;
+  /** Run `fn` (one statement, BEGIN or COMMIT: each safe to retry when busy) once the lock is free. */
+  const whenFree = async <T>(fn: () => T): Promise<T> => {
+    const deadline = Date.now() + busyWaitMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return fn();
+      } catch (err) {
+        if (!isBusy(err) || Date.now() >= deadline) throw err;
+        await sleep(Math.min(25 * attempt, 250));
+      }
+    }
+  };
   const run = <T>(sql: string, params: Param[] = []): T[] => {
     const stmt = db.prepare(sql);
     return stmt.reader ? (stmt.all(...params) as T[]) : (stmt.run(...params), [] as T[]);
@@ -66,14 +110,14 @@ export function openSqlite(path: string, opts: { busyTimeoutMs?: number } = {}):
   return {
     dialect: 'sqlite',
     skipLocked: '',
-    query: (sql, params) => mutex.run(() => Promise.resolve(run(sql, params))),
+    query: (sql, params) => mutex.run(() => whenFree(() => run(sql, params))),
     tx: (fn) =>
       mutex.run(async () => {
         // IMMEDIATE takes the write lock up front: a claim is a read then a write, and must not race.
-        db.exec('BEGIN IMMEDIATE');
+        await whenFree(() => db.exec('BEGIN IMMEDIATE'));
         try {
           const result = await fn(inner);
-          db.exec('COMMIT');
+          await whenFree(() => db.exec('COMMIT'));
           return result;
         } catch (err) {
           if (db.inTransaction) db.exec('ROLLBACK');
