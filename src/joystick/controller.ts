@@ -22,6 +22,7 @@ import {
 import type { Metrics } from './metrics.js';
 import { isComposeTopic, isFinished, parsePungiBody } from './pungi.js';
 import { plumeCommand, runJob } from './release-job.js';
+import { isTransientDbError } from './store/db.js';
 import type { JobProgress, JobRow, JobStore, NewJob, OutboxItem } from './store/job-store.js';
 
 export interface ControllerDeps {
@@ -257,7 +258,9 @@ export class Controller {
 
   async workOne(): Promise<boolean> {
     if (this.stopped && this.loops.length > 0) return false;
-    const job = await this.deps.store.claimJob(this.owner, this.leaseMs);
+    const job = await this.deps.store.claimJob(this.owner, this.leaseMs, Date.now(), [
+      ...this.running.keys(),
+    ]);
     if (!job) return false;
     await this.runClaimed(job);
     return true;
@@ -285,11 +288,13 @@ export class Controller {
     log.info({ command: job.command }, 'job started; the equivalent command is shown');
 
     // Renew the lease while the release runs; losing it means another replica took the job over.
+    // (A renewal answered after the outcome is written finds the job no longer running: not a loss.)
+    let finishing = false;
     const renew = setInterval(
       () => {
         store.renewJobLease(job.id, this.owner, this.leaseMs).then(
           (ok) => {
-            if (!ok) {
+            if (!ok && !finishing) {
               log.error('lost the job lease; stopping this attempt');
               control.abort(new PlumeError('internal', 'lease lost'));
             }
@@ -324,10 +329,14 @@ export class Controller {
         onPlanned: async (p) => {
           planned = p;
           if (this.app.publish_fedimg)
-            await store.announce(
-              job.id,
-              job.composeId,
-              p.flatMap((x) => uploadStarted(this.imageFacts(job, x), x.plan.primaryLocation, variantsOf(x))),
+            await this.record(log, () =>
+              store.announce(
+                job.id,
+                job.composeId,
+                p.flatMap((x) =>
+                  uploadStarted(this.imageFacts(job, x), x.plan.primaryLocation, variantsOf(x)),
+                ),
+              ),
             );
           this.poke();
         },
@@ -343,8 +352,13 @@ export class Controller {
         : records.some((r) => r.images.length > 0)
           ? 'partial'
           : 'failed';
+      finishing = true;
       await saving;
-      if (await store.finishJob(job.id, this.owner, { state, record: records[0] }, outbox)) {
+      if (
+        await this.record(log, () =>
+          store.finishJob(job.id, this.owner, { state, record: records[0] }, outbox),
+        )
+      ) {
         metrics.releases.inc({ outcome: state, channel: job.channel });
         if (records.some((r) => r.images.length > 0))
           metrics.lastPublish.set({ channel: job.channel }, Date.now() / 1000);
@@ -360,6 +374,7 @@ export class Controller {
         );
       }
     } catch (err) {
+      finishing = true;
       await saving;
       await this.jobError(job, planned, err, control.signal.aborted && this.stopped);
     } finally {
@@ -390,11 +405,13 @@ export class Controller {
         { job: job.id, err: reason, retryInSeconds: Math.round(delay / 1000) },
         'job failed; will retry',
       );
-      await store.finishJob(
-        job.id,
-        this.owner,
-        { state: 'queued', error: reason, nextTryAt: Date.now() + delay },
-        [],
+      await this.record(log, () =>
+        store.finishJob(
+          job.id,
+          this.owner,
+          { state: 'queued', error: reason, nextTryAt: Date.now() + delay },
+          [],
+        ),
       );
       return;
     }
@@ -425,7 +442,31 @@ export class Controller {
         ),
       );
     }
-    await store.finishJob(job.id, this.owner, { state: 'failed', error: reason }, outbox);
+    await this.record(log, () =>
+      store.finishJob(job.id, this.owner, { state: 'failed', error: reason }, outbox),
+    );
+  }
+
+  /**
+   * Write what a job produced, waiting while the database is unavailable (locked, restarting,
+   * unreachable): the release is done, and giving up here would count a database outage as a failed
+   * attempt, run the release again and, on the last attempt, announce as failed a release that succeeded.
+   * Only shutdown interrupts the wait; the job's lease then expires and it is resumed.
+   */
+  private async record<T>(log: Logger, write: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await write();
+      } catch (err) {
+        if (!isTransientDbError(err) || this.stopped) throw err;
+        const delay = backoffDelay(attempt, 500, 15_000) + 500;
+        log.warn(
+          { err: errorMessage(err), retryInSeconds: Math.round(delay / 1000) },
+          'cannot record the job yet: the database is unavailable',
+        );
+        await sleep(delay, undefined, { signal: this.abort.signal }).catch(() => undefined);
+      }
+    }
   }
 
   // ---- outbox -----------------------------------------------------------------------------------------

@@ -287,13 +287,23 @@ export class JobStore {
     });
   }
 
-  /** Take the oldest runnable job: queued and due, or running under an expired lease (its owner died). */
-  async claimJob(owner: string, leaseMs: number, now = Date.now()): Promise<JobRow | undefined> {
+  /**
+   * Take the oldest runnable job: queued and due, or running under an expired lease (its owner died).
+   * `exclude` names the jobs the caller is running itself: their lease may have lapsed while the database
+   * was unavailable, but they are not abandoned, and must not be started a second time beside themselves.
+   */
+  async claimJob(
+    owner: string,
+    leaseMs: number,
+    now = Date.now(),
+    exclude: readonly string[] = [],
+  ): Promise<JobRow | undefined> {
     return this.db.tx(async (tx) => {
+      const notMine = exclude.length ? `AND id NOT IN (${exclude.map(() => '?').join(', ')})` : '';
       const [row] = await tx.query(
-        `SELECT id FROM jobs WHERE (state = 'queued' AND next_try_at <= ?) OR (state = 'running' AND lease_until < ?)
+        `SELECT id FROM jobs WHERE ((state = 'queued' AND next_try_at <= ?) OR (state = 'running' AND lease_until < ?)) ${notMine}
          ORDER BY created_at, id LIMIT 1 ${tx.skipLocked}`,
-        [now, now],
+        [now, now, ...exclude],
       );
       if (!row) return undefined;
       const [claimed] = await tx.query(
