@@ -2,7 +2,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openPostgres, openSqlite } from '../../src/joystick/store/db.js';
+import Database from 'better-sqlite3';
+import { isTransientDbError, openPostgres, openSqlite } from '../../src/joystick/store/db.js';
 import { JobStore, type NewJob } from '../../src/joystick/store/job-store.js';
 import type { ComposeFacts } from '../../src/plume/systems/types.js';
 import { scratchDatabase } from '../support/postgres.js';
@@ -105,6 +106,71 @@ describe.each([
     const jobs = await store.jobs({ composeId: 'Fedora-Cloud-30-20190611.0' });
     expect(jobs.map((j) => j.state).sort()).toEqual(['complete', 'queued']);
     expect(await store.counts()).toMatchObject({ jobs: { complete: 1, queued: 1 }, unsent: 0 });
+  });
+
+  it('never hands a caller a job it is running itself, even after its lease lapsed', async () => {
+    const now = Date.now();
+    const j = await store.claimJob('a', 1000, now);
+    expect(j?.state).toBe('running');
+    // The database was unavailable for longer than the lease: a's renewals failed, but a still runs it.
+    const later = now + 5000;
+    expect(await store.claimJob('a', 1000, later, [j!.id])).toBeUndefined();
+    // Another replica takes it over as before (a then finds its lease lost when it renews).
+    const taken = await store.claimJob('b', 60_000, later);
+    expect(taken?.id).toBe(j!.id);
+    expect(await store.renewJobLease(j!.id, 'a', 1000, later)).toBe(false);
+    const items = ['us-east-1', 'eu-west-1'].map((r) => ({
+      key: `${j!.id}:publish:${r}:gp3`,
+      topic: 'fedimg.image.publish',
+      body: { r },
+      severity: 20,
+      schema: 'base.message',
+    }));
+    expect(await store.finishJob(j!.id, 'b', { state: 'complete' }, items)).toBe(true);
+  });
+
+  it('gives back claimed announcements it will not send, for anyone to claim at once', async () => {
+    const batch = await store.claimOutbox('a', 60_000, 10);
+    expect(batch).toHaveLength(2);
+    expect(await store.claimOutbox('b', 60_000, 10)).toEqual([]);
+    await store.releaseOutbox('a');
+    const again = await store.claimOutbox('b', 60_000, 10);
+    expect(again.map((r) => r.messageId)).toEqual(batch.map((r) => r.messageId));
+    for (const r of again) await store.markSent(r.key);
+    await store.releaseOutbox('b');
+    expect(await store.outbox({ unsent: true })).toEqual([]);
+  });
+});
+
+describe('SQLite held by another process', () => {
+  it('waits for the write lock asleep (the process stays responsive), then gives up with SQLITE_BUSY', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'joystick-store-')), 'j.db');
+    const store = await JobStore.open(openSqlite(path, { busyWaitMs: 3000 }));
+    const other = new Database(path);
+    try {
+      other.exec('BEGIN EXCLUSIVE');
+      const t0 = Date.now();
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 50);
+      const recording = store.recordCompose(compose('Fedora-41-20241001.0'), 'm');
+      setTimeout(() => other.exec('COMMIT'), 1000);
+      expect(await recording).toBe('new');
+      clearInterval(ticker);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+      // The event loop ran while waiting: timers fired every 50 ms or so, not once at the end.
+      expect(ticks).toBeGreaterThan(10);
+
+      other.exec('BEGIN EXCLUSIVE');
+      const t1 = Date.now();
+      const err = await store.recordCompose(compose('Fedora-41-20241002.0'), 'm').catch((e: unknown) => e);
+      expect((err as { code?: string }).code).toMatch(/^SQLITE_BUSY/);
+      expect(isTransientDbError(err)).toBe(true);
+      expect(Date.now() - t1).toBeGreaterThanOrEqual(2900);
+      other.exec('ROLLBACK');
+    } finally {
+      other.close();
+      await store.close();
+    }
   });
 });
 

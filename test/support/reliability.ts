@@ -49,6 +49,7 @@ export async function openScenario(
   const database = opts.database ?? `sqlite:///${join(world.dir, `joystick-${id}.db`)}`;
   const amqp = await startTcpProxy({ host: '127.0.0.1', port: 5672 });
   const config = await writeJoystickToml({
+    ...opts,
     path: join(world.dir, `joystick-${id}.toml`),
     prefix,
     queue,
@@ -56,7 +57,6 @@ export async function openScenario(
     database,
     awsEndpoint: world.emulator.endpoint,
     amqpUrl: `amqp://guest:guest@127.0.0.1:${amqp.port}/%2F`,
-    ...opts,
   });
   const ledger = await Ledger.open(prefix);
   const processes: JoystickProcess[] = [];

@@ -180,8 +180,22 @@ export class JoystickProcess {
   /** Wait until it consumes from the broker; returns its status page URL. */
   async ready(timeoutMs = 60_000): Promise<string> {
     await this.waitLog(/^consuming$/, timeoutMs);
+    return this.statusUrl();
+  }
+
+  /** The base URL of its status page, health and metrics ('' before it listens). */
+  statusUrl(): string {
     const url = this.lines(/status page/)[0]?.url;
     return typeof url === 'string' ? url : '';
+  }
+
+  /** How long /healthz takes to answer, in ms (the process must stay responsive whatever it waits for). */
+  async healthzMs(timeoutMs = 5000): Promise<number> {
+    const t0 = Date.now();
+    const res = await fetch(`${this.statusUrl()}/healthz`, { signal: AbortSignal.timeout(timeoutMs) });
+    await res.text();
+    if (res.status !== 200) throw new Error(`/healthz answered ${res.status}`);
+    return Date.now() - t0;
   }
 
   tail(lines = 30): string {
