@@ -217,6 +217,23 @@ describe('the uploaded disk held pending', { timeout: 180_000 }, () => {
   });
 });
 
+describe('a deprecation time already past', { timeout: 180_000 }, () => {
+  it('deprecates at once and publishes; the public images are never registered again', async () => {
+    // deprecate_after_days counts from the compose date (2019-06-11): long past.
+    await setConfig('retry_base_ms = 20', 'retry_base_ms = 20\ndeprecate_after_days = 30');
+    const t0 = Date.now();
+    await expectComplete(await release());
+    expect(calls('RegisterImage')).toHaveLength(2);
+    expect(calls('DeregisterImage')).toEqual([]);
+    for (const region of REGIONS)
+      for (const image of await aws.images(region)) {
+        const at = Date.parse(image.DeprecationTime!);
+        expect(at).toBeGreaterThan(t0);
+        expect(at).toBeLessThan(Date.now() + 5 * 60_000);
+      }
+  });
+});
+
 describe('slow and dropped connections', { timeout: 180_000 }, () => {
   it('added latency, and attempts that outlast request_timeout, leave the same state and no duplicate', async () => {
     await setConfig('request_timeout_seconds = 5', 'request_timeout_seconds = 1');

@@ -30,6 +30,8 @@ export interface Problem {
     /** Public (or its snapshot is) while the release is private: never repaired automatically. */
     | 'public'
     | 'tags'
+    /** The plan deprecates the image and it has no deprecation time. */
+    | 'deprecation'
     | 'error';
   detail: string;
   id?: string;

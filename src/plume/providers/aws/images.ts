@@ -406,15 +406,19 @@ export async function publishImage(
         );
     }
   }
-  if (deprecateAt)
+  if (deprecateAt) {
+    // AWS refuses a time in the past, which a release of an older compose (or a retry days later)
+    // reaches: the image is then past its planned life, so deprecate it as soon as AWS allows.
+    const soonest = Date.now() + 2 * 60_000;
+    const at = new Date(Math.max(Date.parse(deprecateAt), soonest));
     await send(
       clients,
       'ec2:EnableImageDeprecation',
       region,
-      (o) =>
-        ec2.send(new EnableImageDeprecationCommand({ ImageId: id, DeprecateAt: new Date(deprecateAt) }), o),
+      (o) => ec2.send(new EnableImageDeprecationCommand({ ImageId: id, DeprecateAt: at }), o),
       signal,
     );
+  }
 }
 
 /** Remove an image and the snapshot behind it (a copy's snapshot belongs to it alone). */

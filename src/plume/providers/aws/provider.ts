@@ -389,6 +389,7 @@ export class AwsProvider implements Provider {
         );
         switch (problem.kind) {
           case 'tags':
+          case 'deprecation':
           case 'not-public':
           case 'not-available': {
             if (!current) return '';

@@ -45,7 +45,6 @@ export function attributeProblems(
     if (volumeGiB !== undefined) check('root volume size', root.Ebs.VolumeSize, volumeGiB);
     check('delete on termination', root.Ebs.DeleteOnTermination, true);
   }
-  if (plan.deprecateAt && !image.DeprecationTime) out.push('no deprecation time');
   return out;
 }
 
@@ -165,10 +164,13 @@ export async function verifyRegion(
     }
     const tags = tagProblems(image, expectedTags(plan, target));
     if (tags.length > 0) problem('tags', tags.join('; '), id);
+    // Not an attribute problem: those are repaired by registering the image again, this by one call.
+    const deprecation = plan.deprecateAt && !image.DeprecationTime ? 'no deprecation time' : undefined;
+    if (deprecation) problem('deprecation', deprecation, id);
     const vis = await visibilityProblems(clients, region, image, plan, signal);
     if (vis.missing.length > 0) problem('not-public', vis.missing.join('; '), id);
     if (vis.extra.length > 0) problem('public', vis.extra.join('; '), id);
-    if (tags.length === 0 && vis.missing.length === 0 && vis.extra.length === 0)
+    if (tags.length === 0 && !deprecation && vis.missing.length === 0 && vis.extra.length === 0)
       report.ok.push({ ...target, id });
   }
   return report;
