@@ -223,7 +223,10 @@ describe('bad input ends with one clear line and nothing left behind', () => {
     const dir = join(world.dir, 'composes', compose.composePath);
     const image = join(dir, compose.images.x86_64!.path);
     // One xz block (xz -T1), so the index holds one size to forge.
-    execFileSync('sh', ['-c', `xz -dc '${image}' | xz -T1 -1 -c > '${image}.1' && mv '${image}.1' '${image}'`]);
+    execFileSync('sh', [
+      '-c',
+      `xz -dc '${image}' | xz -T1 -1 -c > '${image}.1' && mv '${image}.1' '${image}'`,
+    ]);
     const { declared, actual } = shrinkXzIndex(image, 4);
     expect(declared).toBe(4 * 2 ** 20);
     expect(actual).toBe(16 * 2 ** 20);
