@@ -11,7 +11,7 @@ import { basename, join } from 'node:path';
 import { compressFile, prng, sha256File } from '../tools/compose/sample-compose.js';
 
 /** Bump when the layout or content changes, so stale caches are regenerated. */
-const GENERATOR_VERSION = 3;
+const GENERATOR_VERSION = 4;
 /**
  * Distributions ship at xz's default preset (-6), which compresses at about 1 MB/s here: -1 keeps a fresh
  * run inside its time budget, and decodes at much the same speed.
@@ -141,8 +141,11 @@ class Content {
         let q = 0;
         while (pos < buf.length) {
           pos += this.snippets[Math.floor(rand() * rand() * this.snippets.length)]!.copy(buf, pos);
+          // A 32-bit immediate with a small value: two random bytes, two zeros.
           if (rand() < 0.2 && pos + 4 <= buf.length) {
-            pos += imm.copy(buf, pos, q, q + 2) + 2;
+            pos += imm.copy(buf, pos, q, q + 2);
+            buf[pos++] = 0;
+            buf[pos++] = 0;
             q += 2;
           }
         }

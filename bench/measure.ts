@@ -36,6 +36,8 @@ export interface Measured {
   peakRss: number;
   /** Peak resident memory of each child command this process ran (the decompressor). */
   children: Record<string, number>;
+  /** CPU seconds of this process (all threads) and of each child command. */
+  cpu: { self: number; children: Record<string, number> };
   rawBytes?: number;
   blocks?: number;
   zeroBlocks?: number;
@@ -94,7 +96,7 @@ async function upload(aws: AwsClients, url: URL, sha256: string | undefined, com
   }
 }
 
-async function run(job: Job): Promise<Omit<Measured, 'peakRss' | 'children'>> {
+async function run(job: Job): Promise<Omit<Measured, 'peakRss' | 'children' | 'cpu'>> {
   const aws = job.kind === 'upload' || job.kind === 'oldway' ? await warmClients(job.endpoint) : undefined;
   const started = performance.now();
   const elapsed = () => (performance.now() - started) / 1000;
@@ -115,8 +117,9 @@ async function run(job: Job): Promise<Omit<Measured, 'peakRss' | 'children'>> {
     case 'pipeline': {
       const image = await openImage({ url: new URL(job.url), compression: 'xz', sha256: job.sha256 }, policy);
       const reader = image.read(BLOCK_SIZE);
-      // The null sink: take each block and drop it.
-      for await (const _block of reader.blocks);
+      // The null sink: take each block and give its buffer straight back, as the uploader does once a
+      // block is stored.
+      for await (const block of reader.blocks) block.release?.();
       const summary = reader.finish();
       return {
         seconds: elapsed(),
@@ -280,8 +283,16 @@ async function fanOut(job: Extract<Job, { kind: 'fanout' }>) {
 const job = JSON.parse(process.argv[2] ?? '{}') as Job;
 const children = watchChildren();
 try {
+  const before = process.cpuUsage();
   const result = await run(job);
-  const measured: Measured = { ...result, peakRss: peakRss(), children: children.stop() };
+  const used = process.cpuUsage(before);
+  const usage = children.stop();
+  const measured: Measured = {
+    ...result,
+    peakRss: peakRss(),
+    children: usage.peaks,
+    cpu: { self: (used.user + used.system) / 1e6, children: usage.cpu },
+  };
   process.stdout.write(JSON.stringify(measured) + '\n');
 } catch (err) {
   children.stop();

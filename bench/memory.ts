@@ -39,15 +39,37 @@ function commandOf(pid: number): string {
   }
 }
 
-/** Watch this process's children (the decompressor) and keep each command's highest peak. */
-export function watchChildren(intervalMs = 50): { stop(): Record<string, number> } {
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number): number | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    // utime and stime, in clock ticks (100 per second on Linux).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ChildUsage {
+  /** Highest peak RSS per command (bytes). */
+  peaks: Record<string, number>;
+  /** CPU seconds per command, summed over its processes (as last seen). */
+  cpu: Record<string, number>;
+}
+
+/** Watch this process's children (the decompressor): each command's highest peak RSS and its CPU time. */
+export function watchChildren(intervalMs = 50): { stop(): ChildUsage } {
   const peaks: Record<string, number> = {};
+  const cpuByPid = new Map<number, { name: string; cpu: number }>();
   const tick = () => {
     for (const pid of childPids()) {
       const rss = statusField(pid, 'VmHWM');
-      if (rss === undefined) continue;
+      const cpu = cpuSeconds(pid);
+      if (rss === undefined || cpu === undefined) continue;
       const name = commandOf(pid);
       peaks[name] = Math.max(peaks[name] ?? 0, rss);
+      cpuByPid.set(pid, { name, cpu });
     }
   };
   const timer = setInterval(tick, intervalMs);
@@ -55,7 +77,9 @@ export function watchChildren(intervalMs = 50): { stop(): Record<string, number>
     stop() {
       tick();
       clearInterval(timer);
-      return peaks;
+      const cpu: Record<string, number> = {};
+      for (const { name, cpu: s } of cpuByPid.values()) cpu[name] = (cpu[name] ?? 0) + s;
+      return { peaks, cpu };
     },
   };
 }

@@ -1,4 +1,4 @@
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker } from 'node:worker_threads';
 import { PlumeError } from '../../shared/errors.js';
 import type { Block, BlockStats } from './blocks.js';
 
@@ -37,8 +37,14 @@ const MAX_NAP_MS = 0.05;
  */
 const WORKER_SOURCE = String.raw`(function main() {
 const { readSync } = require('node:fs');
-const { parentPort, workerData } = require('node:worker_threads');
-const { fd, blockSize, maxBytes, ahead, pace, control } = workerData;
+const { parentPort, receiveMessageOnPort, workerData } = require('node:worker_threads');
+const { fd, blockSize, maxBytes, ahead, pace, control, freed } = workerData;
+// Buffers the consumer released come back on 'freed'; reusing them keeps memory to the buffers in flight
+// instead of leaving it to the garbage collector, which lets dead ones pile up on a long image.
+const nextBuffer = () => {
+  const back = receiveMessageOnPort(freed);
+  return back ? Buffer.from(back.message.buffer, back.message.byteOffset, blockSize) : Buffer.allocUnsafeSlow(blockSize);
+};
 // A paced reader meets an empty pipe (EAGAIN) thousands of times per GiB, and an error's stack trace is
 // most of what throwing one costs. The errors this worker reports carry their message and code.
 Error.stackTraceLimit = 0;
@@ -98,7 +104,7 @@ for (;;) {
       }
       Atomics.add(flow, ${QUEUED}, 1);
       parentPort.postMessage({ t: 'block', index, data: block, bytes, blocks, zeroBlocks }, [block.buffer]);
-      block = Buffer.allocUnsafeSlow(blockSize);
+      block = nextBuffer();
       sinceReport = 0;
     } else {
       zeroBlocks++;
@@ -166,10 +172,25 @@ export async function* readBlocks(
   const { fd } = source;
   const control = new SharedArrayBuffer(8);
   const flow = new Int32Array(control);
+  const { port1: recycle, port2: freed } = new MessageChannel();
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
-    workerData: { fd, blockSize, maxBytes, ahead, pace: source.paced, control },
+    workerData: { fd, blockSize, maxBytes, ahead, pace: source.paced, control, freed },
+    transferList: [freed],
   });
+  const block = (index: number, data: Uint8Array): Block => {
+    const buf = Buffer.from(data.buffer, data.byteOffset, data.length);
+    let released = false;
+    return {
+      index,
+      data: buf,
+      release() {
+        if (released) return;
+        released = true;
+        recycle.postMessage(buf, [buf.buffer as ArrayBuffer]);
+      },
+    };
+  };
   const inbox: Message[] = [];
   let wake: (() => void) | undefined;
   const deliver = (m: Message) => {
@@ -204,14 +225,13 @@ export async function* readBlocks(
       if (m.t === 'end') {
         ended = true;
         await source.finished();
-        if (m.data)
-          yield { index: m.index, data: Buffer.from(m.data.buffer, m.data.byteOffset, m.data.length) };
+        if (m.data) yield block(m.index, m.data);
         return;
       }
       // The block is the consumer's now: make room for the next one before handing it over.
       Atomics.sub(flow, QUEUED, 1);
       Atomics.notify(flow, QUEUED);
-      yield { index: m.index, data: Buffer.from(m.data!.buffer, m.data!.byteOffset, m.data!.length) };
+      yield block(m.index, m.data!);
     }
   } finally {
     // After the end of the pipe the writer has exited; before it, it may be blocked on a full pipe.
@@ -221,6 +241,7 @@ export async function* readBlocks(
     Atomics.notify(flow, QUEUED);
     await worker.terminate();
     await exited;
+    recycle.close();
     await source.close();
     await source.finished().catch(() => undefined);
   }

@@ -3,6 +3,11 @@ import { PlumeError } from '../../shared/errors.js';
 export interface Block {
   index: number;
   data: Buffer;
+  /**
+   * Hand the buffer back to the reader for a later block, once done with it (the data must not be
+   * touched after). Optional to call: an unreleased buffer is garbage-collected, only later.
+   */
+  release?(): void;
 }
 
 export interface BlockStats {

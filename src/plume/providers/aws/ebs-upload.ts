@@ -124,7 +124,8 @@ export async function uploadSnapshot(
       await queue.onSizeLessThan(opts.concurrency);
       if (failure) break;
       queue
-        .add(() => put(block.index, block.data))
+        // The buffer goes back to the reader once the block is stored (or has failed for good).
+        .add(() => put(block.index, block.data).finally(() => block.release?.()))
         .catch((err: unknown) => {
           failure ??= err;
           abort.abort(err);
