@@ -202,14 +202,23 @@ export class JoystickProcess {
     return this.log.split('\n').slice(-lines).join('\n');
   }
 
+  /** Whether it was told to stop (kill9 or stop): any other exit is a crash. */
+  get stopRequested(): boolean {
+    return this.requested;
+  }
+
+  private requested = false;
+
   /** kill -9: no shutdown code runs, as when the machine or the OOM killer takes the process. */
   async kill9(): Promise<void> {
+    this.requested = true;
     if (this.running) this.child.kill('SIGKILL');
     await this.exited;
   }
 
   /** SIGTERM, as systemd stops it; SIGKILL after `graceMs`. */
   async stop(graceMs = 30_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    this.requested = true;
     if (this.running) this.child.kill('SIGTERM');
     const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
     const result = await this.exited;

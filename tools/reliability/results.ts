@@ -33,3 +33,35 @@ export function recordScenario(result: Omit<ScenarioResult, 'at'>): void {
   if (!file) return;
   appendFileSync(file, `${JSON.stringify({ ...result, at: new Date().toISOString() })}\n`);
 }
+
+const HEAD = ['fault', 'injected', 'outcome', 'lost', 'duplicates'];
+const cellsOf = (r: FaultRow) => [
+  r.fault,
+  String(r.injected),
+  r.outcome,
+  String(r.lost),
+  String(r.duplicates),
+];
+
+/** The rows as aligned text, for a terminal. */
+export function plainTable(rows: FaultRow[]): string {
+  const cells = rows.map(cellsOf);
+  const widths = HEAD.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: string[]) =>
+    c
+      .map((x, i) => x.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  return [line(HEAD), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
+}
+
+/** The rows as a Markdown table, with the re-sends (copies under an already delivered id) last. */
+export function markdownTable(rows: FaultRow[]): string {
+  const head = [...HEAD, 're-sent (same id)'];
+  const esc = (s: string) => s.replace(/\|/g, '\\|');
+  return [
+    `| ${head.join(' | ')} |`,
+    `| ${head.map((_, i) => (i === 1 || i >= 3 ? '--:' : '---')).join(' | ')} |`,
+    ...rows.map((r) => `| ${[...cellsOf(r), String(r.resent ?? 0)].map(esc).join(' | ')} |`),
+  ].join('\n');
+}
