@@ -40,9 +40,7 @@ export function isComposeTopic(topic: string): boolean {
 export function parsePungiBody(body: unknown): PungiParse {
   // fedmsg bridged messages carry the payload one level down.
   const candidate =
-    typeof body === 'object' && body !== null && 'msg' in body && !('compose_id' in body)
-      ? (body).msg
-      : body;
+    typeof body === 'object' && body !== null && 'msg' in body && !('compose_id' in body) ? body.msg : body;
   const parsed = PungiBody.safeParse(candidate);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

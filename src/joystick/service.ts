@@ -77,7 +77,9 @@ export async function startService(
     registry,
     log,
     metrics,
-    provider: makeAwsProvider(config.plume),
+    provider: makeAwsProvider(config.plume, {
+      onRetry: (kind) => metrics.retries.inc({ what: `aws-${kind.toLowerCase()}` }),
+    }),
     publish: async (message: Message) => {
       if (!bus) throw new Error('not connected to the message broker yet');
       await bus.publish(message);

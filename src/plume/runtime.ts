@@ -2,6 +2,7 @@ import { PlumeError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { PlumeConfig } from './config.js';
 import type { ReleasePlan } from './plan.js';
+import { AwsClients } from './providers/aws/clients.js';
 import { AwsProvider, type AwsProviderSettings } from './providers/aws/provider.js';
 import type { Provider } from './providers/types.js';
 import { DEFAULT_SOURCE_POLICY, type SourcePolicy } from './source/policy.js';
@@ -168,12 +169,18 @@ export async function planRelease(request: ReleaseRequest, deps: PlanDeps): Prom
   return out;
 }
 
-export function makeAwsProvider(config: PlumeConfig): (settings: TargetSettings) => Provider {
+export function makeAwsProvider(
+  config: PlumeConfig,
+  opts: { onRetry?: (errorType: string) => void } = {},
+): (settings: TargetSettings) => Provider {
   const cache = new Map<string, AwsProvider>();
   return (settings) => {
     const key = settings.profile ?? '';
     let p = cache.get(key);
-    if (!p) cache.set(key, (p = new AwsProvider(awsProviderSettings(config, settings.profile))));
+    if (!p) {
+      const s = awsProviderSettings(config, settings.profile);
+      cache.set(key, (p = new AwsProvider(s, new AwsClients(s.client, opts.onRetry))));
+    }
     return p;
   };
 }

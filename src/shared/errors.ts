@@ -18,7 +18,12 @@ export class PlumeError extends Error {
   /** The same request may succeed later (the network or a server failed); false when the input is wrong. */
   readonly retryable: boolean;
 
-  constructor(kind: ErrorKind, message: string, hint?: string, options?: { cause?: unknown; retryable?: boolean }) {
+  constructor(
+    kind: ErrorKind,
+    message: string,
+    hint?: string,
+    options?: { cause?: unknown; retryable?: boolean },
+  ) {
     super(message, options);
     this.name = 'PlumeError';
     this.kind = kind;

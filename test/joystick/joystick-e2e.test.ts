@@ -82,6 +82,8 @@ afterAll(async () => {
 
 describe('joystick on the real RabbitMQ and the emulator', { timeout: 300_000 }, () => {
   it('turns a FINISHED compose into public AMIs and the messages fedimg and fedora-image-uploader sent', async () => {
+    // Two throttled copies on the way: retried, counted, and the release is complete anyway.
+    world.emulator.addFault({ operation: 'CopyImage', kind: 'throttle', times: 2 });
     const t0 = Date.now();
     await publishRaw(`${prefix}.pungi.compose.status.change`, pungi(compose));
     const perArch =
@@ -206,6 +208,8 @@ describe('joystick on the real RabbitMQ and the emulator', { timeout: 300_000 },
     const metrics = await (await fetch(`${statusUrl}/metrics`)).text();
     expect(metrics).toMatch(/joystick_last_publish_timestamp_seconds\{channel="cloud"\} \d/);
     expect(metrics).toMatch(/joystick_releases_total\{outcome="complete",channel="cloud"\} 2/);
+    expect(metrics).toContain('joystick_retries_total{what="aws-throttling"} 2');
+    world.emulator.clearFaults();
     const firstBlock =
       world.emulator.calls().find((c) => c.operation === 'PutSnapshotBlock' && c.at >= t0)!.at - t0;
     expect(firstBlock).toBeGreaterThan(0);

@@ -29,9 +29,21 @@ afterAll(async () => {
 
 describe('two joystick replicas on one durable queue and one PostgreSQL database', () => {
   it('release every image exactly once', async () => {
-    const config = await writeJoystickConfig(world, { prefix, queue, database: pg.url, regions: REGIONS, arches: ['x86_64', 'aarch64'], maxParallelJobs: 2 });
-    const out = await collect([`${prefix}.fedimg.#`, `${prefix}.fedora_image_uploader.#`, `${prefix}.joystick.#`]);
-    for (let i = 0; i < 2; i++) replicas.push(startCli('joystick', ['run', '--config', config], { ...world.env }));
+    const config = await writeJoystickConfig(world, {
+      prefix,
+      queue,
+      database: pg.url,
+      regions: REGIONS,
+      arches: ['x86_64', 'aarch64'],
+      maxParallelJobs: 2,
+    });
+    const out = await collect([
+      `${prefix}.fedimg.#`,
+      `${prefix}.fedora_image_uploader.#`,
+      `${prefix}.joystick.#`,
+    ]);
+    for (let i = 0; i < 2; i++)
+      replicas.push(startCli('joystick', ['run', '--config', config], { ...world.env }));
     for (const r of replicas) {
       const end = Date.now() + 30_000;
       while (!r.output().stderr.includes('"msg":"consuming"')) {
@@ -40,17 +52,40 @@ describe('two joystick replicas on one durable queue and one PostgreSQL database
       }
     }
     const composes = [];
-    for (let i = 0; i < 4; i++) composes.push(await world.compose({ rawSize: 8 * 2 ** 20, version: `${40 + i}`, date: `2024050${i + 1}`, arches: ['x86_64', 'aarch64'], releaseShort: 'Fedora-Cloud' }));
+    for (let i = 0; i < 4; i++)
+      composes.push(
+        await world.compose({
+          rawSize: 8 * 2 ** 20,
+          version: `${40 + i}`,
+          date: `2024050${i + 1}`,
+          arches: ['x86_64', 'aarch64'],
+          releaseShort: 'Fedora-Cloud',
+        }),
+      );
     for (const c of composes) {
       const [, short, version, date] = /^(.*)-(\d+)-(\d{8})\.0$/.exec(c.composeId)!;
-      const body = { status: 'FINISHED', compose_id: c.composeId, location: c.url, compose_date: date, compose_type: 'production', compose_respin: 0, compose_label: `RC-${date}.0`, release_short: short, release_version: version };
+      const body = {
+        status: 'FINISHED',
+        compose_id: c.composeId,
+        location: c.url,
+        compose_date: date,
+        compose_type: 'production',
+        compose_respin: 0,
+        compose_label: `RC-${date}.0`,
+        release_short: short,
+        release_version: version,
+      };
       // Each compose announced twice, as a flaky bridge would: still released once.
       await publishRaw(`${prefix}.pungi.compose.status.change`, body);
       await publishRaw(`${prefix}.pungi.compose.status.change`, body);
     }
     const jobs = composes.length * 2;
     const publishes = jobs * REGIONS.length * 2;
-    await out.waitFor((g) => g.filter((m) => m.routingKey.endsWith('fedimg.image.publish')).length >= publishes, 240_000, 'every publish message');
+    await out.waitFor(
+      (g) => g.filter((m) => m.routingKey.endsWith('fedimg.image.publish')).length >= publishes,
+      240_000,
+      'every publish message',
+    );
     await sleep(2000);
     // Exactly once: one registration per primary image, one copy per other region, one message each.
     const calls = world.emulator.calls();
@@ -59,7 +94,14 @@ describe('two joystick replicas on one durable queue and one PostgreSQL database
     expect(calls.filter((c) => c.operation === 'CopyImage')).toHaveLength(jobs * (REGIONS.length - 1) * 2);
     const publish = out.got.filter((m) => m.routingKey.endsWith('fedimg.image.publish'));
     expect(publish).toHaveLength(publishes);
-    expect(new Set(publish.map((m) => `${String(m.body.compose)}/${String(m.body.image_name)}/${String(m.body.destination)}/${JSON.stringify(m.body.extra)}`)).size).toBe(publishes);
+    expect(
+      new Set(
+        publish.map(
+          (m) =>
+            `${String(m.body.compose)}/${String(m.body.image_name)}/${String(m.body.destination)}/${JSON.stringify(m.body.extra)}`,
+        ),
+      ).size,
+    ).toBe(publishes);
     // Both replicas did work.
     const worked = replicas.map((r) => (r.output().stderr.match(/"msg":"job finished"/g) ?? []).length);
     expect(worked.reduce((a, b) => a + b, 0)).toBe(jobs);

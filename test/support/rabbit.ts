@@ -23,7 +23,7 @@ export async function collect(keys: string[]) {
     got.push({
       routingKey: m.fields.routingKey,
       properties: m.properties,
-      headers: (m.properties.headers ?? {}),
+      headers: m.properties.headers ?? {},
       body: JSON.parse(m.content.toString()) as Record<string, unknown>,
     });
     ch.ack(m);

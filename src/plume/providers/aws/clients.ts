@@ -158,12 +158,17 @@ export class AwsClients {
   /** Retries made, by kind of error: for logs, metrics and tests. */
   readonly retries = { THROTTLING: 0, TRANSIENT: 0 } as Record<string, number>;
 
-  constructor(readonly settings: AwsClientSettings) {
+  constructor(
+    readonly settings: AwsClientSettings,
+    /** Told of every retry (joystick counts them in its metrics). */
+    onRetry?: (errorType: string) => void,
+  ) {
     // Before the SDK reads them (at the first call).
     for (const file of credentialFiles()) checkCredentialFile(file);
     assertTlsVerified();
     this.retryStrategy = new PlumeRetryStrategy(settings, (info) => {
       this.retries[info.errorType] = (this.retries[info.errorType] ?? 0) + 1;
+      onRetry?.(info.errorType);
     });
     const agentOptions = { keepAlive: true, maxSockets: settings.maxSockets };
     this.handler = new NodeHttpHandler({
