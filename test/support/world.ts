@@ -5,6 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../tools/emulator/index.js';
+import { emulatorEnv } from '../../tools/reliability/joystick.js';
 import { iamAction } from './iam.js';
 import { serveDirectory, type FileServer } from '../../tools/compose/http-server.js';
 import {
@@ -16,16 +17,7 @@ import {
 export const REPO = new URL('../../', import.meta.url).pathname;
 
 /** Environment for anything that talks to the emulator: fake credentials, the endpoint, no SDK notice. */
-export function awsEnv(endpoint: string): Record<string, string> {
-  return {
-    AWS_ACCESS_KEY_ID: 'AKIAEMULATOR0000TEST',
-    AWS_SECRET_ACCESS_KEY: 'emulator-secret-key-0123456789abcdef',
-    AWS_REGION: 'us-east-1',
-    AWS_ENDPOINT_URL: endpoint,
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    AWS_EC2_METADATA_DISABLED: 'true',
-  };
-}
+export const awsEnv = emulatorEnv;
 
 /** For the suite's IAM check (test/support/aws-actions.ts): the actions this world's emulator saw. */
 function recordActions(emulator: Emulator): void {

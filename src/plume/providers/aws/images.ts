@@ -254,19 +254,45 @@ export async function copyImage(
   }
 }
 
+/**
+ * Poll an asynchronous AWS state with backoff until `check` says it is done (returns a value) or failed
+ * (throws); past the deadline, a clear error naming what was awaited and its last state.
+ */
+async function pollUntil<T>(
+  what: string,
+  goal: string,
+  timeoutMs: number,
+  wait: WaitSettings,
+  signal: AbortSignal | undefined,
+  check: () => Promise<{ done?: T; state?: string }>,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = wait.pollMinMs;
+  for (;;) {
+    const { done, state } = await check();
+    if (done !== undefined) return done;
+    if (Date.now() + delay > deadline)
+      throw new PlumeError(
+        'provider',
+        `${what} was not ${goal} after ${duration(timeoutMs)} (state ${state ?? 'not found'})`,
+        'run again later to resume',
+      );
+    await sleep(delay, undefined, { signal });
+    delay = Math.min(wait.pollMaxMs, Math.round(delay * 1.5));
+  }
+}
+
 /** Poll until the image is available; a `failed` image or the deadline is an error naming the region. */
-export async function waitImageAvailable(
+export function waitImageAvailable(
   clients: AwsClients,
   region: string,
   id: string,
   wait: WaitSettings,
   signal?: AbortSignal,
 ): Promise<Image> {
-  const deadline = Date.now() + wait.imageTimeoutMs;
-  let delay = wait.pollMinMs;
-  for (;;) {
+  return pollUntil(`image ${id} in ${region}`, 'available', wait.imageTimeoutMs, wait, signal, async () => {
     const image = await describeImage(clients, region, id, signal);
-    if (image?.State === 'available') return image;
+    if (image?.State === 'available') return { done: image };
     if (
       image?.State === 'failed' ||
       image?.State === 'invalid' ||
@@ -278,51 +304,42 @@ export async function waitImageAvailable(
         `image ${id} in ${region} is ${image.State}${image.StateReason?.Message ? `: ${image.StateReason.Message}` : ''}`,
         'it will be copied again on the next run',
       );
-    if (Date.now() + delay > deadline)
-      throw new PlumeError(
-        'provider',
-        `image ${id} in ${region} was not available after ${duration(wait.imageTimeoutMs)} (state ${image?.State ?? 'not found'})`,
-        'run again later to resume',
-      );
-    await sleep(delay, undefined, { signal });
-    delay = Math.min(wait.pollMaxMs, Math.round(delay * 1.5));
-  }
+    return { state: image?.State };
+  });
 }
 
-export async function waitSnapshotCompleted(
+export function waitSnapshotCompleted(
   clients: AwsClients,
   region: string,
   id: string,
   wait: WaitSettings,
   signal?: AbortSignal,
 ): Promise<Snapshot> {
-  const deadline = Date.now() + wait.snapshotTimeoutMs;
-  let delay = wait.pollMinMs;
-  for (;;) {
-    const res = await send(
-      clients,
-      'ec2:DescribeSnapshots',
-      region,
-      (o) => clients.ec2(region).send(new DescribeSnapshotsCommand({ SnapshotIds: [id] }), o),
-      signal,
-    );
-    const snap = res.Snapshots?.[0];
-    if (snap?.State === 'completed') return snap;
-    if (snap?.State === 'error')
-      throw new PlumeError(
-        'provider',
-        `snapshot ${id} in ${region} failed: ${snap.StateMessage ?? 'no reason given'}`,
-        'run again to upload it anew',
+  return pollUntil(
+    `snapshot ${id} in ${region}`,
+    'completed',
+    wait.snapshotTimeoutMs,
+    wait,
+    signal,
+    async () => {
+      const res = await send(
+        clients,
+        'ec2:DescribeSnapshots',
+        region,
+        (o) => clients.ec2(region).send(new DescribeSnapshotsCommand({ SnapshotIds: [id] }), o),
+        signal,
       );
-    if (Date.now() + delay > deadline)
-      throw new PlumeError(
-        'provider',
-        `snapshot ${id} in ${region} was not completed after ${duration(wait.snapshotTimeoutMs)} (state ${snap?.State ?? 'not found'})`,
-        'run again later to resume',
-      );
-    await sleep(delay, undefined, { signal });
-    delay = Math.min(wait.pollMaxMs, Math.round(delay * 1.5));
-  }
+      const snap = res.Snapshots?.[0];
+      if (snap?.State === 'completed') return { done: snap };
+      if (snap?.State === 'error')
+        throw new PlumeError(
+          'provider',
+          `snapshot ${id} in ${region} failed: ${snap.StateMessage ?? 'no reason given'}`,
+          'run again to upload it anew',
+        );
+      return { state: snap?.State };
+    },
+  );
 }
 
 export async function createTags(

@@ -331,10 +331,15 @@ export class AwsProvider implements Provider {
           { [TAG_RELEASE]: plan.key },
           ctx.signal,
         );
-      await publishImage(this.clients, target.location, found, plan.visibility, plan.deprecateAt, ctx.signal);
+      await this.publishAs(plan, target.location, found, ctx);
       ctx.emit({ type: 'image-published', target, id: target.id });
       return target.id;
     });
+  }
+
+  /** Apply the plan's visibility (and deprecation) to one image. */
+  private publishAs(plan: ReleasePlan, region: string, image: Image, ctx: ProviderContext): Promise<void> {
+    return publishImage(this.clients, region, image, plan.visibility, plan.deprecateAt, ctx.signal);
   }
 
   async verify(plan: ReleasePlan, ctx: ProviderContext): Promise<VerifyReport> {
@@ -409,14 +414,7 @@ export class AwsProvider implements Provider {
               expectedTags(plan, target),
               ctx.signal,
             );
-            await publishImage(
-              this.clients,
-              target.location,
-              image,
-              plan.visibility,
-              plan.deprecateAt,
-              ctx.signal,
-            );
+            await this.publishAs(plan, target.location, image, ctx);
             return image.ImageId!;
           }
           case 'missing':
@@ -436,15 +434,7 @@ export class AwsProvider implements Provider {
               const image = (
                 await findImagesByName(this.clients, target.location, [target.name], ctx.signal)
               ).get(target.name)?.[0];
-              if (image)
-                await publishImage(
-                  this.clients,
-                  target.location,
-                  image,
-                  plan.visibility,
-                  plan.deprecateAt,
-                  ctx.signal,
-                );
+              if (image) await this.publishAs(plan, target.location, image, ctx);
               return outcome?.id ?? '';
             }
             const source = primary.get(target.variant);
@@ -462,14 +452,7 @@ export class AwsProvider implements Provider {
               this.settings.wait,
               ctx.signal,
             );
-            await publishImage(
-              this.clients,
-              target.location,
-              image,
-              plan.visibility,
-              plan.deprecateAt,
-              ctx.signal,
-            );
+            await this.publishAs(plan, target.location, image, ctx);
             return id;
           }
           case 'public':
