@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +21,27 @@ afterAll(async () => {
   aws?.destroy();
   await world?.close();
 });
+
+function childPids(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Running, not merely an unreaped zombie. */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
 
 const args = () => [
   'release',
@@ -53,10 +76,16 @@ describe.each([
       await sleep(20);
     }
     await sleep(100);
+    // plume's own children (the decompressor while uploading) must not outlive it.
+    const children = childPids(run.child.pid!);
+    if (step === 'upload') expect(children.length).toBeGreaterThan(0);
     run.child.kill('SIGKILL');
     const killed = await run.done;
     expect(killed.code).toBeNull();
     expect(killed.stderr).toContain(`"step":"${step}","state":"started"`);
+    // Its stdin at end of file and its output's reader gone, it exits within moments.
+    for (let i = 0; i < 50 && children.some(alive); i++) await sleep(100);
+    expect(children.filter(alive)).toEqual([]);
     world.emulator.clearFaults();
     // Let the call in flight when plume died land (the emulator finishes it), as AWS would.
     await sleep(3200);

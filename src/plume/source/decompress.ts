@@ -141,12 +141,19 @@ export async function decompressToFd(
   try {
     const path = join(dir, 'out');
     await execFileAsync('mkfifo', ['-m', '600', path]);
-    // Opening a FIFO blocks until the other end is open, except read-write (Linux): take a writer end
-    // first, then the reader opens at once. Ours is closed once the tool has its copy, so the reader sees
-    // end-of-file exactly when the tool exits.
-    writer = await open(path, constants.O_RDWR);
-    // A paced reader never waits in read() (see block-reader.ts), so its end is non-blocking.
-    reader = await open(path, constants.O_RDONLY | (paced ? constants.O_NONBLOCK : 0));
+    // The tool must get a write-only end: with a read end of its own (O_RDWR) it would never see SIGPIPE
+    // and would outlive a killed plume, blocked on a full FIFO. Opening a FIFO blocks until the other end
+    // is open, except a non-blocking read end, so: that first, then the writer, then (for a blocking
+    // reader) a blocking read end, which opens at once now that a writer exists. Our writer is closed once
+    // the tool has its copy, so the reader sees end-of-file exactly when the tool exits.
+    const first = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    writer = await open(path, constants.O_WRONLY);
+    // A paced reader never waits in read() (see block-reader.ts), so its end stays non-blocking.
+    if (paced) reader = first;
+    else {
+      reader = await open(path, constants.O_RDONLY);
+      await first.close();
+    }
   } catch {
     return undefined;
   } finally {
