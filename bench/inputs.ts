@@ -7,11 +7,13 @@
 import { createCipheriv } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { link, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { basename, join } from 'node:path';
+import { mapBounded } from '../src/shared/concurrency.js';
 import { compressFile, prng, sha256File } from '../tools/compose/sample-compose.js';
 
 /** Bump when the layout or content changes, so stale caches are regenerated. */
-const GENERATOR_VERSION = 4;
+const GENERATOR_VERSION = 5;
 /**
  * Distributions ship at xz's default preset (-6), which compresses at about 1 MB/s here: -1 keeps a fresh
  * run inside its time budget, and decodes at much the same speed.
@@ -217,52 +219,67 @@ export async function ensureInputs(
   } catch {
     /* no cache yet */
   }
-  const out: BenchImage[] = [];
+  // Paths are kept relative to the cache so a moved checkout still finds its inputs.
+  const cached = (found: BenchImage): BenchImage => ({
+    ...found,
+    single: { ...found.single, path: join(dir, basename(found.single.path)) },
+    multi: { ...found.multi, path: join(dir, basename(found.multi.path)) },
+  });
+  const out = new Map<string, BenchImage>();
+  const missing: { size: { name: string; bytes: number }; seed: number }[] = [];
   for (const [i, size] of sizes.entries()) {
     const found = manifest.images.find((m) => m.name === size.name && m.rawBytes === size.bytes);
-    // Paths are kept relative to the cache so a moved checkout still finds its inputs.
-    const cached = found && {
-      ...found,
-      single: { ...found.single, path: join(dir, basename(found.single.path)) },
-      multi: { ...found.multi, path: join(dir, basename(found.multi.path)) },
-    };
-    if (cached && (await valid(cached))) {
-      out.push(cached);
-      continue;
-    }
+    if (found && (await valid(cached(found)))) out.set(size.name, cached(found));
+    else missing.push({ size, seed: i + 1 });
+  }
+  if (missing.length > 0) {
     const started = performance.now();
-    log(`generating ${size.name} input (raw ${size.bytes / 2 ** 30} GiB, 15% data)...`);
-    const raw = join(dir, `${size.name}.raw`);
-    const extents = await writeLayoutImage(raw, { size: size.bytes, dataFraction: 0.15, seed: i + 1 });
-    // The two compressions are independent and single-block xz uses one core: run them side by side,
-    // each from its own name because xz writes `input + .xz`.
-    const singlePath = join(dir, `${size.name}-single.raw.xz`);
-    const multiPath = join(dir, `${size.name}-multi.raw.xz`);
-    const twin = join(dir, `${size.name}-twin.raw`);
-    await rm(twin, { force: true });
-    await link(raw, twin);
-    await Promise.all([
-      compressFile(raw, 'xz', { level: LEVEL, threads: 1 }).then((p) => rename(p, singlePath)),
-      compressFile(twin, 'xz', { level: LEVEL, threads: 0 }).then((p) => rename(p, multiPath)),
-    ]);
-    await rm(raw);
-    await rm(twin);
+    log(
+      `generating ${missing.map((m) => `${m.size.name} (raw ${m.size.bytes / 2 ** 30} GiB)`).join(', ')}, 15% data...`,
+    );
+    // Laying out a disk takes seconds; compressing it takes minutes, so the compressions are what is
+    // scheduled: one xz thread each, as many at once as there are cores, the biggest first. (xz -T0 next
+    // to a single-threaded xz left a core idle for most of a run, and a fresh run has ten minutes.)
+    const jobs: { raw: string; threads: 1 | '+1'; to: string; bytes: number }[] = [];
+    const made = new Map<string, { extents: Extent[]; raw: string }>();
+    for (const { size, seed } of missing) {
+      const raw = join(dir, `${size.name}.raw`);
+      const extents = await writeLayoutImage(raw, { size: size.bytes, dataFraction: 0.15, seed });
+      made.set(size.name, { extents, raw });
+      // xz writes `input + .xz`, so each compression reads the raw disk under a name of its own.
+      const twin = join(dir, `${size.name}-twin.raw`);
+      await rm(twin, { force: true });
+      await link(raw, twin);
+      jobs.push({ raw, threads: 1, to: singleName(dir, size.name), bytes: size.bytes });
+      jobs.push({ raw: twin, threads: '+1', to: multiName(dir, size.name), bytes: size.bytes });
+    }
+    jobs.sort((a, b) => b.bytes - a.bytes);
+    await mapBounded(jobs, availableParallelism(), async (job) => {
+      await rename(await compressFile(job.raw, 'xz', { level: LEVEL, threads: job.threads }), job.to);
+      await rm(job.raw);
+    });
     const file = async (path: string): Promise<BenchFile> => ({
       path,
       bytes: (await stat(path)).size,
       sha256: await sha256File(path),
     });
-    const img: BenchImage = {
-      name: size.name,
-      rawBytes: size.bytes,
-      dataBytes: extents.reduce((n, e) => n + e.length, 0),
-      single: await file(singlePath),
-      multi: await file(multiPath),
-    };
-    manifest.images = [...manifest.images.filter((m) => m.name !== size.name), img];
+    for (const { size } of missing) {
+      const { extents } = made.get(size.name)!;
+      const img: BenchImage = {
+        name: size.name,
+        rawBytes: size.bytes,
+        dataBytes: extents.reduce((n, e) => n + e.length, 0),
+        single: await file(singleName(dir, size.name)),
+        multi: await file(multiName(dir, size.name)),
+      };
+      manifest.images = [...manifest.images.filter((m) => m.name !== size.name), img];
+      out.set(size.name, img);
+    }
     await writeFile(manifestPath, JSON.stringify(manifest, null, 2));
     log(`  done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-    out.push(img);
   }
-  return out;
+  return sizes.map((s) => out.get(s.name)!);
 }
+
+const singleName = (dir: string, name: string) => join(dir, `${name}-single.raw.xz`);
+const multiName = (dir: string, name: string) => join(dir, `${name}-multi.raw.xz`);

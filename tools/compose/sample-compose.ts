@@ -92,23 +92,19 @@ export async function writeRawImage(
   return { extents };
 }
 
-/** Run xz (or bzip2) on a file, writing `path + ext`. `threads` > 1 makes a multi-block xz. */
+/**
+ * Run xz (or bzip2) on a file, writing `path + ext`. `threads` is xz's `--threads`: 1 makes a single-block
+ * xz (one decoder thread possible), 0 or more than 1 a multi-block xz, and `'+1'` a multi-block xz made on
+ * one thread (block sizes in the headers, so it decodes in parallel), which lets several run side by side.
+ */
 export async function compressFile(
   path: string,
   kind: 'xz' | 'bzip2',
-  opts: { level?: number; threads?: number } = {},
+  opts: { level?: number; threads?: number | '+1' } = {},
 ): Promise<string> {
   const args =
     kind === 'xz'
-      ? [
-          '--compress',
-          '--keep',
-          '--force',
-          `-${opts.level ?? 1}`,
-          `--threads=${opts.threads ?? 1}`,
-          ...(opts.threads && opts.threads !== 1 ? ['--block-size=16MiB'] : []),
-          path,
-        ]
+      ? ['--compress', '--keep', '--force', `-${opts.level ?? 1}`, `--threads=${opts.threads ?? 1}`, path]
       : ['--compress', '--keep', '--force', `-${opts.level ?? 1}`, path];
   await new Promise<void>((resolve, reject) => {
     const child = spawn(kind, args, { stdio: ['ignore', 'ignore', 'inherit'] });
