@@ -317,7 +317,8 @@ async function doRelease(
           : undefined,
       });
       records.push(record);
-      const created = record.upload && !record.upload.reused;
+      // The upload step ran this time only if it has a timing (a rerun keeps the first upload's figures).
+      const created = record.timings.upload !== undefined && record.upload && !record.upload.reused;
       if (before?.status === 'complete' && !created)
         session.log.info({ key: plan.key }, 'release was already complete; nothing was created');
       if (record.status !== 'complete') worst = Math.max(worst, EXIT.partial);

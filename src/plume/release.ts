@@ -193,7 +193,7 @@ export async function runRelease(inputPlan: ReleasePlan, opts: RunOptions): Prom
       (r) => ({ ok: r.ok.length, problems: r.problems }),
     );
 
-    const record = buildRecord(plan, mode, account, report, disk, timings, startedAt);
+    const record = buildRecord(plan, mode, account, report, disk, timings, startedAt, before?.record);
     await step('record', async () => {
       await opts.writeRecord?.(record);
     });
@@ -292,7 +292,11 @@ function buildRecord(
   disk: DiskRef | undefined,
   timings: Record<string, number>,
   startedAt: Date,
+  previous?: ReleaseRecord,
 ): ReleaseRecord {
+  // A run that found the images already there uploaded nothing: what the upload that made them measured
+  // stays in the record instead of disappearing with the rerun.
+  const carried = !disk && previous?.source.url === plan.source.url ? previous : undefined;
   const status = report.problems.length === 0 ? 'complete' : report.ok.length > 0 ? 'partial' : 'failed';
   return {
     schema: RECORD_SCHEMA,
@@ -314,10 +318,10 @@ function buildRecord(
     visibility: plan.visibility,
     source: {
       url: plan.source.url,
-      sha256: disk?.summary?.sha256 ?? plan.source.sha256,
-      compressedBytes: disk?.summary?.compressedBytes,
-      rawBytes: disk?.summary?.bytes,
-      volumeGiB: disk?.sizeGiB,
+      sha256: disk?.summary?.sha256 ?? plan.source.sha256 ?? carried?.source.sha256,
+      compressedBytes: disk?.summary?.compressedBytes ?? carried?.source.compressedBytes,
+      rawBytes: disk?.summary?.bytes ?? carried?.source.rawBytes,
+      volumeGiB: disk?.sizeGiB ?? carried?.source.volumeGiB,
     },
     ...(disk
       ? {
@@ -330,7 +334,9 @@ function buildRecord(
             seconds: timings.upload,
           },
         }
-      : {}),
+      : carried?.upload
+        ? { upload: carried.upload }
+        : {}),
     images: report.ok
       .map((i) => ({ location: i.location, variant: i.variant, name: i.name, id: i.id }))
       .sort((a, b) => a.location.localeCompare(b.location) || a.variant.localeCompare(b.variant)),
