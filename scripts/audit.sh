@@ -21,5 +21,5 @@ if printf '%s' "$out" | grep -q '"vulnerabilities"'; then
   exit 1
 fi
 echo "npm audit: UNAVAILABLE - the registry answered without advisory data:" >&2
-printf '%s\n' "$out" | grep -m3 -iE 'error|warn' >&2
+printf '%s\n' "$out" | grep -m3 -iE 'error|warn' | sed -E 's#https?://[^ ]+#<registry>#g' >&2
 exit 0

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { EXIT, PlumeError, errorMessage, exitCodeFor } from '../shared/errors.js';
 import { createLogger, redactUrl } from '../shared/log.js';
+import { checkCredentialFile, credentialFiles } from '../plume/providers/aws/clients.js';
 import { makeAwsProvider } from '../plume/runtime.js';
 import { builtinSystems } from '../plume/systems/builtin.js';
 import type { SystemRegistry } from '../plume/systems/registry.js';
@@ -63,6 +64,9 @@ function check(config: JoystickConfig, registry: SystemRegistry): string[] {
         `consumer_config.arches: unknown arch ${JSON.stringify(a)} for ${system.name}`,
         `choose from ${system.arches().join(', ')}`,
       );
+  // plume would refuse these at the first job; a service that starts and then fails every job is worse.
+  const credentials = credentialFiles();
+  for (const f of credentials) checkCredentialFile(f);
   const db = config.app.database;
   if (!/^(sqlite:\/\/|postgres(ql)?:\/\/|\/|\.)/.test(db))
     throw new PlumeError(
@@ -80,6 +84,7 @@ function check(config: JoystickConfig, registry: SystemRegistry): string[] {
     `AWS: base region ${config.plume.aws.base_region}, regions ${Array.isArray(config.plume.aws.regions) ? config.plume.aws.regions.join(',') : config.plume.aws.regions}, volume types ${config.plume.aws.volume_types.join(',')}, ${config.plume.aws.visibility}`,
     `announcing: ${[config.app.publish_fedimg && 'fedimg.image.*', config.app.publish_image_uploader && 'fedora_image_uploader.published.v1.aws.*'].filter(Boolean).join(', ') || 'nothing'}`,
     `http: ${config.app.http_listen}`,
+    `AWS credentials and config files: ${credentials.join(', ')} (missing, or readable by this user only)`,
   ];
 }
 

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -256,5 +256,29 @@ describe('bad composes end in an ERROR announcement and nothing published', { ti
     expect(inv.images).toEqual([]);
     expect(inv.snapshots).toEqual([]);
     expect(out.got.filter((x) => x.routingKey.endsWith('image.publish'))).toEqual([]);
+  });
+});
+
+describe('AWS credentials others can read', () => {
+  it('stop joystick before it starts, naming the file and the fix', async () => {
+    const file = join(world.dir, 'shared-credentials');
+    writeFileSync(
+      file,
+      '[default]\naws_access_key_id = AKIAEXAMPLE\naws_secret_access_key = not-a-secret\n',
+      {
+        mode: 0o644,
+      },
+    );
+    chmodSync(file, 0o644);
+    const env = { ...world.env, AWS_SHARED_CREDENTIALS_FILE: file };
+    const refused = await runCli('joystick', ['run', '--config', config, '--check'], env);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain(`refusing AWS credentials file ${file}: its mode 0644`);
+    expect(refused.stderr).toContain(`chmod 600 ${file}`);
+
+    chmodSync(file, 0o600);
+    const ok = await runCli('joystick', ['run', '--config', config, '--check'], env);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain('configuration OK');
   });
 });
