@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { PlumeError } from '../../shared/errors.js';
 import { account, partition, region, volumeType } from '../config.js';
+import type { AwsImageSettings } from '../plan.js';
 import type { TargetSettings } from './types.js';
 
 /**
@@ -72,4 +73,27 @@ export function mergeTargets(...layers: Partial<TargetSettings>[]): Partial<Targ
     };
   }
   return out;
+}
+
+/**
+ * How an image is registered on AWS: ENA and SR-IOV always (every current instance type has them), the
+ * partition and profile from the target settings, and what the system decides. IMDSv2 follows
+ * `imds_v2` where set, the system's default otherwise.
+ */
+export function awsImageSettings(
+  settings: TargetSettings,
+  architecture: AwsImageSettings['architecture'],
+  o: { rootDeviceName: string; bootMode?: AwsImageSettings['bootMode']; imdsV2ByDefault: boolean },
+): AwsImageSettings {
+  return {
+    partition: settings.partition,
+    profile: settings.profile,
+    architecture,
+    // x86_64 instances still boot BIOS where UEFI is missing; Graviton is UEFI only.
+    bootMode: o.bootMode ?? (architecture === 'arm64' ? 'uefi' : 'uefi-preferred'),
+    imdsSupport: (settings.imdsV2 ?? o.imdsV2ByDefault) ? 'v2.0' : undefined,
+    enaSupport: true,
+    sriovNetSupport: 'simple',
+    rootDeviceName: o.rootDeviceName,
+  };
 }

@@ -9,7 +9,7 @@ import { checkSource } from '../../source/policy.js';
 import { verifyDetachedSignature } from '../openpgp.js';
 import { requireOneOf } from '../registry.js';
 import { region, volumeType } from '../../config.js';
-import { TargetToml, parseSettings, targetFromToml } from '../settings.js';
+import { TargetToml, awsImageSettings, parseSettings, targetFromToml } from '../settings.js';
 import type { LocateContext, ReleaseRequest, SourceFacts, System, TargetSettings } from '../types.js';
 import { amiListFiles } from './outputs.js';
 import {
@@ -226,17 +226,13 @@ export const containerLinux: System = {
       description: imageDescription(f.baseDescription, f.channel, f.version),
       tags: { Channel: f.channel, Version: f.version },
       visibility: settings.visibility,
-      aws: {
-        partition: settings.partition,
-        profile: settings.profile,
-        architecture: 'x86_64',
+      aws: awsImageSettings(settings, 'x86_64', {
+        rootDeviceName: '/dev/xvda',
         // Registered without a boot mode by plume, which AWS takes as BIOS.
         bootMode: 'legacy-bios',
-        imdsSupport: settings.imdsV2 ? 'v2.0' : undefined,
-        enaSupport: true,
-        sriovNetSupport: 'simple',
-        rootDeviceName: '/dev/xvda',
-      },
+        // IMDSv2 only where the config asks for it.
+        imdsV2ByDefault: false,
+      }),
     };
   },
 

@@ -3,6 +3,7 @@ import { fetchDocument } from '../../source/fetch.js';
 import { checkSource, childUrl } from '../../source/policy.js';
 import type { ReleasePlan } from '../../plan.js';
 import { requireOneOf } from '../registry.js';
+import { awsImageSettings } from '../settings.js';
 import type { LocateContext, ReleaseRequest, SourceFacts, System, TargetSettings } from '../types.js';
 import { parseComposeId } from './compose-id.js';
 import { FEDORA_ARCHES, composeLocation, releasesForCompose } from './compose.js';
@@ -252,17 +253,7 @@ export const fedora: System = {
             Date.parse(isoDate(f.composeDate)) + settings.deprecateAfterDays * 86_400_000,
           ).toISOString()
         : undefined,
-      aws: {
-        partition: settings.partition,
-        profile: settings.profile,
-        architecture: awsArch,
-        // x86_64 instances still boot BIOS where UEFI is missing; Graviton is UEFI only.
-        bootMode: awsArch === 'arm64' ? 'uefi' : 'uefi-preferred',
-        imdsSupport: settings.imdsV2 === false ? undefined : 'v2.0',
-        enaSupport: true,
-        sriovNetSupport: 'simple',
-        rootDeviceName: '/dev/sda1',
-      },
+      aws: awsImageSettings(settings, awsArch, { rootDeviceName: '/dev/sda1', imdsV2ByDefault: true }),
     };
   },
 

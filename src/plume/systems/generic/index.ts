@@ -7,7 +7,7 @@ import { fetchDocument } from '../../source/fetch.js';
 import { checkSource } from '../../source/policy.js';
 import type { SystemRegistry } from '../registry.js';
 import { requireOneOf } from '../registry.js';
-import { TargetToml, mergeTargets, parseSettings, targetFromToml } from '../settings.js';
+import { TargetToml, awsImageSettings, mergeTargets, parseSettings, targetFromToml } from '../settings.js';
 import type { LocateContext, ReleaseRequest, SourceFacts, System, TargetSettings } from '../types.js';
 import { sha256For } from './checksums.js';
 import { render, unknownPlaceholder, type Values } from './template.js';
@@ -267,16 +267,11 @@ export function genericSystem(name: string, raw: Record<string, unknown>): Syste
                 buildDate(f.values.timestamp)! + settings.deprecateAfterDays * 86_400_000,
               ).toISOString()
             : undefined,
-        aws: {
-          partition: settings.partition,
-          profile: settings.profile,
-          architecture: awsArch,
-          bootMode: def.boot_mode ?? (awsArch === 'arm64' ? 'uefi' : 'uefi-preferred'),
-          imdsSupport: settings.imdsV2 === false ? undefined : 'v2.0',
-          enaSupport: true,
-          sriovNetSupport: 'simple',
+        aws: awsImageSettings(settings, awsArch, {
           rootDeviceName: def.root_device,
-        },
+          bootMode: def.boot_mode,
+          imdsV2ByDefault: true,
+        }),
       };
     },
   };
