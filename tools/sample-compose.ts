@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { serveDirectory } from './compose/http-server.js';
 import { writeSampleCompose } from './compose/sample-compose.js';
+import { pungiBody } from './reliability/pungi.js';
 
 const { values } = parseArgs({
   options: {
@@ -47,20 +48,7 @@ const message = {
     fedora_messaging_severity: 20,
     'sent-at': new Date().toISOString().replace(/\.\d+Z$/, '+00:00'),
   },
-  body: {
-    status: 'FINISHED',
-    compose_id: composeId,
-    location,
-    compose_date: date,
-    compose_type: 'production',
-    compose_respin: Number(respin),
-    compose_label: `RC-${date}.${respin}`,
-    release_short: short,
-    release_name: short,
-    release_version: version,
-    release_type: 'ga',
-    release_is_layered: false,
-  },
+  body: pungiBody(composeId, location, 'FINISHED'),
 };
 const file = join(values.dir, '..', 'pungi-finished.jsonl');
 await writeFile(file, `${JSON.stringify(message)}\n`);

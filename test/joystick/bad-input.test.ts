@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inspector } from '../support/inspect.js';
-import { writeJoystickConfig } from '../support/joystick.js';
+import { pungiMessage, writeJoystickConfig } from '../support/joystick.js';
 import { collect, deleteQueue, publishRaw, uniquePrefix, type Received } from '../support/rabbit.js';
 import { runCli, startCli, startWorld, type World } from '../support/world.js';
 import { rehashImage, shrinkXzIndex } from '../support/xz.js';
@@ -38,31 +38,13 @@ async function compose(spec: { dataFraction?: number; rawSize?: number } = {}): 
   return { ...c, dir: join(world.dir, 'composes', c.composePath) };
 }
 
-function pungi(c: { composeId: string; url: string }) {
-  const m = /^(.*)-(\d+)-(\d{8})\.(\d+)$/.exec(c.composeId)!;
-  return {
-    status: 'FINISHED',
-    compose_id: c.composeId,
-    location: c.url,
-    compose_date: m[3],
-    compose_type: 'production',
-    compose_respin: Number(m[4]),
-    compose_label: `RC-${m[3]}.${m[4]}`,
-    release_short: m[1],
-    release_name: m[1],
-    release_version: m[2],
-    release_type: 'ga',
-    release_is_layered: false,
-  };
-}
-
 const send = (body: unknown) => publishRaw(`${prefix}.pungi.compose.status.change`, body);
 const about = (id: string) => (m: Received) => m.body.compose_id === id || m.body.compose === id;
 const log = () => joystick.output().stderr;
 
 /** Publish the compose's message and return the one ERROR message joystick sends about it. */
 async function failure(c: { composeId: string; url: string }, topic: string): Promise<Received> {
-  await send(pungi(c));
+  await send(pungiMessage(c));
   await out.waitFor(
     (g) => g.some((m) => m.routingKey === `${prefix}.${topic}` && about(c.composeId)(m)),
     120_000,
@@ -116,11 +98,11 @@ afterAll(async () => {
 describe('bad messages are dropped with a log line', { timeout: 120_000 }, () => {
   it('an oversized message (over max_message_bytes) and wrong field types', async () => {
     const c = await compose();
-    await send({ ...pungi(c), padding: 'x'.repeat(MAX_BYTES) });
-    await send([pungi(c)]);
-    await send({ ...pungi(c), location: 123 });
-    await send({ ...pungi(c), compose_respin: 'zero' });
-    await send({ ...pungi(c), status: null });
+    await send({ ...pungiMessage(c), padding: 'x'.repeat(MAX_BYTES) });
+    await send([pungiMessage(c)]);
+    await send({ ...pungiMessage(c), location: 123 });
+    await send({ ...pungiMessage(c), compose_respin: 'zero' });
+    await send({ ...pungiMessage(c), status: null });
     const end = Date.now() + 30_000;
     // The bus layer drops what is not a fedora-messaging message; the controller what is not Pungi's.
     const drops = () =>

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inspector } from '../support/inspect.js';
-import { writeJoystickConfig } from '../support/joystick.js';
+import { pungiMessage, writeJoystickConfig } from '../support/joystick.js';
 import { collect, deleteQueue, publishRaw, uniquePrefix, type Received } from '../support/rabbit.js';
 import { runCli, startCli, startWorld, type World } from '../support/world.js';
 import type { SampleCompose } from '../../tools/compose/sample-compose.js';
@@ -22,29 +22,6 @@ let joystick: ReturnType<typeof startCli>;
 let out: Awaited<ReturnType<typeof collect>>;
 let compose: SampleCompose & { url: string };
 let statusUrl = '';
-
-function pungi(
-  c: { composeId: string; url: string },
-  status = 'FINISHED',
-  extra: Record<string, unknown> = {},
-) {
-  const m = /^(.*)-(\d+)-(\d{8})\.(\d+)$/.exec(c.composeId)!;
-  return {
-    status,
-    compose_id: c.composeId,
-    location: c.url,
-    compose_date: m[3],
-    compose_type: 'production',
-    compose_respin: Number(m[4]),
-    compose_label: `RC-${m[3]}.${m[4]}`,
-    release_short: m[1],
-    release_name: m[1],
-    release_version: m[2],
-    release_type: 'ga',
-    release_is_layered: false,
-    ...extra,
-  };
-}
 
 const ofCompose = (id: string) => (r: Received) => r.body.compose === id || r.body.compose_id === id;
 
@@ -85,7 +62,7 @@ describe('joystick on the real RabbitMQ and the emulator', { timeout: 300_000 },
     // Two throttled copies on the way: retried, counted, and the release is complete anyway.
     world.emulator.addFault({ operation: 'CopyImage', kind: 'throttle', times: 2 });
     const t0 = Date.now();
-    await publishRaw(`${prefix}.pungi.compose.status.change`, pungi(compose));
+    await publishRaw(`${prefix}.pungi.compose.status.change`, pungiMessage(compose));
     const perArch =
       VOLS.length /* started */ +
       VOLS.length /* completed */ +
@@ -221,7 +198,7 @@ describe('joystick on the real RabbitMQ and the emulator', { timeout: 300_000 },
   it('processes the same FINISHED message once', async () => {
     const before = out.got.length;
     const calls = world.emulator.calls().filter((c) => c.operation === 'StartSnapshot').length;
-    await publishRaw(`${prefix}.pungi.compose.status.change`, pungi(compose));
+    await publishRaw(`${prefix}.pungi.compose.status.change`, pungiMessage(compose));
     await sleep(3000);
     expect(out.got.length).toBe(before);
     expect(world.emulator.calls().filter((c) => c.operation === 'StartSnapshot').length).toBe(calls);
@@ -233,7 +210,10 @@ describe('joystick on the real RabbitMQ and the emulator', { timeout: 300_000 },
     for (const status of ['STARTED', 'DOOMED', 'TERMINATED'])
       await publishRaw(
         `${prefix}.pungi.compose.status.change`,
-        pungi({ composeId: 'Fedora-Cloud-31-20191020.0', url: `${world.files.url}/nothing/compose` }, status),
+        pungiMessage(
+          { composeId: 'Fedora-Cloud-31-20191020.0', url: `${world.files.url}/nothing/compose` },
+          status,
+        ),
       );
     await sleep(2000);
     expect(out.got.length).toBe(before);
@@ -254,7 +234,7 @@ describe('joystick on the real RabbitMQ and the emulator', { timeout: 300_000 },
       date: '20191029',
       arches: ['x86_64'],
     });
-    await publishRaw(`${prefix}.pungi.compose.status.change`, pungi(second));
+    await publishRaw(`${prefix}.pungi.compose.status.change`, pungiMessage(second));
     await out.waitFor(
       (g) =>
         g.some((m) => m.routingKey.endsWith('fedimg.image.publish') && m.body.compose === second.composeId),
@@ -269,7 +249,7 @@ describe('joystick on the real RabbitMQ and the emulator', { timeout: 300_000 },
   it('reports a compose without images.json as an ERROR message', async () => {
     await publishRaw(
       `${prefix}.pungi.compose.status.change`,
-      pungi({
+      pungiMessage({
         composeId: 'Fedora-Cloud-32-20200101.0',
         url: `${world.files.url}/Fedora-Cloud-32-20200101.0/compose`,
       }),

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inspector } from '../support/inspect.js';
-import { writeJoystickConfig } from '../support/joystick.js';
+import { pungiMessage, writeJoystickConfig } from '../support/joystick.js';
 import { collect, deleteQueue, publishRaw, uniquePrefix, type Received } from '../support/rabbit.js';
 import { runCli, startCli, startWorld, type World } from '../support/world.js';
 import type { SampleCompose } from '../../tools/compose/sample-compose.js';
@@ -21,24 +21,6 @@ let config: string;
 let joystick: ReturnType<typeof startCli> | undefined;
 let out: Awaited<ReturnType<typeof collect>>;
 let compose: SampleCompose & { url: string };
-
-function pungi(c: { composeId: string; url: string }) {
-  const m = /^(.*)-(\d+)-(\d{8})\.(\d+)$/.exec(c.composeId)!;
-  return {
-    status: 'FINISHED',
-    compose_id: c.composeId,
-    location: c.url,
-    compose_date: m[3],
-    compose_type: 'production',
-    compose_respin: Number(m[4]),
-    compose_label: `RC-${m[3]}.${m[4]}`,
-    release_short: m[1],
-    release_name: m[1],
-    release_version: m[2],
-    release_type: 'ga',
-    release_is_layered: false,
-  };
-}
 
 const topic = (t: string) => (r: Received) => r.routingKey === `${prefix}.${t}`;
 
@@ -76,7 +58,7 @@ describe('a region that fails for good', { timeout: 240_000 }, () => {
   it('publishes and announces the others, marks the job partial, and pages with an ERROR naming the region', async () => {
     // Every CopyImage to the region fails with a 500, however often it is retried.
     world.emulator.addFault({ operation: 'CopyImage', region: BAD, kind: 'server-error' });
-    await publishRaw(`${prefix}.pungi.compose.status.change`, pungi(compose));
+    await publishRaw(`${prefix}.pungi.compose.status.change`, pungiMessage(compose));
     await out.waitFor(
       (g) => g.some(topic('joystick.release.partial')),
       180_000,

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { FaultRule } from '../../tools/emulator/index.js';
 import type { SampleCompose } from '../../tools/compose/sample-compose.js';
 import { Inspector } from '../support/inspect.js';
-import { runCli, startWorld, type RunResult, type World } from '../support/world.js';
+import { fedoraCloudArgs, runCli, startWorld, type RunResult, type World } from '../support/world.js';
 
 /**
  * AWS faults injected during whole `plume release` runs. Each scenario ends in the same final state as an
@@ -22,21 +22,7 @@ let aws: Inspector;
 let compose: SampleCompose & { url: string };
 let reference: Awaited<ReturnType<typeof finalState>>;
 
-const args = () => [
-  'release',
-  '--system',
-  'fedora',
-  '--channel',
-  'cloud',
-  '--arch',
-  'x86_64',
-  '--compose',
-  compose.url,
-  '--config',
-  world.configPath,
-  '--output',
-  'json',
-];
+const args = () => [...fedoraCloudArgs(world, compose.url), '--output', 'json'];
 
 const release = (): Promise<RunResult> => runCli('plume', args(), world.env);
 const calls = (operation: string, region?: string) =>

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inspector } from '../support/inspect.js';
 import { rehashImage, shrinkXzIndex } from '../support/xz.js';
-import { runCli, startWorld, type RunResult, type World } from '../support/world.js';
+import { fedoraCloudArgs, runCli, startWorld, type RunResult, type World } from '../support/world.js';
 
 const REGIONS = ['us-east-1', 'eu-west-1'];
 let world: World;
@@ -22,24 +22,7 @@ afterAll(async () => {
 });
 
 function release(compose: string, extra: string[] = [], env = world.env): Promise<RunResult> {
-  return runCli(
-    'plume',
-    [
-      'release',
-      '--system',
-      'fedora',
-      '--channel',
-      'cloud',
-      '--arch',
-      'x86_64',
-      '--compose',
-      compose,
-      '--config',
-      world.configPath,
-      ...extra,
-    ],
-    env,
-  );
+  return runCli('plume', [...fedoraCloudArgs(world, compose), ...extra], env);
 }
 
 /** One clear last line, a non-zero exit, and nothing registered, uploaded or public anywhere. */
@@ -72,23 +55,7 @@ describe('bad input ends with one clear line and nothing left behind', () => {
 
   it('a compose without the requested image', async () => {
     const compose = await world.compose({ rawSize: 4 * 2 ** 20, version: '32', date: '20200101' });
-    const res = await runCli(
-      'plume',
-      [
-        'release',
-        '--system',
-        'fedora',
-        '--channel',
-        'cloud',
-        '--arch',
-        'aarch64',
-        '--compose',
-        compose.url,
-        '--config',
-        world.configPath,
-      ],
-      world.env,
-    );
+    const res = await runCli('plume', fedoraCloudArgs(world, compose.url, { arch: 'aarch64' }), world.env);
     await expectCleanFailure(
       res,
       1,

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readRecord } from '../../src/plume/record.js';
 import { dataExtents } from '../../tools/compose/sample-compose.js';
 import { Inspector } from '../support/inspect.js';
-import { runCli, startWorld, type World } from '../support/world.js';
+import { fedoraCloudArgs, runCli, startWorld, type World } from '../support/world.js';
 
 const REGIONS = ['us-east-1', 'us-east-2', 'us-west-2', 'eu-west-1', 'ap-southeast-2'];
 const RAW = 2 * 2 ** 30;
@@ -28,19 +28,7 @@ function count(op: string): number {
 describe('plume release of a 2 GiB sparse image to 5 regions x 2 volume types', () => {
   it('publishes, verifies, sends only non-zero blocks, and a rerun creates nothing', async () => {
     const compose = await world.compose({ rawSize: RAW, dataFraction: 0.02 });
-    const args = [
-      'release',
-      '--system',
-      'fedora',
-      '--channel',
-      'cloud',
-      '--arch',
-      'x86_64',
-      '--compose',
-      compose.url,
-      '--config',
-      world.configPath,
-    ];
+    const args = fedoraCloudArgs(world, compose.url);
 
     const first = await runCli('plume', [...args, '--output', 'json'], world.env);
     expect(first.code, first.stderr).toBe(0);
@@ -187,22 +175,12 @@ describe('plume release of a 2 GiB sparse image to 5 regions x 2 volume types', 
     const res = await runCli(
       'plume',
       [
-        'release',
+        ...fedoraCloudArgs(world, compose.url, { arch: 'aarch64' }),
         '--dry-run',
-        '--system',
-        'fedora',
-        '--channel',
-        'cloud',
-        '--arch',
-        'aarch64',
-        '--compose',
-        compose.url,
         '--regions',
         'us-east-1,eu-west-1',
         '--volume-types',
         'gp3',
-        '--config',
-        world.configPath,
       ],
       world.env,
     );

@@ -4,7 +4,7 @@ import { rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inspector } from '../support/inspect.js';
-import { runCli, startCli, startWorld, type World } from '../support/world.js';
+import { fedoraCloudArgs, runCli, startCli, startWorld, type World } from '../support/world.js';
 import type { SampleCompose } from '../../tools/compose/sample-compose.js';
 
 const REGIONS = ['us-east-1', 'us-west-2', 'eu-west-1'];
@@ -43,19 +43,7 @@ function alive(pid: number): boolean {
   }
 }
 
-const args = () => [
-  'release',
-  '--system',
-  'fedora',
-  '--channel',
-  'cloud',
-  '--arch',
-  'x86_64',
-  '--compose',
-  compose.url,
-  '--config',
-  world.configPath,
-];
+const args = () => fedoraCloudArgs(world, compose.url);
 
 /** kill -9 plume while the step's AWS call is in flight, then run it again. */
 describe.each([

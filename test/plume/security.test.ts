@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SampleCompose } from '../../tools/compose/sample-compose.js';
 import { Inspector } from '../support/inspect.js';
-import { runCli, startWorld, type RunResult, type World } from '../support/world.js';
+import { fedoraCloudArgs, runCli, startWorld, type RunResult, type World } from '../support/world.js';
 
 /**
  * Where plume takes images and credentials from, and what it never prints: verified TLS only, credential
@@ -30,25 +30,7 @@ const release = (
   url: string,
   env: Record<string, string> = world.env,
   extra: string[] = [],
-): Promise<RunResult> =>
-  runCli(
-    'plume',
-    [
-      'release',
-      '--system',
-      'fedora',
-      '--channel',
-      'cloud',
-      '--arch',
-      'x86_64',
-      '--compose',
-      url,
-      '--config',
-      world.configPath,
-      ...extra,
-    ],
-    env,
-  );
+): Promise<RunResult> => runCli('plume', [...fedoraCloudArgs(world, url), ...extra], env);
 
 async function expectNothingPublished(): Promise<void> {
   const inv = await aws.inventory(REGIONS);
@@ -199,21 +181,7 @@ describe('no image is public by mistake', { timeout: 180_000 }, () => {
     const c = await world.compose({ rawSize: 8 * 2 ** 20, version: '41', date: '20241029' });
     const pre = await runCli(
       'plume',
-      [
-        'pre-release',
-        '--system',
-        'fedora',
-        '--channel',
-        'cloud',
-        '--arch',
-        'x86_64',
-        '--compose',
-        c.url,
-        '--config',
-        world.configPath,
-        '--output',
-        'json',
-      ],
+      [...fedoraCloudArgs(world, c.url, { verb: 'pre-release' }), '--output', 'json'],
       world.env,
     );
     expect(pre.code, pre.stderr).toBe(0);

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { writeJoystickToml } from '../../tools/reliability/joystick.js';
+import { pungiBody } from '../../tools/reliability/pungi.js';
 import type { World } from './world.js';
 
 export interface JoystickSetup {
@@ -23,4 +24,13 @@ export function writeJoystickConfig(world: World, s: JoystickSetup, file = 'joys
     awsEndpoint: world.emulator.endpoint,
     leaseSeconds: 10,
   });
+}
+
+/** Pungi's status-change message for a compose the world serves (FINISHED unless told). */
+export function pungiMessage(
+  c: { composeId: string; url: string },
+  status = 'FINISHED',
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return pungiBody(c.composeId, c.url, status, extra);
 }

@@ -41,6 +41,27 @@ export interface World {
   close(): Promise<void>;
 }
 
+/** `plume release` (or `pre-release`) of a Fedora Cloud compose, with the world's config: what most tests run. */
+export function fedoraCloudArgs(
+  world: Pick<World, 'configPath'>,
+  composeUrl: string,
+  { verb = 'release', arch = 'x86_64' }: { verb?: 'release' | 'pre-release'; arch?: string } = {},
+): string[] {
+  return [
+    verb,
+    '--system',
+    'fedora',
+    '--channel',
+    'cloud',
+    '--arch',
+    arch,
+    '--compose',
+    composeUrl,
+    '--config',
+    world.configPath,
+  ];
+}
+
 /** The emulator, a compose host and a plume config in a temporary directory. */
 export async function startWorld(
   opts: { emulator?: EmulatorOptions; regions?: string[] } = {},

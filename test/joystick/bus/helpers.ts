@@ -3,6 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { connect, type Channel, type ChannelModel, type GetMessage } from 'amqplib';
 import { defaultBusConfig, type BusConfig } from '../../../src/joystick/bus/index.js';
+import { connectionPids } from '../../../tools/reliability/broker.js';
+
+export { connectionPids };
 
 const run = promisify(execFile);
 
@@ -119,22 +122,6 @@ export class Raw {
   async close(): Promise<void> {
     await this.model.close().catch(() => undefined);
   }
-}
-
-/** The RabbitMQ pids of connections whose client-provided name is `name`. */
-export async function connectionPids(name: string): Promise<string[]> {
-  const { stdout } = await run('rabbitmqctl', [
-    'list_connections',
-    'pid',
-    'client_properties',
-    '-q',
-    '--no-table-headers',
-  ]);
-  return stdout
-    .split('\n')
-    .filter((line) => line.includes(`{"connection_name","${name}"}`))
-    .map((line) => line.split('\t')[0] ?? '')
-    .filter((pid) => pid !== '');
 }
 
 /** Make the broker drop our connection, the way an operator or a broker restart would. */
