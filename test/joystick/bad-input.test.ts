@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inspector } from '../support/inspect.js';
-import { pungiMessage, writeJoystickConfig } from '../support/joystick.js';
+import { pungiMessage, untilConsuming, writeJoystickConfig } from '../support/joystick.js';
 import { collect, deleteQueue, publishRaw, uniquePrefix, type Received } from '../support/rabbit.js';
 import { runCli, startCli, startWorld, type World } from '../support/world.js';
 import { rehashImage, shrinkXzIndex } from '../support/xz.js';
@@ -78,12 +78,7 @@ beforeAll(async () => {
   });
   out = await collect([`${prefix}.fedimg.#`, `${prefix}.fedora_image_uploader.#`, `${prefix}.joystick.#`]);
   joystick = startCli('joystick', ['run', '--config', config], world.env);
-  const end = Date.now() + 30_000;
-  while (!/"msg":"consuming"/.test(log())) {
-    if (Date.now() > end || joystick.child.exitCode !== null)
-      throw new Error(`joystick did not start: ${log()}`);
-    await sleep(50);
-  }
+  await untilConsuming(joystick);
 });
 
 afterAll(async () => {

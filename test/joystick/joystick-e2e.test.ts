@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inspector } from '../support/inspect.js';
-import { pungiMessage, writeJoystickConfig } from '../support/joystick.js';
+import { pungiMessage, untilConsuming, writeJoystickConfig } from '../support/joystick.js';
 import { collect, deleteQueue, publishRaw, uniquePrefix, type Received } from '../support/rabbit.js';
 import { runCli, startCli, startWorld, type World } from '../support/world.js';
 import type { SampleCompose } from '../../tools/compose/sample-compose.js';
@@ -39,12 +39,7 @@ beforeAll(async () => {
   compose = await world.compose({ rawSize: 64 * 2 ** 20, arches: ['x86_64', 'aarch64'] });
   out = await collect([`${prefix}.fedimg.#`, `${prefix}.fedora_image_uploader.#`, `${prefix}.joystick.#`]);
   joystick = startCli('joystick', ['run', '--config', config], world.env);
-  const end = Date.now() + 30_000;
-  while (!/"msg":"consuming"/.test(joystick.output().stderr)) {
-    if (Date.now() > end || joystick.child.exitCode !== null)
-      throw new Error(`joystick did not start: ${joystick.output().stderr}`);
-    await sleep(50);
-  }
+  await untilConsuming(joystick);
   statusUrl = /"url":"([^"]+)","msg":"status page/.exec(joystick.output().stderr)![1]!;
 });
 

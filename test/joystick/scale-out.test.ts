@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeJoystickConfig } from '../support/joystick.js';
+import { untilConsuming, writeJoystickConfig } from '../support/joystick.js';
 import { scratchDatabase } from '../support/postgres.js';
 import { collect, deleteQueue, publishRaw, uniquePrefix } from '../support/rabbit.js';
 import { startCli, startWorld, type World } from '../support/world.js';
@@ -44,13 +44,7 @@ describe('two joystick replicas on one durable queue and one PostgreSQL database
     ]);
     for (let i = 0; i < 2; i++)
       replicas.push(startCli('joystick', ['run', '--config', config], { ...world.env }));
-    for (const r of replicas) {
-      const end = Date.now() + 30_000;
-      while (!r.output().stderr.includes('"msg":"consuming"')) {
-        if (Date.now() > end) throw new Error(r.output().stderr);
-        await sleep(50);
-      }
-    }
+    for (const r of replicas) await untilConsuming(r);
     const composes = [];
     for (let i = 0; i < 4; i++)
       composes.push(

@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeJoystickConfig } from '../support/joystick.js';
+import { untilConsuming, writeJoystickConfig } from '../support/joystick.js';
 import { AMQP_URL, collect, deleteQueue, publishRaw, uniquePrefix } from '../support/rabbit.js';
 import { runCli, startCli, startWorld, type World } from '../support/world.js';
 
@@ -81,12 +81,7 @@ describe('secrets never reach joystick output', { timeout: 240_000 }, () => {
     ]);
     const joystick = startCli('joystick', ['run', '--config', config, '--verbose'], env);
     try {
-      const end = Date.now() + 30_000;
-      while (!/"msg":"consuming"/.test(joystick.output().stderr)) {
-        if (Date.now() > end || joystick.child.exitCode !== null)
-          throw new Error(`joystick did not start: ${joystick.output().stderr}`);
-        await sleep(50);
-      }
+      await untilConsuming(joystick);
       const m = /^(.*)-(\d+)-(\d{8})\.(\d+)$/.exec(compose.composeId)!;
       await publishRaw(`${prefix}.pungi.compose.status.change`, {
         status: 'FINISHED',

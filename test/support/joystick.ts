@@ -1,7 +1,8 @@
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { writeJoystickToml } from '../../tools/reliability/joystick.js';
 import { pungiBody } from '../../tools/reliability/pungi.js';
-import type { World } from './world.js';
+import type { World, startCli } from './world.js';
 
 export interface JoystickSetup {
   prefix: string;
@@ -33,4 +34,14 @@ export function pungiMessage(
   extra: Record<string, unknown> = {},
 ): Record<string, unknown> {
   return pungiBody(c.composeId, c.url, status, extra);
+}
+
+/** Wait until a started `joystick run` consumes; fail with its log if it exits first or takes over 30 s. */
+export async function untilConsuming(joystick: ReturnType<typeof startCli>): Promise<void> {
+  const end = Date.now() + 30_000;
+  while (!/"msg":"consuming"/.test(joystick.output().stderr)) {
+    if (Date.now() > end || joystick.child.exitCode !== null)
+      throw new Error(`joystick did not start: ${joystick.output().stderr}`);
+    await sleep(50);
+  }
 }
