@@ -15,8 +15,8 @@ import { ListSnapshotBlocksCommand } from '@aws-sdk/client-ebs';
 import { AwsClients, DEFAULT_CLIENT_SETTINGS } from '../src/plume/providers/aws/clients.js';
 import { uploadSnapshot } from '../src/plume/providers/aws/ebs-upload.js';
 import { AwsProvider, DEFAULT_AWS_SETTINGS } from '../src/plume/providers/aws/provider.js';
-import type { ProviderContext, PublishedImage } from '../src/plume/providers/types.js';
-import type { ReleasePlan } from '../src/plume/plan.js';
+import { isSkipped, type ProviderContext, type PublishedImage } from '../src/plume/providers/types.js';
+import type { TargetPlan } from '../src/plume/plan.js';
 import { openImage } from '../src/plume/source/image.js';
 import { DEFAULT_SOURCE_POLICY, type SourcePolicy } from '../src/plume/source/policy.js';
 import { silentLogger } from '../src/shared/log.js';
@@ -217,29 +217,21 @@ async function fanOut(job: Extract<Job, { kind: 'fanout' }>) {
     await mkdir(job.workDir, { recursive: true });
     const disk = join(job.workDir, 'tiny.raw');
     await writeFile(disk, Buffer.alloc(1024 * 1024, 1));
-    const plan = (key: string, only?: string): ReleasePlan => ({
+    const plan = (key: string, only?: string): TargetPlan => ({
       key,
-      system: 'bench',
-      channel: 'bench',
-      arch: 'x86_64',
-      version: '1',
+      provider: 'aws',
+      name: 'aws',
+      architecture: 'x86_64',
       build: `bench-${key}`,
       source: { url: pathToFileURL(disk).href, compression: 'none' },
-      provider: 'aws',
       primaryLocation: primaryRegion,
-      targets: regions
+      images: regions
         .filter((r) => r === primaryRegion || !only || r === only)
         .map((r) => ({ location: r, variant: 'gp3', name: `bench-${key}-${r}-gp3` })),
       description: 'plume bench fan-out',
       tags: {},
       visibility: { public: false, accounts: [] },
-      aws: {
-        partition: 'aws',
-        architecture: 'x86_64',
-        bootMode: 'uefi-preferred',
-        enaSupport: true,
-        rootDeviceName: '/dev/sda1',
-      },
+      settings: { partition: 'aws', rootDeviceName: '/dev/sda1' },
     });
     const base = plan('fanout');
     const diskRef = await provider.uploadDisk(
@@ -247,7 +239,8 @@ async function fanOut(job: Extract<Job, { kind: 'fanout' }>) {
       () => openImage({ url: pathToFileURL(disk), compression: 'none' }, policy),
       ctx,
     );
-    const primaryOutcomes = await provider.createPrimaryImages(base, diskRef, ctx);
+    if (isSkipped(diskRef)) throw new Error('the bench found its images already registered');
+    const primaryOutcomes = await provider.createImages(base, diskRef, ctx);
     const primary: PublishedImage[] = primaryOutcomes.map((o) => {
       if (!o.id) throw new Error(`primary image: ${o.error}`);
       return { ...o.target, id: o.id };

@@ -3,7 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { EXIT, PlumeError, errorMessage, exitCodeFor } from '../shared/errors.js';
 import { createLogger, redactUrl } from '../shared/log.js';
 import { checkCredentialFile, credentialFiles } from '../plume/providers/aws/clients.js';
-import { makeAwsProvider } from '../plume/runtime.js';
+import { providerFactory } from '../plume/providers/registry.js';
 import { builtinSystems } from '../plume/systems/builtin.js';
 import type { SystemRegistry } from '../plume/systems/registry.js';
 import {
@@ -124,7 +124,7 @@ async function openController(
     log,
     metrics: new Metrics({ defaults: false }),
     publish,
-    provider: makeAwsProvider(config.plume),
+    providers: providerFactory(config.plume),
   });
   return { controller, store, log };
 }

@@ -3,12 +3,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage, PlumeError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { backoffDelay } from '../shared/retry.js';
-import type { Provider } from '../plume/providers/types.js';
-import type { ReleaseRecord } from '../plume/record.js';
+import { primaryImages, variants, type TargetPlan } from '../plume/plan.js';
+import type { ProviderFactory } from '../plume/providers/module.js';
+import { targetsOf, type ReleaseRecord, type TargetRecord } from '../plume/record.js';
 import type { PlannedRelease } from '../plume/runtime.js';
-import { sourcePolicy } from '../plume/runtime.js';
+import { platformsFor, sourceAccess, sourcePolicy } from '../plume/runtime.js';
 import type { SystemRegistry } from '../plume/systems/registry.js';
-import type { ComposeFacts, TargetSettings } from '../plume/systems/types.js';
+import type { ComposeFacts } from '../plume/systems/types.js';
 import { Drop, Nack, createMessage, type Message, type ReceivedMessage } from './bus/index.js';
 import type { JoystickConfig } from './config.js';
 import {
@@ -33,7 +34,7 @@ export interface ControllerDeps {
   metrics: Metrics;
   /** Publish and wait for the broker's confirmation; throws when it is not confirmed. */
   publish: (message: Message) => Promise<void>;
-  provider: (settings: TargetSettings) => Provider;
+  providers: ProviderFactory;
   /** This replica's name in leases (default host:pid). */
   owner?: string;
 }
@@ -199,9 +200,10 @@ export class Controller {
     const policy = sourcePolicy(config.plume, system, false);
     try {
       const decision = await system.releasesForCompose(facts, this.watch(), {
-        policy,
+        source: sourceAccess(policy, this.abort.signal),
         log,
         signal: this.abort.signal,
+        providers: platformsFor(config.plume, system, { system: system.name, channel: '' }),
       });
       if (decision.kind === 'ignore') {
         metrics.composesOutcome.inc({ outcome: 'ignored' });
@@ -213,14 +215,22 @@ export class Controller {
         await this.failCompose(facts, decision.channel, decision.reason);
         return true;
       }
-      const jobs: NewJob[] = decision.requests.map((request) => ({
-        id: [facts.id, request.channel, request.imageType ?? '-', request.arch ?? '-', 'aws'].join('/'),
-        request,
-        channel: request.channel,
-        arch: request.arch ?? '-',
-        imageType: request.imageType,
-        command: plumeCommand(request),
-      }));
+      // One job per image and provider: a slow or failing provider never holds back another.
+      const jobs: NewJob[] = decision.requests.flatMap((r) =>
+        (r.platforms ?? platformsFor(config.plume, system, r)).map((platform) => {
+          const request = { ...r, platforms: [platform] };
+          return {
+            id: [facts.id, request.channel, request.imageType ?? '-', request.arch ?? '-', platform].join(
+              '/',
+            ),
+            request,
+            channel: request.channel,
+            arch: request.arch ?? '-',
+            imageType: request.imageType,
+            command: plumeCommand(request),
+          };
+        }),
+      );
       if (await store.planCompose(facts.id, this.owner, decision.channel, jobs, [])) {
         metrics.composesOutcome.inc({ outcome: 'planned' });
         for (const job of jobs)
@@ -266,18 +276,29 @@ export class Controller {
     return true;
   }
 
-  private imageFacts(job: JobRow, planned: PlannedRelease): ImageFacts {
+  /** What the messages about one target of a job say (the AWS announcements are per AWS target). */
+  private imageFacts(job: JobRow, planned: PlannedRelease, target: TargetPlan): ImageFacts {
     const { plan, system } = planned;
     return {
-      jobId: job.id,
+      jobId: planned.plan.targets.length > 1 ? `${job.id}:${target.name}` : job.id,
       composeId: job.composeId,
-      imageUrl: plan.source.url,
-      build: plan.build,
-      architecture: plan.aws.architecture,
+      imageUrl: target.source.url,
+      build: target.build,
+      architecture: (target.settings as { architecture?: string }).architecture ?? target.architecture,
       channel: job.channel,
       uploader: system.uploaderAnnouncement?.(plan),
       statusUrl: this.app.status_url,
     };
+  }
+
+  /** The announcements a finished release makes, AWS target by AWS target. */
+  private announcements(job: JobRow, planned: PlannedRelease, record: ReleaseRecord) {
+    return targetsOf(record, 'aws').flatMap((t: TargetRecord) =>
+      releaseAnnouncements(this.imageFacts(job, planned, t.plan), t, {
+        fedimg: this.app.publish_fedimg,
+        uploader: this.app.publish_image_uploader,
+      }),
+    );
   }
 
   private async runClaimed(job: JobRow): Promise<void> {
@@ -315,13 +336,12 @@ export class Controller {
       );
     };
 
-    let planned: PlannedRelease[] = [];
-    let records: ReleaseRecord[] = [];
+    let planned: PlannedRelease | undefined;
     try {
-      records = await runJob(job.request, {
+      const record = await runJob(job.request, {
         plume: config.plume,
         registry: this.deps.registry,
-        provider: this.deps.provider,
+        providers: this.deps.providers,
         log,
         metrics,
         signal: control.signal,
@@ -333,42 +353,31 @@ export class Controller {
               store.announce(
                 job.id,
                 job.composeId,
-                p.flatMap((x) =>
-                  uploadStarted(this.imageFacts(job, x), x.plan.primaryLocation, variantsOf(x)),
+                awsTargets(p).flatMap((t) =>
+                  uploadStarted(this.imageFacts(job, p, t), t.primaryLocation, primaryVariants(t)),
                 ),
               ),
             );
           this.poke();
         },
       });
-      const outbox = records.flatMap((record, i) =>
-        releaseAnnouncements(this.imageFacts(job, planned[i]!), record, {
-          fedimg: this.app.publish_fedimg,
-          uploader: this.app.publish_image_uploader,
-        }),
-      );
-      const state = records.every((r) => r.status === 'complete')
-        ? 'complete'
-        : records.some((r) => r.images.length > 0)
-          ? 'partial'
-          : 'failed';
+      const outbox = this.announcements(job, planned!, record);
+      const state = record.status;
+      const targets = Object.values(record.targets);
+      const images = targets.reduce((n, t) => n + t.images.length, 0);
       finishing = true;
       await saving;
-      if (
-        await this.record(log, () =>
-          store.finishJob(job.id, this.owner, { state, record: records[0] }, outbox),
-        )
-      ) {
+      if (await this.record(log, () => store.finishJob(job.id, this.owner, { state, record }, outbox))) {
         metrics.releases.inc({ outcome: state, channel: job.channel });
-        if (records.some((r) => r.images.length > 0))
-          metrics.lastPublish.set({ channel: job.channel }, Date.now() / 1000);
+        if (images > 0) metrics.lastPublish.set({ channel: job.channel }, Date.now() / 1000);
         log.info(
           {
             state,
-            images: records.reduce((n, r) => n + r.images.length, 0),
-            problems: records.flatMap((r) =>
-              r.problems.map((p) => `${p.location}/${p.variant}: ${p.detail}`),
+            images,
+            problems: targets.flatMap((t) =>
+              t.problems.map((p) => `${t.name}:${p.location}/${p.variant}: ${p.detail}`),
             ),
+            failed: targets.filter((t) => t.error).map((t) => `${t.name}: ${t.error}`),
           },
           'job finished',
         );
@@ -386,7 +395,7 @@ export class Controller {
 
   private async jobError(
     job: JobRow,
-    planned: PlannedRelease[],
+    planned: PlannedRelease | undefined,
     err: unknown,
     stopping: boolean,
   ): Promise<void> {
@@ -418,13 +427,13 @@ export class Controller {
     metrics.releases.inc({ outcome: 'failed', channel: job.channel });
     log.error({ job: job.id, err: reason }, 'job failed');
     const outbox: OutboxItem[] = [];
-    for (const p of planned) {
-      const facts = this.imageFacts(job, p);
-      if (this.app.publish_fedimg)
-        outbox.push(...uploadFailed(facts, p.plan.primaryLocation, variantsOf(p), reason, job.attempts));
+    for (const t of planned?.plan.targets ?? []) {
+      const facts = this.imageFacts(job, planned!, t);
+      if (this.app.publish_fedimg && t.provider === 'aws')
+        outbox.push(...uploadFailed(facts, t.primaryLocation, primaryVariants(t), reason, job.attempts));
       outbox.push(jobFailed(facts, reason, job.attempts));
     }
-    if (planned.length === 0) {
+    if (!planned || planned.plan.targets.length === 0) {
       const r = job.request;
       outbox.push(
         jobFailed(
@@ -524,8 +533,10 @@ export class Controller {
   }
 }
 
-function variantsOf(p: PlannedRelease): string[] {
-  return [
-    ...new Set(p.plan.targets.filter((t) => t.location === p.plan.primaryLocation).map((t) => t.variant)),
-  ];
+function awsTargets(p: PlannedRelease): TargetPlan[] {
+  return p.plan.targets.filter((t) => t.provider === 'aws');
+}
+
+function primaryVariants(t: TargetPlan): string[] {
+  return variants({ images: primaryImages(t) });
 }

@@ -1,4 +1,4 @@
-import type { ReleaseRecord } from '../plume/record.js';
+import type { TargetRecord } from '../plume/record.js';
 import { BASE_SCHEMA, ERROR, INFO } from './bus/index.js';
 import type { OutboxItem } from './store/job-store.js';
 
@@ -92,7 +92,7 @@ export function uploadFailed(
  */
 export function releaseAnnouncements(
   f: ImageFacts,
-  record: ReleaseRecord,
+  record: TargetRecord,
   opts: { fedimg: boolean; uploader: boolean },
 ): OutboxItem[] {
   const out: OutboxItem[] = [];
@@ -144,7 +144,7 @@ export function releaseAnnouncements(
   }
   if (opts.uploader && f.uploader && record.mode === 'release' && record.images.length > 0) {
     // One AMI per region, as fedora-image-uploader publishes: the first configured volume type.
-    const preferred = record.plan.targets[0]?.variant ?? 'gp3';
+    const preferred = record.plan.images[0]?.variant ?? 'gp3';
     const regions: Record<string, string> = {};
     for (const image of record.images.filter((i) => i.variant === preferred))
       regions[image.location] = image.id;
@@ -172,7 +172,7 @@ export function releaseAnnouncements(
 }
 
 /** A release that left regions missing or wrong: ERROR severity, every region named, so someone is paged. */
-export function releaseProblems(f: ImageFacts, record: ReleaseRecord): OutboxItem {
+export function releaseProblems(f: ImageFacts, record: TargetRecord): OutboxItem {
   const missing = record.problems.map((p) => `${p.location}/${p.variant}`).sort();
   return item(
     `${f.jobId}:problems:${missing.join(',')}:${record.finishedAt}`,

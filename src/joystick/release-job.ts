@@ -1,14 +1,15 @@
 import { errorMessage, PlumeError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { PlumeConfig } from '../plume/config.js';
-import { targetKey } from '../plume/plan.js';
-import type { Provider, ReleaseEvent } from '../plume/providers/types.js';
+import { imageKey } from '../plume/plan.js';
+import type { ProviderFactory } from '../plume/providers/module.js';
+import type { ReleaseEvent } from '../plume/providers/types.js';
 import type { ReleaseRecord } from '../plume/record.js';
 import { runRelease } from '../plume/release.js';
 import { planRelease, type PlannedRelease } from '../plume/runtime.js';
 import { MemoryJournal } from '../plume/state/journal.js';
 import type { SystemRegistry } from '../plume/systems/registry.js';
-import type { ReleaseRequest, TargetSettings } from '../plume/systems/types.js';
+import type { ReleaseRequest } from '../plume/systems/types.js';
 import type { Metrics } from './metrics.js';
 import type { JobProgress } from './store/job-store.js';
 
@@ -33,31 +34,35 @@ export function plumeCommand(request: ReleaseRequest): string {
 export interface JobRunDeps {
   plume: PlumeConfig;
   registry: SystemRegistry;
-  provider: (settings: TargetSettings) => Provider;
+  providers: ProviderFactory;
   log: Logger;
   metrics: Metrics;
   signal: AbortSignal;
   /** Progress for the status page; called often, the caller throttles writes. */
   onProgress: (progress: JobProgress) => void;
-  /** The plans are known (before anything is uploaded): announce "upload started". */
-  onPlanned: (planned: PlannedRelease[]) => Promise<void>;
+  /** The plan is known (before anything is uploaded): announce "upload started". */
+  onPlanned: (planned: PlannedRelease) => Promise<void>;
 }
 
-/** Run the releases a job asks for, in this process, exactly as `plume release` would. */
-export async function runJob(request: ReleaseRequest, deps: JobRunDeps): Promise<ReleaseRecord[]> {
+/** Run the release a job asks for, in this process, exactly as `plume release` would. */
+export async function runJob(request: ReleaseRequest, deps: JobRunDeps): Promise<ReleaseRecord> {
   const planned = await planRelease(request, {
     config: deps.plume,
     registry: deps.registry,
     log: deps.log,
     // Compose locations come from the bus: never read local files, whatever a message says.
     allowFiles: false,
-    provider: deps.provider,
+    providers: deps.providers,
     signal: deps.signal,
   });
-  if (planned.length === 0) throw new PlumeError('internal', 'the system planned no release for this job');
+  const { plan, providers, policy } = planned;
+  if (plan.targets.length === 0)
+    throw new PlumeError(
+      'input',
+      `nothing to publish for this job: ${plan.skipped.map((s) => `${s.provider}: ${s.reason}`).join('; ')}`,
+    );
   await deps.onPlanned(planned);
-  const records: ReleaseRecord[] = [];
-  for (const { plan, provider, policy } of planned) {
+  {
     const progress: JobProgress = { targets: {} };
     let uploadStart = 0;
     let replicateStart = 0;
@@ -74,7 +79,7 @@ export async function runJob(request: ReleaseRequest, deps: JobRunDeps): Promise
           }
           if (event.step === 'upload' && event.state === 'done' && uploadStart)
             deps.metrics.uploadSeconds.observe(
-              { region: plan.primaryLocation },
+              { region: plan.targets.find((t) => t.name === event.targetName)?.primaryLocation ?? '' },
               (Date.now() - uploadStart) / 1000,
             );
           break;
@@ -93,7 +98,7 @@ export async function runJob(request: ReleaseRequest, deps: JobRunDeps): Promise
           });
           break;
         case 'image-ready':
-          progress.targets![targetKey(event.target)] = { state: 'ready', id: event.id };
+          progress.targets![imageKey(event.target)] = { state: 'ready', id: event.id };
           if (!event.primary && replicateStart && !event.reused)
             deps.metrics.copySeconds.observe(
               { region: event.target.location },
@@ -101,10 +106,10 @@ export async function runJob(request: ReleaseRequest, deps: JobRunDeps): Promise
             );
           break;
         case 'image-published':
-          progress.targets![targetKey(event.target)] = { state: 'published', id: event.id };
+          progress.targets![imageKey(event.target)] = { state: 'published', id: event.id };
           break;
         case 'target-failed':
-          progress.targets![targetKey(event.target)] = { state: 'failed', error: event.error };
+          progress.targets![imageKey(event.target)] = { state: 'failed', error: event.error };
           deps.metrics.targetFailures.inc({ region: event.target.location });
           break;
         case 'retry':
@@ -116,22 +121,19 @@ export async function runJob(request: ReleaseRequest, deps: JobRunDeps): Promise
       deps.onProgress(progress);
     };
     try {
-      records.push(
-        await runRelease(plan, {
-          provider,
-          journal: new MemoryJournal(),
-          policy,
-          log: deps.log.child({ release: plan.key }),
-          emit,
-          signal: deps.signal,
-          mode: 'release',
-          repairRounds: deps.plume.release.repair_rounds,
-        }),
-      );
+      return await runRelease(plan, {
+        providerFor: providers,
+        journal: new MemoryJournal(),
+        policy,
+        log: deps.log.child({ release: plan.key }),
+        emit,
+        signal: deps.signal,
+        mode: 'release',
+        repairRounds: deps.plume.release.repair_rounds,
+      });
     } catch (err) {
       deps.log.error({ release: plan.key, err: errorMessage(err) }, 'release failed');
       throw err;
     }
   }
-  return records;
 }

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { backoffDelay } from '../shared/retry.js';
-import { makeAwsProvider } from '../plume/runtime.js';
+import { providerFactory } from '../plume/providers/registry.js';
 import type { SystemRegistry } from '../plume/systems/registry.js';
 import { Bus, type ConsumerExit, type Message } from './bus/index.js';
 import type { JoystickConfig } from './config.js';
@@ -77,7 +77,7 @@ export async function startService(
     registry,
     log,
     metrics,
-    provider: makeAwsProvider(config.plume, {
+    providers: providerFactory(config.plume, {
       onRetry: (kind) => metrics.retries.inc({ what: `aws-${kind.toLowerCase()}` }),
     }),
     publish: async (message: Message) => {

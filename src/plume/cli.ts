@@ -2,18 +2,23 @@ import { Command, CommanderError, Option } from 'commander';
 import { PlumeError, EXIT, errorMessage, exitCodeFor } from '../shared/errors.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import { expandHome, loadConfig, stateDir, type PlumeConfig } from './config.js';
-import { targetKey, type ReleasePlan } from './plan.js';
+import { imageKey, type ReleasePlan, type TargetPlan } from './plan.js';
 import { logProgress, terminalProgress, type Progress } from './progress.js';
 import {
+  assembleRecord,
   formatTable,
   formatWebsites,
   readRecord,
   recordFileName,
+  targetsOf,
   writeFileAtomic,
   type ReleaseRecord,
+  type TargetRecord,
 } from './record.js';
 import { effectivePlan, runRelease, verifyAndRepair } from './release.js';
-import { makeAwsProvider, planRelease, type Overrides, type PlannedRelease } from './runtime.js';
+import { providerFactory, providerModule, providerNames } from './providers/registry.js';
+import type { ProviderFactory } from './providers/module.js';
+import { planRelease, sourceAccess, type Overrides, type PlannedRelease } from './runtime.js';
 import { SqliteJournal } from './state/sqlite-journal.js';
 import { builtinSystems } from './systems/builtin.js';
 import { withConfiguredSystems } from './systems/generic/index.js';
@@ -118,8 +123,12 @@ export function addSelectors(cmd: Command): Command {
         'AWS shared credentials file (not readable by group or others); profiles come from it, `default` when a target names none',
       )
       .option('--verify-key <file>', 'OpenPGP public key that signed images must verify against')
-      // plume's old flags: AWS is the only platform; --debug is --verbose; images are read over https.
-      .addOption(new Option('--platform <list>', 'platforms to release to (aws)').argParser(list).hideHelp())
+      .option(
+        '--platform <list>',
+        `comma-separated providers to publish to, among ${providerNames().join(', ')} (default: every one the system publishes to and the config enables)`,
+        list,
+      )
+      // plume's old flags: --debug is --verbose; images are read over https.
       .addOption(new Option('--debug', 'alias of --verbose').hideHelp())
       .addOption(new Option('--gce-json-key <file>', 'unused: images are fetched over https').hideHelp())
   );
@@ -136,9 +145,7 @@ function addCommon(cmd: Command): Command {
 export function requestFrom(o: SelectorOptions, defaultSystem?: string): ReleaseRequest {
   const system = o.system ?? o.distro ?? defaultSystem;
   if (!system) throw new PlumeError('usage', '--system is required', 'see `plume systems` for the choices');
-  const other = (o.platform ?? []).filter((p) => p !== 'aws');
-  if (other.length > 0)
-    throw new PlumeError('usage', `plume publishes to AWS only, not ${other.join(', ')}`, 'drop --platform');
+  for (const p of o.platform ?? []) providerModule(p);
   if (!o.channel)
     throw new PlumeError(
       'usage',
@@ -165,6 +172,7 @@ export function requestFrom(o: SelectorOptions, defaultSystem?: string): Release
     label: o.label,
     environment: o.environment,
     ...(o.verifyKey ? { verifyKey: o.verifyKey } : {}),
+    ...(o.platform && o.platform.length > 0 ? { platforms: o.platform } : {}),
   };
 }
 
@@ -235,7 +243,7 @@ async function openSession(
   };
 }
 
-async function plans(session: Session, o: SelectorOptions): Promise<PlannedRelease[]> {
+async function plans(session: Session, o: SelectorOptions): Promise<PlannedRelease> {
   const request = requestFrom(o, session.registry.defaultSystem());
   useCredentialsFile(o.awsCredentials);
   if (o.gceJsonKey)
@@ -246,27 +254,36 @@ async function plans(session: Session, o: SelectorOptions): Promise<PlannedRelea
     log: session.log,
     allowFiles: true,
     overrides: overridesFrom(o),
-    provider: makeAwsProvider(session.config),
+    providers: providerFactory(session.config),
   });
 }
 
+function describeTarget(t: TargetPlan): string {
+  return [
+    `  target ${t.name} (${t.provider}): ${t.key}`,
+    `    build:       ${t.build}`,
+    `    source:      ${t.source.url}`,
+    `    checksum:    ${t.source.sha256 ? `sha256 ${t.source.sha256}` : t.source.signatureUrl ? `signature ${t.source.signatureUrl}, key ${t.source.signatureKey ?? '(none)'}` : 'none'}`,
+    ...providerModule(t.provider)
+      .describe(t)
+      .map((line) => `    ${line}`),
+    `    visibility:  ${t.visibility.public ? 'public' : 'private'}${t.visibility.accounts.length ? `, shared with ${t.visibility.accounts.join(', ')}` : ''}${t.deprecateAt ? `, deprecated from ${t.deprecateAt}` : ''}`,
+    `    tags:        ${Object.entries(t.tags)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ')}`,
+    `    images (${t.images.length}):`,
+    ...t.images.map((i) => `      ${imageKey(i).padEnd(24)} ${i.name}`),
+  ].join('\n');
+}
+
 function describePlan(plan: ReleasePlan): string {
-  const lines = [
+  return [
     `release ${plan.key}`,
     `  build:       ${plan.build}`,
     `  version:     ${plan.version}${plan.compose ? ` (compose ${plan.compose}, respin ${plan.respin ?? 0})` : ''}`,
-    `  source:      ${plan.source.url}`,
-    `  checksum:    ${plan.source.sha256 ? `sha256 ${plan.source.sha256}` : plan.source.signatureUrl ? `signature ${plan.source.signatureUrl}, key ${plan.source.signatureKey ?? '(none)'}` : 'none'}`,
-    `  provider:    ${plan.provider} (${plan.aws.partition}${plan.aws.profile ? `, profile ${plan.aws.profile}` : ''}), upload to ${plan.primaryLocation}`,
-    `  image:       ${plan.aws.architecture}, boot ${plan.aws.bootMode}, ENA ${plan.aws.enaSupport}, SR-IOV ${plan.aws.sriovNetSupport ?? 'none'}, IMDS ${plan.aws.imdsSupport ?? 'v1 allowed'}, root ${plan.aws.rootDeviceName}`,
-    `  visibility:  ${plan.visibility.public ? 'public' : 'private'}${plan.visibility.accounts.length ? `, shared with ${plan.visibility.accounts.join(', ')}` : ''}${plan.deprecateAt ? `, deprecated from ${plan.deprecateAt}` : ''}`,
-    `  tags:        ${Object.entries(plan.tags)
-      .map(([k, v]) => `${k}=${v}`)
-      .join(', ')}`,
-    `  images (${plan.targets.length}):`,
-    ...plan.targets.map((t) => `    ${targetKey(t).padEnd(24)} ${t.name}`),
-  ];
-  return lines.join('\n');
+    ...plan.targets.map(describeTarget),
+    ...plan.skipped.map((s) => `  ${s.provider}: skipped (${s.reason})`),
+  ].join('\n');
 }
 
 function print(text: string): void {
@@ -280,61 +297,56 @@ async function doRelease(
 ): Promise<number> {
   const session = await openSession(o, registry, !o.dryRun);
   try {
-    const planned = await plans(session, o);
+    const { plan, providers, policy, system } = await plans(session, o);
     if (o.dryRun) {
-      if (o.output === 'json')
-        print(
-          JSON.stringify(
-            planned.map((p) => ({ mode, ...effectivePlan(p.plan, mode) })),
-            null,
-            2,
-          ),
-        );
-      else print(planned.map((p) => describePlan(effectivePlan(p.plan, mode))).join('\n\n'));
+      const effective = effectivePlan(plan, mode);
+      print(o.output === 'json' ? JSON.stringify({ mode, ...effective }, null, 2) : describePlan(effective));
       return EXIT.ok;
     }
-    let worst: number = EXIT.ok;
-    const records: ReleaseRecord[] = [];
-    for (const { plan, provider, policy, system } of planned) {
-      const journal = session.journal();
-      const before = journal.get(plan.key);
-      const record = await runRelease(plan, {
-        provider,
-        journal,
-        policy,
-        log: session.log,
-        emit: session.progress.emit,
-        mode,
-        repairRounds: session.config.release.repair_rounds,
-        writeRecord: async (r) => {
-          await writeFileAtomic(
-            o.record && planned.length === 1 ? o.record : join(session.recordsDir, recordFileName(r.key)),
-            JSON.stringify(r, null, 2) + '\n',
-          );
-        },
-        verifySource: system.verifySource
-          ? (p, file) => system.verifySource!(p, file, { policy, log: session.log })
-          : undefined,
-      });
-      records.push(record);
+    const journal = session.journal();
+    const before = new Map(plan.targets.map((t) => [t.name, journal.get(t.key)]));
+    const record = await runRelease(plan, {
+      providerFor: providers,
+      journal,
+      policy,
+      log: session.log,
+      emit: session.progress.emit,
+      mode,
+      repairRounds: session.config.release.repair_rounds,
+      writeRecord: async (r) => {
+        await writeFileAtomic(
+          o.record ?? join(session.recordsDir, recordFileName(r.key)),
+          JSON.stringify(r, null, 2) + '\n',
+        );
+      },
+      verifySource: system.verifySource
+        ? (t, file) =>
+            system.verifySource!(t, file, {
+              source: sourceAccess(policy),
+              log: session.log,
+              providers: [t.provider],
+            })
+        : undefined,
+    });
+    for (const t of Object.values(record.targets)) {
       // The upload step ran this time only if it has a timing (a rerun keeps the first upload's figures).
-      const created = record.timings.upload !== undefined && record.upload && !record.upload.reused;
-      if (before?.status === 'complete' && !created)
-        session.log.info({ key: plan.key }, 'release was already complete; nothing was created');
-      if (record.status !== 'complete') worst = Math.max(worst, EXIT.partial);
+      const created = t.timings.upload !== undefined && t.upload && !t.upload.reused;
+      if (before.get(t.name)?.status === 'complete' && !created)
+        session.log.info({ key: t.key }, 'already complete; nothing was created');
     }
-    await writeOutputs(session, planned[0]?.system, records, o);
+    await writeOutputs(session, system, [record], o);
     session.progress.stop();
-    print(
-      o.output === 'json'
-        ? JSON.stringify(records.length === 1 ? records[0] : records, null, 2)
-        : records.map(formatTable).join('\n\n'),
-    );
-    for (const r of records.filter((r) => r.status !== 'complete'))
+    print(o.output === 'json' ? JSON.stringify(record, null, 2) : formatTable(record));
+    if (record.status === 'complete') return EXIT.ok;
+    const several = Object.keys(record.targets).length > 1;
+    for (const t of Object.values(record.targets).filter((t) => t.status !== 'complete'))
       process.stderr.write(
-        `plume: release ${r.key} is ${r.status}: ${r.problems.map((p) => `${p.location}/${p.variant}: ${p.kind}: ${p.detail}`).join('; ')}\nplume: run the same command again to complete it\n`,
+        `plume: release ${record.key} is ${t.status}${several ? ` on ${t.name}` : ''}: ${
+          t.error ?? t.problems.map((p) => `${p.location}/${p.variant}: ${p.kind}: ${p.detail}`).join('; ')
+        }\n`,
       );
-    return worst;
+    process.stderr.write('plume: run the same command again to complete it\n');
+    return EXIT.partial;
   } finally {
     session.close();
   }
@@ -373,28 +385,28 @@ async function writeOutputs(
   }
 }
 
+/** The targets a record describes, with providers for their accounts, to check them without the source. */
+function recordTargets(record: ReleaseRecord): TargetPlan[] {
+  return Object.values(record.targets).map((t) => providerModule(t.plan.provider).check(t.plan));
+}
+
 async function doVerify(o: SelectorOptions, registry: SystemRegistry, repair: boolean): Promise<number> {
   const session = await openSession(o, registry, false);
   try {
-    let targets: { plan: ReleasePlan; provider: PlannedRelease['provider'] }[];
+    let targets: TargetPlan[];
+    let providers: ProviderFactory;
     if (o.record) {
-      const record = await readRecord(o.record);
-      targets = [
-        {
-          plan: record.plan,
-          provider: makeAwsProvider(session.config)({
-            ...record.plan.aws,
-            primaryLocation: record.primaryLocation,
-            locations: [],
-            variants: [],
-            visibility: record.visibility,
-          }),
-        },
-      ];
-    } else targets = await plans(session, o);
+      targets = recordTargets(await readRecord(o.record));
+      providers = providerFactory(session.config);
+    } else
+      ({
+        plan: { targets },
+        providers,
+      } = await plans(session, o));
     let bad = 0;
     const results = [];
-    for (const { plan, provider } of targets) {
+    for (const plan of targets) {
+      const provider = providers(plan);
       const ctx = { log: session.log, emit: session.progress.emit };
       const report = repair
         ? await verifyAndRepair(plan, provider, ctx, session.config.release.repair_rounds)
@@ -402,18 +414,26 @@ async function doVerify(o: SelectorOptions, registry: SystemRegistry, repair: bo
       bad += report.problems.length;
       results.push({
         key: plan.key,
+        target: plan.name,
         ok: report.ok,
         problems: report.problems.map((p) => ({ ...p.target, kind: p.kind, detail: p.detail, id: p.id })),
       });
       if (o.output !== 'json') {
-        print(`${plan.key}: ${report.ok.length} of ${plan.targets.length} images verified`);
+        print(`${plan.key}: ${report.ok.length} of ${plan.images.length} images verified`);
         for (const p of report.problems)
           print(`  ${p.target.location} ${p.target.variant}: ${p.kind}: ${p.detail}`);
       }
     }
     if (o.output === 'json') print(JSON.stringify(results.length === 1 ? results[0] : results, null, 2));
     if (bad > 0) {
-      const where = [...new Set(results.flatMap((r) => r.problems.map((p) => p.location)))].sort();
+      // Locations are named with their target where the release has several.
+      const where = [
+        ...new Set(
+          results.flatMap((r) =>
+            r.problems.map((p) => (results.length > 1 ? `${r.target} ${p.location}` : p.location)),
+          ),
+        ),
+      ].sort();
       throw new PlumeError(
         'verify',
         `verification failed in ${where.length} region(s): ${where.join(', ')}`,
@@ -429,36 +449,51 @@ async function doVerify(o: SelectorOptions, registry: SystemRegistry, repair: bo
 async function doAmis(o: SelectorOptions & { format?: string }, registry: SystemRegistry): Promise<number> {
   const session = await openSession(o, registry, false);
   try {
-    let records: ReleaseRecord[];
-    if (o.record) records = [await readRecord(o.record)];
+    let record: ReleaseRecord;
+    if (o.record) record = await readRecord(o.record);
     else {
-      const keys = (await plans(session, o)).map((p) => p.plan.key);
-      records = keys.map((key) => {
-        const r = session.journal().get(key)?.record;
+      const { plan } = await plans(session, o);
+      const targets: Record<string, TargetRecord> = {};
+      for (const t of plan.targets) {
+        const r = session.journal().get(t.key)?.record;
         if (!r)
           throw new PlumeError(
             'usage',
-            `no record of release ${key} in the state database`,
+            `no record of ${t.name} of release ${plan.key} in the state database`,
             'run `plume release` first, or pass --record FILE',
           );
-        return r;
-      });
+        targets[t.name] = r;
+      }
+      const times = Object.values(targets);
+      record = assembleRecord(
+        plan,
+        times.every((t) => t.mode === 'release') ? 'release' : 'pre-release',
+        targets,
+        times.map((t) => t.startedAt).sort()[0]!,
+        times
+          .map((t) => t.finishedAt)
+          .sort()
+          .at(-1)!,
+      );
     }
+    const records = [record];
     const format = o.format ?? o.output ?? 'table';
-    if (format === 'json') print(JSON.stringify(records.length === 1 ? records[0] : records, null, 2));
+    if (format === 'json') print(JSON.stringify(record, null, 2));
     else if (format === 'websites')
       print(
         JSON.stringify(
-          formatWebsites(records, (r) => r.plan.aws.architecture),
+          formatWebsites(
+            records,
+            (r) =>
+              (targetsOf(r, 'aws')[0]?.plan.settings as { architecture?: string }).architecture ?? r.arch,
+          ),
           null,
           2,
         ),
       );
-    else if (format === 'table') print(records.map(formatTable).join('\n\n'));
+    else if (format === 'table') print(formatTable(record));
     else {
-      const bySystem = new Map<string, ReleaseRecord[]>();
-      for (const r of records) bySystem.set(r.system, [...(bySystem.get(r.system) ?? []), r]);
-      const outputs = [...bySystem].flatMap(([name, rs]) => session.registry.get(name).outputs?.(rs) ?? []);
+      const outputs = session.registry.get(record.system).outputs?.(records) ?? [];
       const match = outputs.filter((f) => f.path === format || f.path.endsWith(format));
       if (match.length === 0)
         throw new PlumeError(

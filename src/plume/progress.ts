@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import cliProgress from 'cli-progress';
 import type { Logger } from '../shared/log.js';
-import { targetKey } from './plan.js';
+import { imageKey } from './plan.js';
 import type { ReleaseEvent } from './providers/types.js';
 
 const MiB = 2 ** 20;
@@ -39,7 +39,7 @@ export function terminalProgress(targets: number): Progress {
     },
     cliProgress.Presets.shades_classic,
   );
-  let upload: cliProgress.SingleBar | undefined;
+  const uploads = new Map<string, cliProgress.SingleBar>();
   let images: cliProgress.SingleBar | undefined;
   const started = Date.now();
   const ready = new Set<string>();
@@ -56,13 +56,21 @@ export function terminalProgress(targets: number): Progress {
       switch (event.type) {
         case 'step':
           if (event.state !== 'started')
-            bars.log(`${event.step}: ${event.state}${event.detail ? ` (${event.detail})` : ''}\n`);
+            bars.log(
+              `${event.targetName ? `${event.targetName}: ` : ''}${event.step}: ${event.state}${event.detail ? ` (${event.detail})` : ''}\n`,
+            );
           break;
         case 'upload-progress': {
-          upload ??= bars.create(Math.max(1, Math.round(event.totalBytes / MiB)), 0, {
-            label: 'upload ',
-            detail: '',
-          });
+          const name = event.targetName ?? '';
+          let upload = uploads.get(name);
+          if (!upload)
+            uploads.set(
+              name,
+              (upload = bars.create(Math.max(1, Math.round(event.totalBytes / MiB)), 0, {
+                label: `upload ${name}`.trim().padEnd(7),
+                detail: '',
+              })),
+            );
           const secs = (Date.now() - started) / 1000;
           upload.update(Math.round(event.rawBytes / MiB), {
             detail: `${Math.round(event.rawBytes / MiB)}/${Math.round(event.totalBytes / MiB)} MiB read, ${Math.round(event.bytesSent / MiB)} MiB sent, ${event.zeroBlocks} zero blocks skipped, ${Math.round(event.rawBytes / MiB / Math.max(secs, 0.001))} MiB/s`,
@@ -71,7 +79,9 @@ export function terminalProgress(targets: number): Progress {
         }
         case 'image-ready':
         case 'image-published': {
-          (event.type === 'image-ready' ? ready : published).add(targetKey(event.target));
+          (event.type === 'image-ready' ? ready : published).add(
+            `${event.targetName ?? ''}:${imageKey(event.target)}`,
+          );
           images ??= bars.create(targets, 0, { label: 'images ', detail: '' });
           images.update(ready.size, {
             detail: `${ready.size}/${targets} ready, ${published.size} published`,
@@ -79,7 +89,7 @@ export function terminalProgress(targets: number): Progress {
           break;
         }
         case 'target-failed':
-          bars.log(`failed: ${targetKey(event.target)}: ${event.error}\n`);
+          bars.log(`failed: ${`${event.targetName ?? ''}:${imageKey(event.target)}`}: ${event.error}\n`);
           break;
         default:
           break;
@@ -92,11 +102,12 @@ export function terminalProgress(targets: number): Progress {
 }
 
 /** Without a terminal: JSON log lines, upload progress at most every few seconds. */
-export function logProgress(log: Logger, everyMs = 5000): Progress {
+export function logProgress(base: Logger, everyMs = 5000): Progress {
   let last = 0;
   return {
     logStream: process.stderr,
     emit(event) {
+      const log = event.targetName ? base.child({ target: event.targetName }) : base;
       switch (event.type) {
         case 'step':
           log.info(

@@ -1,10 +1,12 @@
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PlumeError } from '../shared/errors.js';
-import type { ReleasePlan } from './plan.js';
+import type { ReleasePlan, TargetPlan, Visibility } from './plan.js';
 import type { Problem } from './providers/types.js';
 
-export const RECORD_SCHEMA = 'plume.release/v1';
+export const RECORD_SCHEMA = 'plume.release/v2';
+/** Records written before releases had several targets: read, and brought to the current shape. */
+const RECORD_SCHEMA_V1 = 'plume.release/v1';
 
 export interface RecordedImage {
   location: string;
@@ -13,26 +15,18 @@ export interface RecordedImage {
   id: string;
 }
 
-/** The machine-readable account of a release: what was asked, what exists where, how long it took. */
-export interface ReleaseRecord {
-  schema: typeof RECORD_SCHEMA;
-  key: string;
-  status: 'complete' | 'partial' | 'failed';
-  /** `release` made images public (or shared); `pre-release` left them private. */
-  mode: 'release' | 'pre-release';
-  system: string;
-  channel: string;
-  arch: string;
-  imageType?: string;
-  version: string;
-  compose?: string;
-  respin?: number;
-  label?: string;
-  build: string;
+export type RecordStatus = 'complete' | 'partial' | 'failed';
+
+/** One target's account: what exists where, what is wrong, how long it took. */
+export interface TargetRecord {
   provider: string;
+  name: string;
+  key: string;
+  status: RecordStatus;
+  mode: ReleaseRecord['mode'];
   account?: string;
   primaryLocation: string;
-  visibility: ReleasePlan['visibility'];
+  visibility: Visibility;
   source: {
     url: string;
     sha256?: string;
@@ -50,16 +44,82 @@ export interface ReleaseRecord {
   };
   images: RecordedImage[];
   problems: { location: string; variant: string; kind: Problem['kind']; detail: string }[];
+  /** Why the target stopped before verification could say what exists (no credentials, a bad image...). */
+  error?: string;
   timings: Record<string, number>;
   startedAt: string;
   finishedAt: string;
-  /** The plan executed, so `plume verify --record` can check the release without its sources. */
-  plan: ReleasePlan;
+  /** The plan executed, so `plume verify --record` can check the target without its sources. */
+  plan: TargetPlan;
+}
+
+/** The machine-readable account of a release: what was asked, and one section per target. */
+export interface ReleaseRecord {
+  schema: typeof RECORD_SCHEMA;
+  key: string;
+  status: RecordStatus;
+  /** `release` made images public (or shared); `pre-release` left them private. */
+  mode: 'release' | 'pre-release';
+  system: string;
+  channel: string;
+  arch: string;
+  imageType?: string;
+  version: string;
+  compose?: string;
+  respin?: number;
+  label?: string;
+  build: string;
+  startedAt: string;
+  finishedAt: string;
+  /** By target name (`aws`, `aws-govcloud`, `gcp`, ...). */
+  targets: Record<string, TargetRecord>;
+  /** Providers the release left out, and why. */
+  skipped: ReleasePlan['skipped'];
+}
+
+/** The record of a release from its plan and its targets' sections. */
+export function assembleRecord(
+  plan: ReleasePlan,
+  mode: ReleaseRecord['mode'],
+  targets: Record<string, TargetRecord>,
+  startedAt: string,
+  finishedAt: string,
+): ReleaseRecord {
+  return {
+    schema: RECORD_SCHEMA,
+    key: plan.key,
+    status: overallStatus(Object.values(targets)),
+    mode,
+    system: plan.system,
+    channel: plan.channel,
+    arch: plan.arch,
+    ...(plan.imageType ? { imageType: plan.imageType } : {}),
+    version: plan.version,
+    ...(plan.compose ? { compose: plan.compose } : {}),
+    ...(plan.respin !== undefined ? { respin: plan.respin } : {}),
+    ...(plan.label ? { label: plan.label } : {}),
+    build: plan.build,
+    startedAt,
+    finishedAt,
+    targets,
+    skipped: plan.skipped,
+  };
+}
+
+/** A release is complete when every target is, failed when no target has an image, partial otherwise. */
+export function overallStatus(targets: readonly Pick<TargetRecord, 'status' | 'images'>[]): RecordStatus {
+  if (targets.length > 0 && targets.every((t) => t.status === 'complete')) return 'complete';
+  return targets.some((t) => t.images.length > 0) ? 'partial' : 'failed';
+}
+
+/** The targets of a record carried out by one provider (AWS's commercial and GovCloud, say). */
+export function targetsOf(record: ReleaseRecord, provider: string): TargetRecord[] {
+  return Object.values(record.targets).filter((t) => t.provider === provider);
 }
 
 /** `{ region: { gp3: ami, gp2: ami } }`, the shape most consumers want. */
 export function imagesByLocation(
-  record: Pick<ReleaseRecord, 'images'>,
+  record: Pick<TargetRecord, 'images'>,
 ): Record<string, Record<string, string>> {
   const out: Record<string, Record<string, string>> = {};
   for (const image of [...record.images].sort(
@@ -69,46 +129,51 @@ export function imagesByLocation(
   return out;
 }
 
-/** A plain-text table: one row per location, one column per variant. */
+/** A plain-text table per target: one row per location, one column per variant. */
 export function formatTable(record: ReleaseRecord): string {
-  const byLocation = imagesByLocation(record);
-  const variants = [...new Set(record.images.map((i) => i.variant))].sort();
-  const problemAt = new Map(record.problems.map((p) => [`${p.location}/${p.variant}`, p.kind]));
-  const allLocations = [
-    ...new Set([...Object.keys(byLocation), ...record.problems.map((p) => p.location)]),
-  ].sort();
-  const rows = [['REGION', ...variants.map((v) => v.toUpperCase())]];
-  for (const loc of allLocations)
-    rows.push([
-      loc,
-      ...variants.map((v) => byLocation[loc]?.[v] ?? `(${problemAt.get(`${loc}/${v}`) ?? 'missing'})`),
-    ]);
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  const lines = rows.map((r) =>
-    r
-      .map((cell, c) => cell.padEnd(widths[c]!))
-      .join('  ')
-      .trimEnd(),
-  );
-  const head = `${record.build} (${record.system} ${record.channel}, ${record.arch}): ${record.status}, ${record.images.length} images${record.visibility.public && record.mode === 'release' ? ', public' : ''}`;
-  return [head, ...lines].join('\n');
+  const tables = Object.values(record.targets).map((target) => {
+    const byLocation = imagesByLocation(target);
+    const variants = [...new Set(target.plan.images.map((i) => i.variant))].sort();
+    const problemAt = new Map(target.problems.map((p) => [`${p.location}/${p.variant}`, p.kind]));
+    const allLocations = [
+      ...new Set([...Object.keys(byLocation), ...target.problems.map((p) => p.location)]),
+    ].sort();
+    const rows = [['REGION', ...variants.map((v) => v.toUpperCase())]];
+    for (const loc of allLocations)
+      rows.push([
+        loc,
+        ...variants.map((v) => byLocation[loc]?.[v] ?? `(${problemAt.get(`${loc}/${v}`) ?? 'missing'})`),
+      ]);
+    const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+    const lines = rows.map((r) =>
+      r
+        .map((cell, c) => cell.padEnd(widths[c]!))
+        .join('  ')
+        .trimEnd(),
+    );
+    const head = `${record.build} (${record.system} ${record.channel}, ${record.arch}) on ${target.name}: ${target.status}, ${target.images.length} images${target.visibility.public && record.mode === 'release' ? ', public' : ''}`;
+    return [head, ...(target.error ? [`  ${target.error}`] : []), ...lines].join('\n');
+  });
+  const skipped = record.skipped.map((s) => `${record.build} on ${s.provider}: skipped (${s.reason})`);
+  return [...tables, ...skipped].join('\n\n');
 }
 
 /**
- * The JSON the distribution websites' AMI pages are built from: `{ version: { arch: { region: { gp3: ami } } } }`.
- * Arch is the AWS name (x86_64, arm64), as the websites show it.
+ * The JSON the distribution websites' AMI pages are built from: `{ version: { arch: { region: { gp3: ami } } } }`,
+ * from the AWS targets of the records; `archName` says how a record's architecture is written there.
  */
 export function formatWebsites(
   records: ReleaseRecord[],
-  awsArch: (r: ReleaseRecord) => string,
+  archName: (r: ReleaseRecord) => string,
 ): Record<string, Record<string, Record<string, Record<string, string>>>> {
   const out: Record<string, Record<string, Record<string, Record<string, string>>>> = {};
   for (const r of records) {
-    const arch = awsArch(r);
-    const byVersion = (out[r.version] ??= {});
-    const byArch = (byVersion[arch] ??= {});
-    for (const [loc, variants] of Object.entries(imagesByLocation(r)))
-      Object.assign((byArch[loc] ??= {}), variants);
+    const arch = archName(r);
+    for (const target of targetsOf(r, 'aws')) {
+      const byArch = ((out[r.version] ??= {})[arch] ??= {});
+      for (const [loc, variants] of Object.entries(imagesByLocation(target)))
+        Object.assign((byArch[loc] ??= {}), variants);
+    }
   }
   return out;
 }
@@ -147,9 +212,86 @@ export async function readRecord(path: string): Promise<ReleaseRecord> {
   } catch (err) {
     throw new PlumeError('usage', `cannot read release record ${path}: ${(err as Error).message}`);
   }
-  if ((data as { schema?: string })?.schema !== RECORD_SCHEMA)
+  const record = asRecord(data);
+  if (!record)
     throw new PlumeError('usage', `${path} is not a plume release record (schema ${RECORD_SCHEMA})`);
-  return data as ReleaseRecord;
+  return record;
+}
+
+/** A stored record in the current shape (older ones are brought to it); undefined if it is not one. */
+export function asRecord(data: unknown): ReleaseRecord | undefined {
+  const schema = (data as { schema?: string } | null)?.schema;
+  if (schema === RECORD_SCHEMA_V1) return fromV1(data as RecordV1);
+  return schema === RECORD_SCHEMA ? (data as ReleaseRecord) : undefined;
+}
+
+/** The first record shape: one AWS target, its plan with an `aws` block and `targets` for images. */
+interface RecordV1 extends Omit<TargetRecord, 'name' | 'key' | 'plan'> {
+  key: string;
+  mode: ReleaseRecord['mode'];
+  system: string;
+  channel: string;
+  arch: string;
+  imageType?: string;
+  version: string;
+  compose?: string;
+  respin?: number;
+  label?: string;
+  build: string;
+  plan: Omit<TargetPlan, 'images' | 'settings' | 'name' | 'architecture'> & {
+    targets: TargetPlan['images'];
+    aws: Record<string, unknown>;
+    provider: string;
+  };
+}
+
+function fromV1(r: RecordV1): ReleaseRecord {
+  const { targets: images, aws, provider, ...plan } = r.plan;
+  const { architecture, ...settings } = aws as { architecture?: string };
+  const target: TargetRecord = {
+    provider,
+    name: provider,
+    key: r.key,
+    status: r.status,
+    mode: r.mode,
+    account: r.account,
+    primaryLocation: r.primaryLocation,
+    visibility: r.visibility,
+    source: r.source,
+    ...(r.upload ? { upload: r.upload } : {}),
+    images: r.images,
+    problems: r.problems,
+    timings: r.timings,
+    startedAt: r.startedAt,
+    finishedAt: r.finishedAt,
+    plan: {
+      ...plan,
+      provider,
+      name: provider,
+      architecture: architecture === 'arm64' ? 'aarch64' : 'x86_64',
+      images,
+      settings,
+    },
+  };
+  return {
+    schema: RECORD_SCHEMA,
+    key: r.key,
+    status: r.status,
+    mode: r.mode,
+    system: r.system,
+    channel: r.channel,
+    arch: r.arch,
+    ...(r.imageType ? { imageType: r.imageType } : {}),
+    version: r.version,
+    ...(r.compose ? { compose: r.compose } : {}),
+    ...(r.respin !== undefined ? { respin: r.respin } : {}),
+    ...(r.label ? { label: r.label } : {}),
+    build: r.build,
+    startedAt: r.startedAt,
+    finishedAt: r.finishedAt,
+    targets: { [provider]: target },
+    skipped: [],
+  };
 }
 
 /** File name for a record: the key made safe for a path. */

@@ -7,25 +7,28 @@ import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { PlumeError, errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import type { ReleasePlan } from './plan.js';
-import { targetKey } from './plan.js';
-import type {
-  DiskRef,
-  Provider,
-  ProviderContext,
-  PublishedImage,
-  ReleaseEvent,
-  TargetOutcome,
-  VerifyReport,
+import type { ReleasePlan, TargetPlan } from './plan.js';
+import { imageKey } from './plan.js';
+import {
+  isSkipped,
+  type DiskRef,
+  type Provider,
+  type ProviderContext,
+  type PublishedImage,
+  type ReleaseEvent,
+  type TargetOutcome,
+  type UploadSkipped,
+  type VerifyReport,
 } from './providers/types.js';
-import { RECORD_SCHEMA, type ReleaseRecord } from './record.js';
+import { assembleRecord, type ReleaseRecord, type TargetRecord } from './record.js';
 import { probeSource, streamSource } from './source/fetch.js';
 import { openImage } from './source/image.js';
 import type { SourcePolicy } from './source/policy.js';
 import type { Journal, StepName } from './state/journal.js';
 
 export interface RunOptions {
-  provider: Provider;
+  /** The provider that carries out a target (account and credentials differ per target). */
+  providerFor: (target: TargetPlan) => Provider;
   journal: Journal;
   policy: SourcePolicy;
   log: Logger;
@@ -39,28 +42,84 @@ export interface RunOptions {
   writeRecord?: (record: ReleaseRecord) => Promise<void>;
   /**
    * Check a signed source (the system's `verifySource`), given the downloaded, still compressed file.
-   * Required for plans with `source.signatureUrl`: a signature is never skipped for want of a checker.
+   * Required for targets with `source.signatureUrl`: a signature is never skipped for want of a checker.
    */
-  verifySource?: (plan: ReleasePlan, file: string) => Promise<void>;
+  verifySource?: (target: TargetPlan, file: string) => Promise<void>;
 }
 
 /** The plan as a given mode executes it: a pre-release keeps everything private. */
 export function effectivePlan(plan: ReleasePlan, mode: 'release' | 'pre-release'): ReleasePlan {
   return mode === 'release'
     ? plan
-    : { ...plan, visibility: { public: false, accounts: [] }, deprecateAt: undefined };
+    : {
+        ...plan,
+        targets: plan.targets.map((t) => ({
+          ...t,
+          visibility: { public: false, accounts: [] },
+          deprecateAt: undefined,
+        })),
+      };
 }
 
 /**
- * Run a release: each step finds what a previous run left and does only what is missing, so running it
- * again after a crash, a kill or a partial failure completes it without duplicates. Failures of single
- * targets do not stop the others: the release ends `partial`, naming what is missing.
+ * Run a release: every target at once (a slow or failing provider holds back no other), each step finding
+ * what a previous run left and doing only what is missing, so running it again after a crash, a kill or a
+ * partial failure completes it without duplicates. Failures of single images do not stop the others: the
+ * target ends `partial`, naming what is missing. A target that fails outright is recorded as failed; when
+ * every target failed, the first failure is thrown (nothing was published anywhere).
  */
 export async function runRelease(inputPlan: ReleasePlan, opts: RunOptions): Promise<ReleaseRecord> {
   const mode = opts.mode ?? 'release';
   const plan = effectivePlan(inputPlan, mode);
-  const { provider, journal, log } = opts;
-  const emit = opts.emit ?? (() => undefined);
+  const startedAt = new Date();
+  for (const s of plan.skipped)
+    opts.log.info({ provider: s.provider, reason: s.reason }, `not publishing to ${s.provider}: ${s.reason}`);
+  if (plan.targets.length === 0)
+    throw new PlumeError(
+      'input',
+      `release ${plan.key} has nothing to publish: ${plan.skipped.map((s) => `${s.provider}: ${s.reason}`).join('; ')}`,
+      'check the source and the enabled providers',
+    );
+  const runs = await Promise.allSettled(plan.targets.map((target) => runTarget(target, mode, opts)));
+  const targets: Record<string, TargetRecord> = {};
+  const failures: { target: TargetPlan; error: unknown }[] = [];
+  runs.forEach((run, i) => {
+    const target = plan.targets[i]!;
+    if (run.status === 'fulfilled') targets[target.name] = run.value;
+    else {
+      failures.push({ target, error: run.reason });
+      targets[target.name] = failedTarget(target, mode, run.reason, startedAt);
+    }
+  });
+  // Nothing was published anywhere: the failure is the outcome (each target's journal says why).
+  if (failures.length === plan.targets.length) throw failures[0]!.error;
+  for (const { target, error } of failures)
+    opts.log.error({ target: target.name, err: errorMessage(error) }, `${target.name} failed`);
+  const record = assembleRecord(plan, mode, targets, startedAt.toISOString(), new Date().toISOString());
+  try {
+    await opts.writeRecord?.(record);
+  } catch (err) {
+    for (const t of plan.targets) opts.journal.finish(t.key, 'failed', undefined, errorMessage(err));
+    throw err;
+  }
+  for (const t of plan.targets) {
+    const r = targets[t.name]!;
+    opts.journal.finish(t.key, r.status, r, r.error);
+  }
+  return record;
+}
+
+/** One target, step by step; returns its record (the journal is finished by the caller). */
+async function runTarget(
+  plan: TargetPlan,
+  mode: 'release' | 'pre-release',
+  opts: RunOptions,
+): Promise<TargetRecord> {
+  const { journal } = opts;
+  const provider = opts.providerFor(plan);
+  const log = opts.log.child({ target: plan.name });
+  const emitAny = opts.emit ?? (() => undefined);
+  const emit = (event: ReleaseEvent) => emitAny({ ...event, targetName: plan.name });
   const ctx: ProviderContext = { log, emit, signal: opts.signal };
   const startedAt = new Date();
   const timings: Record<string, number> = {};
@@ -87,55 +146,56 @@ export async function runRelease(inputPlan: ReleasePlan, opts: RunOptions): Prom
 
   try {
     const { account } = await step('preflight', () => provider.preflight(plan, ctx));
-    let primary = await provider.findPrimaryImages(plan, ctx);
-    const variants = [
-      ...new Set(plan.targets.filter((t) => t.location === plan.primaryLocation).map((t) => t.variant)),
-    ];
-
-    let disk: DiskRef | undefined;
-    if (variants.every((v) => primary.has(v))) {
-      journal.step(plan.key, 'upload', 'skipped', { detail: { reason: 'images already registered' } });
-      emit({ type: 'step', step: 'upload', state: 'skipped', detail: 'images already registered' });
-      log.info('primary images exist; no upload needed');
-    } else {
-      const uploadStart = performance.now();
-      disk = await step(
+    const uploadStart = performance.now();
+    let staged: StagedSource | undefined;
+    let uploaded: DiskRef | UploadSkipped;
+    try {
+      uploaded = await step(
         'upload',
-        async () => {
-          let staged: StagedSource | undefined;
-          try {
-            return await provider.uploadDisk(
-              plan,
-              // Called only when an upload is needed, before anything is sent.
-              async () => {
-                if (plan.source.signatureUrl) staged = await stageSignedSource(plan, opts, emit);
-                return openImage(
-                  {
-                    url: staged?.url ?? new URL(plan.source.url),
-                    compression: plan.source.compression,
-                    sha256: plan.source.sha256,
-                    fallbackVolumeGiB: plan.source.fallbackVolumeGiB,
-                    minVolumeGiB: plan.source.minVolumeGiB,
-                    volumeGiB: plan.source.volumeGiB,
-                  },
-                  staged?.policy ?? opts.policy,
-                  opts.signal,
-                );
+        () =>
+          provider.uploadDisk(
+            plan,
+            // Called only when an upload is needed, before anything is sent.
+            async () => {
+              if (plan.source.signatureUrl) staged = await stageSignedSource(plan, opts, emit);
+              return openImage(
+                {
+                  url: staged?.url ?? new URL(plan.source.url),
+                  compression: plan.source.compression,
+                  sha256: plan.source.sha256,
+                  fallbackVolumeGiB: plan.source.fallbackVolumeGiB,
+                  minVolumeGiB: plan.source.minVolumeGiB,
+                  volumeGiB: plan.source.volumeGiB,
+                },
+                staged?.policy ?? opts.policy,
+                opts.signal,
+              );
+            },
+            ctx,
+          ),
+        (d) =>
+          isSkipped(d)
+            ? { reason: d.skipped }
+            : {
+                disk: d.id,
+                reused: d.reused,
+                sizeGiB: d.sizeGiB,
+                bytesSent: d.bytesSent,
+                blocksSent: d.blocksSent,
               },
-              ctx,
-            );
-          } finally {
-            await staged?.remove();
-          }
-        },
-        (d) => ({
-          disk: d.id,
-          reused: d.reused,
-          sizeGiB: d.sizeGiB,
-          bytesSent: d.bytesSent,
-          blocksSent: d.blocksSent,
-        }),
       );
+    } finally {
+      await staged?.remove();
+    }
+    let disk: DiskRef | undefined;
+    if (isSkipped(uploaded)) {
+      // Only an upload that ran has a timing: a rerun keeps the first upload's figures in its record.
+      delete timings.upload;
+      journal.step(plan.key, 'upload', 'skipped', { detail: { reason: uploaded.skipped } });
+      emit({ type: 'step', step: 'upload', state: 'skipped', detail: uploaded.skipped });
+      log.info(`${uploaded.skipped}; no upload needed`);
+    } else {
+      disk = uploaded;
       if (disk.summary) {
         const seconds = (performance.now() - uploadStart) / 1000;
         log.info(
@@ -153,56 +213,66 @@ export async function runRelease(inputPlan: ReleasePlan, opts: RunOptions): Prom
       }
     }
 
-    const registered = await step(
-      'register',
-      () => provider.createPrimaryImages(plan, disk, ctx),
-      outcomeDetail,
-    );
+    const registered = await step('register', () => provider.createImages(plan, disk, ctx), outcomeDetail);
     const failedPrimary = registered.filter((o) => o.error);
     if (failedPrimary.length > 0)
       throw new PlumeError(
         'provider',
-        `could not register in ${plan.primaryLocation}: ${failedPrimary.map((o) => `${o.target.variant}: ${o.error}`).join('; ')}`,
+        `could not create the images in ${plan.primaryLocation}: ${failedPrimary.map((o) => `${o.target.variant}: ${o.error}`).join('; ')}`,
         'run again to resume',
       );
-    primary = new Map(registered.map((o) => [o.target.variant, { ...o.target, id: o.id! }]));
+    const primary = registered.map((o) => ({ ...o.target, id: o.id! }));
 
-    const replicated = await step(
-      'replicate',
-      () => provider.replicate(plan, [...primary.values()], ctx),
-      outcomeDetail,
-    );
+    const replicated = await step('replicate', () => provider.replicate(plan, primary, ctx), outcomeDetail);
     const ready: PublishedImage[] = [
-      ...primary.values(),
+      ...primary,
       ...replicated.filter((o) => o.id).map((o) => ({ ...o.target, id: o.id! })),
     ];
     for (const o of replicated.filter((o) => o.error))
       log.error(
-        { region: o.target.location, volumeType: o.target.variant, err: o.error },
+        { location: o.target.location, variant: o.target.variant, err: o.error },
         'replication failed',
       );
 
     if (mode === 'release') await step('publish', () => provider.publish(plan, ready, ctx), outcomeDetail);
-    else {
-      journal.step(plan.key, 'publish', 'skipped', { detail: { reason: 'pre-release' } });
-    }
+    else journal.step(plan.key, 'publish', 'skipped', { detail: { reason: 'pre-release' } });
 
     const report = await step(
       'verify',
       () => verifyAndRepair(plan, provider, ctx, opts.repairRounds ?? 2),
       (r) => ({ ok: r.ok.length, problems: r.problems }),
     );
-
-    const record = buildRecord(plan, mode, account, report, disk, timings, startedAt, before?.record);
-    await step('record', async () => {
-      await opts.writeRecord?.(record);
-    });
-    journal.finish(plan.key, record.status, record);
-    return record;
+    return buildTargetRecord(plan, mode, account, report, disk, timings, startedAt, before?.record);
   } catch (err) {
     journal.finish(plan.key, 'failed', undefined, errorMessage(err));
     throw err;
   }
+}
+
+/** The section of a target that stopped before anything could be verified. */
+function failedTarget(
+  plan: TargetPlan,
+  mode: TargetRecord['mode'],
+  err: unknown,
+  startedAt: Date,
+): TargetRecord {
+  return {
+    provider: plan.provider,
+    name: plan.name,
+    key: plan.key,
+    status: 'failed',
+    mode,
+    primaryLocation: plan.primaryLocation,
+    visibility: plan.visibility,
+    source: { url: plan.source.url, ...(plan.source.sha256 ? { sha256: plan.source.sha256 } : {}) },
+    images: [],
+    problems: [],
+    error: errorMessage(err),
+    timings: {},
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    plan,
+  };
 }
 
 interface StagedSource {
@@ -217,7 +287,7 @@ interface StagedSource {
  * copy (so what is uploaded is what was verified). The raw image is never written to disk.
  */
 async function stageSignedSource(
-  plan: ReleasePlan,
+  plan: TargetPlan,
   opts: RunOptions,
   emit: (event: ReleaseEvent) => void,
 ): Promise<StagedSource> {
@@ -261,13 +331,13 @@ async function stageSignedSource(
 function outcomeDetail(outcomes: TargetOutcome[]) {
   return {
     ok: outcomes.filter((o) => o.id).length,
-    failed: outcomes.filter((o) => o.error).map((o) => ({ target: targetKey(o.target), error: o.error })),
+    failed: outcomes.filter((o) => o.error).map((o) => ({ target: imageKey(o.target), error: o.error })),
   };
 }
 
 /** Verify everything; repair what is wrong a bounded number of times; return what is still wrong. */
 export async function verifyAndRepair(
-  plan: ReleasePlan,
+  plan: TargetPlan,
   provider: Provider,
   ctx: ProviderContext,
   rounds: number,
@@ -275,7 +345,7 @@ export async function verifyAndRepair(
   let report = await provider.verify(plan, ctx);
   for (let round = 1; round <= rounds && report.problems.length > 0; round++) {
     ctx.log.warn(
-      { round, problems: report.problems.map((p) => `${targetKey(p.target)}: ${p.kind}: ${p.detail}`) },
+      { round, problems: report.problems.map((p) => `${imageKey(p.target)}: ${p.kind}: ${p.detail}`) },
       'verification found problems; repairing',
     );
     await provider.repair(plan, report.problems, ctx, round);
@@ -284,35 +354,26 @@ export async function verifyAndRepair(
   return report;
 }
 
-function buildRecord(
-  plan: ReleasePlan,
-  mode: 'release' | 'pre-release',
+function buildTargetRecord(
+  plan: TargetPlan,
+  mode: TargetRecord['mode'],
   account: string,
   report: VerifyReport,
   disk: DiskRef | undefined,
   timings: Record<string, number>,
   startedAt: Date,
-  previous?: ReleaseRecord,
-): ReleaseRecord {
+  previous?: Pick<TargetRecord, 'source' | 'upload'>,
+): TargetRecord {
   // A run that found the images already there uploaded nothing: what the upload that made them measured
   // stays in the record instead of disappearing with the rerun.
   const carried = !disk && previous?.source.url === plan.source.url ? previous : undefined;
   const status = report.problems.length === 0 ? 'complete' : report.ok.length > 0 ? 'partial' : 'failed';
   return {
-    schema: RECORD_SCHEMA,
+    provider: plan.provider,
+    name: plan.name,
     key: plan.key,
     status,
     mode,
-    system: plan.system,
-    channel: plan.channel,
-    arch: plan.arch,
-    imageType: plan.imageType,
-    version: plan.version,
-    compose: plan.compose,
-    respin: plan.respin,
-    label: plan.label,
-    build: plan.build,
-    provider: plan.provider,
     account,
     primaryLocation: plan.primaryLocation,
     visibility: plan.visibility,

@@ -40,3 +40,17 @@ export function parseToml<S extends z.ZodType>(text: string, where: string, sche
   }
   return result.data;
 }
+
+/**
+ * Validate one table of a config file (a system's section, a provider's target table), naming the key that
+ * is wrong the way the config file spells it: `config: systems.NAME.environments.staging.regions: ...`.
+ */
+export function parseSettings<S extends z.ZodType>(schema: S, data: unknown, where: string): z.infer<S> {
+  const result = schema.safeParse(data ?? {});
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const key = [where, ...issue.path.map(String)].join('.');
+  throw new PlumeError('usage', `config: ${key}: ${issue.message}`, 'fix the config file', {
+    cause: result.error,
+  });
+}

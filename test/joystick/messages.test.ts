@@ -6,7 +6,7 @@ import {
   uploadStarted,
   type ImageFacts,
 } from '../../src/joystick/messages.js';
-import type { ReleaseRecord } from '../../src/plume/record.js';
+import type { TargetRecord } from '../../src/plume/record.js';
 
 const fixture = (name: string) =>
   JSON.parse(readFileSync(new URL(`../fixtures/messages/${name}`, import.meta.url), 'utf8'));
@@ -52,9 +52,9 @@ const record = {
     image('eu-west-1', 'gp2', 'ami-4'),
   ],
   problems: [],
-  plan: { targets: [{ location: 'us-east-1', variant: 'gp3' }] },
+  plan: { images: [{ location: 'us-east-1', variant: 'gp3' }] },
   finishedAt: '2026-01-01T00:00:00Z',
-} as unknown as ReleaseRecord;
+} as unknown as TargetRecord;
 
 describe("announcements keep fedimg's and fedora-image-uploader's shapes", () => {
   const out = releaseAnnouncements(facts, record, { fedimg: true, uploader: true });

@@ -8,18 +8,19 @@ import { Metrics } from '../../src/joystick/metrics.js';
 import { openSqlite } from '../../src/joystick/store/db.js';
 import { JobStore } from '../../src/joystick/store/job-store.js';
 import { silentLogger } from '../../src/shared/log.js';
-import type { ReleaseRecord } from '../../src/plume/record.js';
+import { asRecord, type ReleaseRecord } from '../../src/plume/record.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const REPO = new URL('../../', import.meta.url).pathname;
 const regions = ['us-east-1', 'eu-west-1', 'ap-south-1'];
 
+/** A record as the first versions wrote it (one AWS target), read the way stored job records are. */
 function record(build: string, failing: string[]): ReleaseRecord {
   const targets = regions.flatMap((location) =>
     ['gp3', 'gp2'].map((variant) => ({ location, variant, name: `${build}-hvm-${location}-${variant}-0` })),
   );
   const ok = targets.filter((t) => !failing.includes(t.location));
-  return {
+  return asRecord({
     schema: 'plume.release/v1',
     key: `fedora/cloud/${build}`,
     status: failing.length ? 'partial' : 'complete',
@@ -45,8 +46,8 @@ function record(build: string, failing: string[]): ReleaseRecord {
     timings: {},
     startedAt: '2024-10-20T10:00:00Z',
     finishedAt: '2024-10-20T10:20:00Z',
-    plan: { targets } as ReleaseRecord['plan'],
-  };
+    plan: { targets, aws: { architecture: 'x86_64' }, provider: 'aws' },
+  })!;
 }
 
 let store: JobStore;

@@ -112,7 +112,7 @@ describe('throttling storms', { timeout: 180_000 }, () => {
     // Every call that was throttled was made again, and nothing was created twice.
     const ok = calls(operation).filter((c) => c.status >= 200 && c.status < 300);
     if (operation === 'PutSnapshotBlock') {
-      const disk = JSON.parse(res.stdout).upload.disk as string;
+      const disk = JSON.parse(res.stdout).targets.aws.upload.disk as string;
       const stats = world.emulator.snapshotStats(disk)!;
       expect(stats.blocksPut).toBe(stats.blockIndexes.length);
       expect(ok).toHaveLength(stats.blocksPut);
@@ -129,7 +129,7 @@ describe('one region failing for good', { timeout: 180_000 }, () => {
     });
     const res = await release();
     expect(res.code, res.stderr).toBe(3);
-    const record = JSON.parse(res.stdout);
+    const record = JSON.parse(res.stdout).targets.aws;
     expect(record.status).toBe('partial');
     expect(new Set(record.problems.map((p: { location: string }) => p.location))).toEqual(
       new Set(['eu-west-1']),

@@ -5,6 +5,8 @@ import { amiName, buildName, selectImage } from '../../src/plume/systems/fedora/
 import { fedora, type FedoraFacts } from '../../src/plume/systems/fedora/index.js';
 import { parseImagesJson } from '../../src/plume/systems/fedora/productmd.js';
 import { PlumeError } from '../../src/shared/errors.js';
+import { parseConfig } from '../../src/plume/config.js';
+import { awsModule } from '../../src/plume/providers/aws/module.js';
 
 const fixture = readFileSync(new URL('../fixtures/images-cloud.json', import.meta.url));
 
@@ -133,19 +135,22 @@ describe('plan', () => {
     releaseShort: 'Fedora-Cloud',
     arch,
     imageType: 'Cloud-Base',
-    image: selectImage(images, 'Cloud-Base', arch),
-    imageUrl: 'https://kojipkgs.fedoraproject.org/x.raw.xz',
+    artifacts: {
+      aws: {
+        image: selectImage(images, 'Cloud-Base', arch),
+        url: 'https://kojipkgs.fedoraproject.org/x.raw.xz',
+      },
+    },
+    missing: [],
   });
-  const settings = {
-    primaryLocation: 'us-east-1',
-    locations: ['us-east-1', 'eu-west-1'],
-    variants: ['gp3', 'gp2'],
-    visibility: { public: true, accounts: [] },
-    partition: 'aws',
-  };
+  const config = parseConfig('[aws]\nregions = ["us-east-1", "eu-west-1"]\nvolume_types = ["gp3", "gp2"]');
+  const settings = awsModule.targetSettings(config, [[]], {});
+  /** The AWS target as the runtime plans it: the system decides, the provider checks and completes. */
+  const awsTarget = (arch: 'x86_64' | 'aarch64') =>
+    awsModule.check(fedora.plan(facts(arch), settings).targets[0]!);
   it('sets the architecture and boot mode right for each arch', () => {
-    const x86 = fedora.plan(facts('x86_64'), settings);
-    expect(x86.aws).toMatchObject({
+    const x86 = awsTarget('x86_64');
+    expect(x86.settings).toMatchObject({
       architecture: 'x86_64',
       bootMode: 'uefi-preferred',
       enaSupport: true,
@@ -153,13 +158,15 @@ describe('plan', () => {
       rootDeviceName: '/dev/sda1',
       imdsSupport: 'v2.0',
     });
-    const arm = fedora.plan(facts('aarch64'), settings);
-    expect(arm.aws).toMatchObject({ architecture: 'arm64', bootMode: 'uefi' });
-    expect(arm.tags.Arch).toBe('arm64');
+    const arm = awsTarget('aarch64');
+    expect(arm.settings).toMatchObject({ architecture: 'arm64', bootMode: 'uefi' });
+    // AWS's name for the architecture stays in the AWS settings; the release's facts use Fedora's.
+    expect(arm.tags.Arch).toBe('aarch64');
+    expect(arm.architecture).toBe('aarch64');
   });
   it('names one image per region and volume type, and tags the release', () => {
-    const plan = fedora.plan(facts('x86_64'), settings);
-    expect(plan.targets.map((t) => t.name)).toEqual([
+    const plan = awsTarget('x86_64');
+    expect(plan.images.map((t) => t.name)).toEqual([
       'Fedora-Cloud-Base-30-20190611.0.x86_64-hvm-us-east-1-gp3-0',
       'Fedora-Cloud-Base-30-20190611.0.x86_64-hvm-us-east-1-gp2-0',
       'Fedora-Cloud-Base-30-20190611.0.x86_64-hvm-eu-west-1-gp3-0',

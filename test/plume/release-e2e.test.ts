@@ -32,8 +32,9 @@ describe('plume release of a 2 GiB sparse image to 5 regions x 2 volume types', 
 
     const first = await runCli('plume', [...args, '--output', 'json'], world.env);
     expect(first.code, first.stderr).toBe(0);
-    const record = JSON.parse(first.stdout);
-    expect(record.status).toBe('complete');
+    const release = JSON.parse(first.stdout);
+    expect(release.status).toBe('complete');
+    const record = release.targets.aws;
     expect(record.images).toHaveLength(10);
     expect(new Set(record.images.map((i: { location: string }) => i.location))).toEqual(new Set(REGIONS));
 
@@ -96,7 +97,7 @@ describe('plume release of a 2 GiB sparse image to 5 regions x 2 volume types', 
     const again = await runCli('plume', [...args, '--output', 'json'], world.env);
     expect(again.code, again.stderr).toBe(0);
     expect(creating.map(count)).toEqual(before);
-    const second = JSON.parse(again.stdout);
+    const second = JSON.parse(again.stdout).targets.aws;
     // Nothing was uploaded this time: the record keeps what the first run's upload measured.
     expect(second.timings.upload).toBeUndefined();
     expect(second.upload).toEqual(record.upload);
@@ -107,7 +108,7 @@ describe('plume release of a 2 GiB sparse image to 5 regions x 2 volume types', 
     // The record on disk verifies, and prints as the table and the websites' JSON.
     const [file] = readdirSync(world.recordsDir);
     const path = join(world.recordsDir, file!);
-    expect((await readRecord(path)).key).toBe(record.key);
+    expect((await readRecord(path)).key).toBe(release.key);
     const verify = await runCli(
       'plume',
       ['verify', '--record', path, '--config', world.configPath],
@@ -127,7 +128,7 @@ describe('plume release of a 2 GiB sparse image to 5 regions x 2 volume types', 
   it('plume verify names each missing or wrong region and exits non-zero; --repair fixes them', async () => {
     const [file] = readdirSync(world.recordsDir);
     const path = join(world.recordsDir, file!);
-    const record = await readRecord(path);
+    const record = (await readRecord(path)).targets.aws!;
     const { DeregisterImageCommand, ModifyImageAttributeCommand } = await import('@aws-sdk/client-ec2');
     const gone = record.images.find((i) => i.location === 'eu-west-1' && i.variant === 'gp3')!;
     await aws.ec2('eu-west-1').send(new DeregisterImageCommand({ ImageId: gone.id }));
@@ -192,7 +193,8 @@ describe('plume release of a 2 GiB sparse image to 5 regions x 2 volume types', 
     );
     expect(res.stdout).toContain(`us-east-1/gp3            ${build}-hvm-us-east-1-gp3-0`);
     expect(res.stdout).toContain(`eu-west-1/gp3            ${build}-hvm-eu-west-1-gp3-0`);
-    expect(res.stdout).toContain('Arch=arm64');
+    // AWS's name for the architecture is in the AWS settings; the release's own tags use the neutral one.
+    expect(res.stdout).toContain('Arch=aarch64');
     expect(res.stdout).not.toContain('gp2');
     expect(world.emulator.calls().length).toBe(calls);
   });

@@ -82,7 +82,7 @@ describe.each([
     expect(again.code, again.stderr).toBe(0);
     const record = JSON.parse(again.stdout);
     expect(record.status).toBe('complete');
-    expect(record.images).toHaveLength(REGIONS.length * 2);
+    expect(record.targets.aws.images).toHaveLength(REGIONS.length * 2);
 
     const inv = await aws.inventory(REGIONS);
     expect(inv.images).toHaveLength(REGIONS.length * 2);

@@ -185,7 +185,7 @@ describe('no image is public by mistake', { timeout: 180_000 }, () => {
       world.env,
     );
     expect(pre.code, pre.stderr).toBe(0);
-    const record = JSON.parse(pre.stdout);
+    const record = JSON.parse(pre.stdout).targets.aws;
     expect(record.visibility.public).toBe(false);
     const { ModifyImageAttributeCommand, ModifySnapshotAttributeCommand } =
       await import('@aws-sdk/client-ec2');

@@ -47,14 +47,12 @@ const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date
 /** One job as the status page shows it: the plan's grid filled from the record, or from live progress. */
 export function jobStatus(job: JobRow): JobStatus {
   const record = job.record;
-  const plan = record?.plan;
-  const regions = plan ? [...new Set(plan.targets.map((t) => t.location))].sort() : [];
-  const variants = plan ? [...new Set(plan.targets.map((t) => t.variant))] : [];
+  const targets = record ? Object.values(record.targets) : [];
+  const planned = targets.flatMap((t) => t.plan.images);
+  const regions = [...new Set(planned.map((t) => t.location))].sort();
+  const variants = [...new Set(planned.map((t) => t.variant))];
   const grid: JobStatus['grid'] = {};
-  const published =
-    record?.mode === 'release' && (record.visibility.public || record.visibility.accounts.length > 0);
-  if (plan)
-    for (const t of plan.targets) (grid[t.location] ??= {})[t.variant] = { state: 'pending', public: false };
+  for (const t of planned) (grid[t.location] ??= {})[t.variant] = { state: 'pending', public: false };
   for (const [key, p] of Object.entries(job.progress?.targets ?? {})) {
     const [region, variant] = key.split('/') as [string, string];
     if (!regions.includes(region)) regions.push(region);
@@ -66,17 +64,19 @@ export function jobStatus(job: JobRow): JobStatus {
       detail: p.error,
     };
   }
-  for (const image of record?.images ?? [])
-    (grid[image.location] ??= {})[image.variant] = {
-      id: image.id,
-      state: published ? 'published' : 'ready',
-      public: Boolean(published),
-    };
-  const failures = (record?.problems ?? []).map((p) => ({
-    region: p.location,
-    variant: p.variant,
-    reason: `${p.kind}: ${p.detail}`,
-  }));
+  for (const target of targets) {
+    const published =
+      target.mode === 'release' && (target.visibility.public || target.visibility.accounts.length > 0);
+    for (const image of target.images)
+      (grid[image.location] ??= {})[image.variant] = {
+        id: image.id,
+        state: published ? 'published' : 'ready',
+        public: published,
+      };
+  }
+  const failures = targets.flatMap((t) =>
+    t.problems.map((p) => ({ region: p.location, variant: p.variant, reason: `${p.kind}: ${p.detail}` })),
+  );
   for (const f of failures)
     (grid[f.region] ??= {})[f.variant] = { state: 'failed', public: false, detail: f.reason };
   return {

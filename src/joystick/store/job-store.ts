@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ReleaseRequest, ComposeFacts } from '../../plume/systems/types.js';
-import type { ReleaseRecord } from '../../plume/record.js';
+import { asRecord, type ReleaseRecord } from '../../plume/record.js';
 import type { Db, Param } from './db.js';
 import { migrate } from './schema.js';
 
@@ -115,7 +115,7 @@ function toJob(r: Record<string, unknown>): JobRow {
     startedAt: r.started_at === null ? undefined : Number(r.started_at),
     finishedAt: r.finished_at === null ? undefined : Number(r.finished_at),
     progress: parse<JobProgress>(r.progress),
-    record: parse<ReleaseRecord>(r.record),
+    record: asRecord(parse<unknown>(r.record)),
     error: opt(r.error as string | null),
     command: opt(r.command as string | null),
   };

@@ -1,17 +1,15 @@
 /**
- * What a release asks of a cloud, in words every cloud shares. A *location* is where an image lives (an
- * AWS region, a GCE project, an Azure region), a *variant* is one flavour of the same image in a location
- * (AWS: the root volume type). Cloud-specific words stay inside each provider's folder.
+ * What a release asks of a cloud, in words every cloud shares (osbuild's pkg/cloud and mantle's
+ * platform/api split): a provider carries out one target of a release (plan.ts), step by step, each step
+ * idempotent. A *location* is where an image lives (an AWS region, a GCE storage location, an Azure
+ * region), a *variant* one flavour of the same image in a location (AWS: the root volume type).
+ * Cloud-specific words stay inside each provider's folder.
  */
 import type { Logger } from '../../shared/log.js';
 import type { DiskImage, ReadSummary } from '../source/image.js';
-import type { ReleasePlan } from '../plan.js';
+import type { ImageTarget, TargetPlan } from '../plan.js';
 
-export interface ImageTarget {
-  location: string;
-  variant: string;
-  name: string;
-}
+export type { ImageTarget } from '../plan.js';
 
 export interface PublishedImage extends ImageTarget {
   id: string;
@@ -42,8 +40,13 @@ export interface VerifyReport {
   problems: Problem[];
 }
 
-/** Progress and milestones, for progress bars, logs and metrics. Never the source of truth. */
-export type ReleaseEvent =
+/**
+ * Progress and milestones, for progress bars, logs and metrics. Never the source of truth. The runner adds
+ * `targetName` (which target of the release an event is about) to what a provider emits.
+ */
+export type ReleaseEvent = EventBody & { targetName?: string };
+
+type EventBody =
   | { type: 'step'; step: string; state: 'started' | 'done' | 'skipped'; detail?: string }
   | {
       type: 'upload-progress';
@@ -90,34 +93,44 @@ export interface TargetOutcome {
   error?: string;
 }
 
+/** Why the upload step had nothing to do: every primary image already exists. */
+export interface UploadSkipped {
+  skipped: string;
+}
+
 /**
  * A cloud that can hold a release. Every method is idempotent: it first looks for what a previous run left
- * (by name or tag) and only creates what is missing, so a release stopped anywhere resumes cleanly.
+ * (by name, tag or label) and only creates what is missing, so a release stopped anywhere resumes cleanly.
  */
 export interface Provider {
   readonly name: string;
   /** Check credentials and reachability before anything is fetched; returns the account identity. */
-  preflight(plan: ReleasePlan, ctx: ProviderContext): Promise<{ account: string }>;
-  /** The primary images already there, by variant; when all exist the upload can be skipped. */
-  findPrimaryImages(plan: ReleasePlan, ctx: ProviderContext): Promise<Map<string, PublishedImage>>;
-  /** Upload the disk, or find the completed one a previous run left; clears half-finished leftovers. */
-  uploadDisk(plan: ReleasePlan, open: () => Promise<DiskImage>, ctx: ProviderContext): Promise<DiskRef>;
-  /** Create the primary-location images (one per variant) from the disk. */
-  createPrimaryImages(
-    plan: ReleasePlan,
-    disk: DiskRef | undefined,
+  preflight(plan: TargetPlan, ctx: ProviderContext): Promise<{ account: string }>;
+  /**
+   * Upload the disk the images are made from, or find the one a previous run left (clearing half-finished
+   * leftovers); nothing when every primary image already exists. `open` is called only to upload.
+   */
+  uploadDisk(
+    plan: TargetPlan,
+    open: () => Promise<DiskImage>,
     ctx: ProviderContext,
-  ): Promise<TargetOutcome[]>;
-  /** Copy the primary images to every other location and wait until each is ready (private). */
-  replicate(plan: ReleasePlan, primary: PublishedImage[], ctx: ProviderContext): Promise<TargetOutcome[]>;
-  /** Apply the plan's visibility to the given images (and whatever backs them). */
-  publish(plan: ReleasePlan, images: PublishedImage[], ctx: ProviderContext): Promise<TargetOutcome[]>;
-  /** Check every target of the plan. */
-  verify(plan: ReleasePlan, ctx: ProviderContext): Promise<VerifyReport>;
+  ): Promise<DiskRef | UploadSkipped>;
+  /** Create the primary location's images (one per variant) from the disk, or find them. */
+  createImages(plan: TargetPlan, disk: DiskRef | undefined, ctx: ProviderContext): Promise<TargetOutcome[]>;
+  /** Bring the primary images to every other location and wait until each is ready (still private). */
+  replicate(plan: TargetPlan, primary: PublishedImage[], ctx: ProviderContext): Promise<TargetOutcome[]>;
+  /** Apply the plan's visibility (and deprecation) to the given images and whatever backs them. */
+  publish(plan: TargetPlan, images: PublishedImage[], ctx: ProviderContext): Promise<TargetOutcome[]>;
+  /** Check every image of the plan. */
+  verify(plan: TargetPlan, ctx: ProviderContext): Promise<VerifyReport>;
   /** Try to fix what verification found; `round` makes retried creations distinct (idempotency tokens). */
-  repair(plan: ReleasePlan, problems: Problem[], ctx: ProviderContext, round: number): Promise<void>;
-  /** Every location the account can publish to (for `regions = "all"`). */
+  repair(plan: TargetPlan, problems: Problem[], ctx: ProviderContext, round: number): Promise<void>;
+  /** Every location the account can publish to (for `regions = "all"` and checking names). */
   listLocations(primary: string, ctx: ProviderContext): Promise<string[]>;
-  /** Everything this provider holds for a release key (for `plume list` and cleanup). */
-  listRelease(plan: ReleasePlan, ctx: ProviderContext): Promise<PublishedImage[]>;
+  /** What this provider holds for a target (for `plume status` and cleanup). */
+  listRelease(plan: TargetPlan, ctx: ProviderContext): Promise<PublishedImage[]>;
+}
+
+export function isSkipped(upload: DiskRef | UploadSkipped): upload is UploadSkipped {
+  return 'skipped' in upload;
 }

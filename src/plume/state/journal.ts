@@ -1,5 +1,5 @@
-import type { ReleasePlan } from '../plan.js';
-import type { ReleaseRecord } from '../record.js';
+import type { TargetPlan } from '../plan.js';
+import type { TargetRecord } from '../record.js';
 
 export type StepName = 'preflight' | 'upload' | 'register' | 'replicate' | 'publish' | 'verify' | 'record';
 export const STEPS: StepName[] = [
@@ -23,13 +23,13 @@ export interface StepState {
 
 export interface ReleaseState {
   key: string;
-  plan: ReleasePlan;
+  plan: TargetPlan;
   status: 'running' | 'complete' | 'partial' | 'failed';
   attempts: number;
   startedAt: string;
   updatedAt: string;
   steps: StepState[];
-  record?: ReleaseRecord;
+  record?: TargetRecord;
   error?: string;
 }
 
@@ -40,14 +40,14 @@ export interface ReleaseState {
  */
 export interface Journal {
   /** Begin or resume a release; returns the state before this attempt. */
-  begin(plan: ReleasePlan): ReleaseState | undefined;
+  begin(plan: TargetPlan): ReleaseState | undefined;
   step(
     key: string,
     step: StepName,
     status: StepState['status'],
     extra?: { detail?: unknown; error?: string },
   ): void;
-  finish(key: string, status: ReleaseState['status'], record?: ReleaseRecord, error?: string): void;
+  finish(key: string, status: ReleaseState['status'], record?: TargetRecord, error?: string): void;
   get(key: string): ReleaseState | undefined;
   list(limit?: number): ReleaseState[];
 }
@@ -56,7 +56,7 @@ export interface Journal {
 export class MemoryJournal implements Journal {
   private readonly states = new Map<string, ReleaseState>();
 
-  begin(plan: ReleasePlan): ReleaseState | undefined {
+  begin(plan: TargetPlan): ReleaseState | undefined {
     const before = this.states.get(plan.key);
     const now = new Date().toISOString();
     this.states.set(plan.key, {
@@ -93,7 +93,7 @@ export class MemoryJournal implements Journal {
     s.updatedAt = now;
   }
 
-  finish(key: string, status: ReleaseState['status'], record?: ReleaseRecord, error?: string): void {
+  finish(key: string, status: ReleaseState['status'], record?: TargetRecord, error?: string): void {
     const s = this.states.get(key);
     if (!s) return;
     s.status = status;

@@ -2,8 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { PlumeError } from '../../shared/errors.js';
-import type { ReleasePlan } from '../plan.js';
-import type { ReleaseRecord } from '../record.js';
+import type { TargetPlan } from '../plan.js';
+import type { TargetRecord } from '../record.js';
 import type { Journal, ReleaseState, StepName, StepState } from './journal.js';
 
 const SCHEMA = `
@@ -74,7 +74,7 @@ export class SqliteJournal implements Journal {
     this.db.close();
   }
 
-  begin(plan: ReleasePlan): ReleaseState | undefined {
+  begin(plan: TargetPlan): ReleaseState | undefined {
     const before = this.get(plan.key);
     const now = new Date().toISOString();
     this.db
@@ -105,7 +105,7 @@ export class SqliteJournal implements Journal {
     this.db.prepare('UPDATE releases SET updated_at = ? WHERE key = ?').run(now, key);
   }
 
-  finish(key: string, status: ReleaseState['status'], record?: ReleaseRecord, error?: string): void {
+  finish(key: string, status: ReleaseState['status'], record?: TargetRecord, error?: string): void {
     this.db
       .prepare(
         'UPDATE releases SET status = ?, record = COALESCE(?, record), error = ?, updated_at = ? WHERE key = ?',
@@ -142,13 +142,13 @@ export class SqliteJournal implements Journal {
     }));
     return {
       key: row.key,
-      plan: JSON.parse(row.plan) as ReleasePlan,
+      plan: JSON.parse(row.plan) as TargetPlan,
       status: row.status,
       attempts: row.attempts,
       startedAt: row.started_at,
       updatedAt: row.updated_at,
       steps,
-      ...(row.record ? { record: JSON.parse(row.record) as ReleaseRecord } : {}),
+      ...(row.record ? { record: JSON.parse(row.record) as TargetRecord } : {}),
       ...(row.error ? { error: row.error } : {}),
     };
   }

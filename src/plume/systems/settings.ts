@@ -1,55 +1,27 @@
-import { z } from 'zod';
-import { PlumeError } from '../../shared/errors.js';
-import { account, partition, region, volumeType } from '../config.js';
-import type { AwsImageSettings } from '../plan.js';
-import type { TargetSettings } from './types.js';
+import type { SettingsLayer } from '../plan.js';
+
+export { parseSettings } from '../../shared/toml.js';
 
 /**
- * Where and how a system publishes, as written in its config section (`[systems.NAME...]`): the same keys
- * as `[aws]`, every one optional, so a system's environment or partition says only what differs.
+ * The part of a system's settings table (an environment, a channel) for one provider: its own sub-table
+ * (`[systems.fedora.environments.production.gcp]`), and for AWS, plume's first provider, whose keys older
+ * configs wrote at the top of the table, the top level without the sub-tables as well.
  */
-export const TargetToml = z.strictObject({
-  partition: partition.optional(),
-  profile: z.string().min(1).optional(),
-  base_region: region.optional(),
-  regions: z.union([z.literal('all'), z.array(region).min(1)]).optional(),
-  volume_types: z.array(volumeType).min(1).optional(),
-  visibility: z.enum(['public', 'private']).optional(),
-  share_with: z.array(account).optional(),
-  deprecate_after_days: z.number().int().nonnegative().optional(),
-  imds_v2: z.boolean().optional(),
-  volume_size_gib: z.number().int().min(1).max(16384).optional(),
-});
-export type TargetToml = z.infer<typeof TargetToml>;
-
-/** The target settings a TOML table sets, and only those (unset keys fall through to `[aws]`). */
-export function targetFromToml(t: TargetToml): Partial<TargetSettings> {
-  const out: Partial<TargetSettings> = {};
-  if (t.partition) out.partition = t.partition;
-  if (t.profile) out.profile = t.profile;
-  if (t.base_region) out.primaryLocation = t.base_region;
-  if (t.regions) out.locations = t.regions === 'all' ? [] : t.regions;
-  if (t.volume_types) out.variants = t.volume_types;
-  if (t.visibility || t.share_with)
-    out.visibility = {
-      ...(t.visibility ? { public: t.visibility === 'public' } : {}),
-      ...(t.share_with ? { accounts: t.share_with } : {}),
-    } as TargetSettings['visibility'];
-  if (t.deprecate_after_days !== undefined) out.deprecateAfterDays = t.deprecate_after_days || undefined;
-  if (t.imds_v2 !== undefined) out.imdsV2 = t.imds_v2;
-  if (t.volume_size_gib !== undefined) out.volumeGiB = t.volume_size_gib;
-  return out;
-}
-
-/** Validate a system's config section, naming the key that is wrong the way the config file spells it. */
-export function parseSettings<S extends z.ZodType>(schema: S, data: unknown, where: string): z.infer<S> {
-  const result = schema.safeParse(data ?? {});
-  if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
-  const key = [where, ...issue.path.map(String)].join('.');
-  throw new PlumeError('usage', `config: ${key}: ${issue.message}`, 'fix the config file', {
-    cause: result.error,
-  });
+export function providerLayer(
+  table: Record<string, unknown> | undefined,
+  provider: string,
+  where: string,
+): SettingsLayer[] {
+  if (!table) return [];
+  const isTable = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const own = table[provider];
+  const layers: SettingsLayer[] = [];
+  if (provider === 'aws') {
+    const top = Object.fromEntries(Object.entries(table).filter(([, v]) => !isTable(v)));
+    if (Object.keys(top).length > 0) layers.push({ where, table: top });
+  }
+  if (isTable(own)) layers.push({ where: `${where}.${provider}`, table: own as Record<string, unknown> });
+  return layers;
 }
 
 /** `prod` and `dev` were plume's environment names; production and staging are the ones the config uses. */
@@ -58,42 +30,4 @@ export function environmentName(name: string | undefined, fallback = 'production
   if (n === 'prod') return 'production';
   if (n === 'dev' || n === 'stg' || n === 'stage') return 'staging';
   return n;
-}
-
-/** Later settings win; visibility is merged key by key (a table may set only `share_with`). */
-export function mergeTargets(...layers: Partial<TargetSettings>[]): Partial<TargetSettings> {
-  let out: Partial<TargetSettings> = {};
-  for (const layer of layers) {
-    const visibility =
-      out.visibility || layer.visibility ? { ...out.visibility, ...layer.visibility } : undefined;
-    out = {
-      ...out,
-      ...layer,
-      ...(visibility ? { visibility: visibility as TargetSettings['visibility'] } : {}),
-    };
-  }
-  return out;
-}
-
-/**
- * How an image is registered on AWS: ENA and SR-IOV always (every current instance type has them), the
- * partition and profile from the target settings, and what the system decides. IMDSv2 follows
- * `imds_v2` where set, the system's default otherwise.
- */
-export function awsImageSettings(
-  settings: TargetSettings,
-  architecture: AwsImageSettings['architecture'],
-  o: { rootDeviceName: string; bootMode?: AwsImageSettings['bootMode']; imdsV2ByDefault: boolean },
-): AwsImageSettings {
-  return {
-    partition: settings.partition,
-    profile: settings.profile,
-    architecture,
-    // x86_64 instances still boot BIOS where UEFI is missing; Graviton is UEFI only.
-    bootMode: o.bootMode ?? (architecture === 'arm64' ? 'uefi' : 'uefi-preferred'),
-    imdsSupport: (settings.imdsV2 ?? o.imdsV2ByDefault) ? 'v2.0' : undefined,
-    enaSupport: true,
-    sriovNetSupport: 'simple',
-    rootDeviceName: o.rootDeviceName,
-  };
 }

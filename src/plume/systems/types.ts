@@ -1,7 +1,8 @@
 import type { Logger } from '../../shared/log.js';
-import type { ReleasePlan, Visibility } from '../plan.js';
+import type { ReleasePlan, SettingsLayer, TargetPlan, TargetSettings } from '../plan.js';
 import type { ReleaseRecord } from '../record.js';
-import type { SourcePolicy } from '../source/policy.js';
+
+export type { TargetSettings } from '../plan.js';
 
 /**
  * What someone asks to release, in the words of plume's command line. Systems read the fields that mean
@@ -23,36 +24,31 @@ export interface ReleaseRequest {
   environment?: string;
   /** OpenPGP public key file(s) a signed source must verify against, for systems that sign images. */
   verifyKey?: string;
+  /** Providers to publish to (mantle's `--platform`); every one the system and config enable when absent. */
+  platforms?: string[];
   extra?: Record<string, string>;
 }
 
-/** Where and how to publish: from the config file, the channel and the command line, in that order. */
-export interface TargetSettings {
-  /**
-   * Which publication target of a release this is (e.g. `aws`, `aws-govcloud`), when a channel has several;
-   * it keeps their plans, records and journal entries apart.
-   */
-  name?: string;
-  primaryLocation: string;
-  locations: string[];
-  variants: string[];
-  visibility: Visibility;
-  /** Days after publication when images are marked deprecated; none when absent. */
-  deprecateAfterDays?: number;
-  partition: string;
-  profile?: string;
-  /** Require IMDSv2 on instances launched from the images. */
-  imdsV2?: boolean;
-  /** Fixed root volume size; by default the image's own size, rounded up to whole GiB. */
-  volumeGiB?: number;
+/**
+ * How a system reads its sources: given to it, so systems decide and never fetch on their own terms. Every
+ * location goes through the source policy (allowed hosts, http(s) only, local files only from the command
+ * line) and every document is fetched within its deadlines and size bounds.
+ */
+export interface SourceAccess {
+  /** Parse a location and check it against the policy; the URL to use, or an error saying why not. */
+  check(location: string): URL;
+  /** Fetch a small document whole (compose metadata, a checksum list, a signature). */
+  document(url: string | URL): Promise<Buffer>;
 }
 
 export interface LocateContext {
-  policy: SourcePolicy;
+  source: SourceAccess;
   log: Logger;
   signal?: AbortSignal;
   /** The system's own section of the config file (`[systems.NAME]`), for the system to validate and read. */
   settings?: Record<string, unknown>;
+  /** The providers the release is for: a system finds each one's artifact and says why one has none. */
+  providers: readonly string[];
 }
 
 /** Facts about one source image, found by a system (I/O) and turned into a plan (pure). */
@@ -85,29 +81,36 @@ export interface System {
   /** Other names accepted on the command line (plume's old `--distro` values). */
   readonly aliases?: readonly string[];
   readonly description: string;
+  /** The providers this system publishes to (each with its own artifact and names). */
+  providers(): string[];
   channels(): ChannelInfo[];
   arches(): string[];
   imageTypes(): string[];
   /** Hosts this system's images come from, added to the fetch policy's allow list. */
   sourceHosts(): string[];
   /**
-   * Where a channel publishes, on top of the config file: one entry per publication target (e.g. AWS
-   * commercial and GovCloud, each with its own profile, base region and regions). One plan runs per entry.
+   * Where a channel publishes with one provider, on top of the provider's section of the config: one list
+   * of settings tables per target (e.g. AWS commercial and GovCloud, each with its own profile, base region
+   * and regions), for the provider to validate and apply; `[[]]` (one target, nothing to add) when absent.
    */
   channelTargets?(
     channel: string,
     environment: string | undefined,
     config: Record<string, unknown>,
-  ): Partial<TargetSettings>[];
+    provider: string,
+  ): SettingsLayer[][];
   /** Validate the request and gather what the plan needs (compose metadata, version files). */
   locate(request: ReleaseRequest, ctx: LocateContext): Promise<SourceFacts>;
-  /** Pure: the whole release, from the facts and the settings. */
-  plan(facts: SourceFacts, settings: TargetSettings): ReleasePlan;
   /**
-   * Check the downloaded, still compressed image before anything is uploaded, for systems whose plans carry
-   * a signature (`plan.source.signatureUrl`). The runner refuses such a plan when the system cannot check it.
+   * Pure: the whole release, from the facts and the settings of every target (a provider whose artifact
+   * the facts lack is left out, in `skipped`, with the reason).
    */
-  verifySource?(plan: ReleasePlan, file: string, ctx: LocateContext): Promise<void>;
+  plan(facts: SourceFacts, targets: TargetSettings[]): ReleasePlan;
+  /**
+   * Check the downloaded, still compressed file before anything is uploaded, for systems whose plans carry
+   * a signature (`source.signatureUrl`). The runner refuses such a plan when the system cannot check it.
+   */
+  verifySource?(target: TargetPlan, file: string, ctx: LocateContext): Promise<void>;
   /**
    * Extra files a release writes, from the records of all its targets together (one AMI list for the
    * commercial and GovCloud partitions, as plume always wrote it). Pure.

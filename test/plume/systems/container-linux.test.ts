@@ -84,18 +84,27 @@ describe('container-linux release on the emulator', () => {
       'json',
     ]);
     expect(res.code, res.stderr).toBe(0);
-    const records = JSON.parse(res.stdout) as {
-      key: string;
-      status: string;
-      images: { location: string; id: string; name: string }[];
-      upload: { disk: string; blocksSent: number };
-      plan: { aws: { partition: string; profile: string } };
-    }[];
+    const records = Object.values(
+      (
+        JSON.parse(res.stdout) as {
+          targets: Record<
+            string,
+            {
+              key: string;
+              status: string;
+              images: { location: string; id: string; name: string }[];
+              upload: { disk: string; blocksSent: number };
+              plan: { settings: { partition: string; profile: string } };
+            }
+          >;
+        }
+      ).targets,
+    );
     expect(records.map((r) => r.key)).toEqual([
       'container-linux/alpha/amd64-usr/1000.0.0/aws',
       'container-linux/alpha/amd64-usr/1000.0.0/aws-govcloud',
     ]);
-    expect(records.map((r) => [r.status, r.plan.aws.partition, r.plan.aws.profile])).toEqual([
+    expect(records.map((r) => [r.status, r.plan.settings.partition, r.plan.settings.profile])).toEqual([
       ['complete', 'aws', 'default'],
       ['complete', 'aws-us-gov', 'govcloud'],
     ]);

@@ -10,6 +10,8 @@ import {
   uploaderImageName,
 } from '../../../src/plume/systems/fedora/index.js';
 import { DEFAULT_SOURCE_POLICY } from '../../../src/plume/source/policy.js';
+import { sourceAccess, targetSettings } from '../../../src/plume/runtime.js';
+import { parseConfig } from '../../../src/plume/config.js';
 import type { PlumeError } from '../../../src/shared/errors.js';
 import { createLogger } from '../../../src/shared/log.js';
 import { serveDirectory, type FileServer } from '../../../tools/compose/http-server.js';
@@ -260,8 +262,9 @@ describe('names the websites expect', () => {
 describe('what a finished compose calls for', () => {
   let server: FileServer;
   const ctx = () => ({
-    policy: { ...DEFAULT_SOURCE_POLICY, allowedHosts: ['127.0.0.1'], attempts: 1 },
+    source: sourceAccess({ ...DEFAULT_SOURCE_POLICY, allowedHosts: ['127.0.0.1'], attempts: 1 }),
     log: createLogger({ level: 'silent', name: 'test' }),
+    providers: ['aws'],
   });
   const watch: ComposeWatch = {
     channels: ['rawhide', 'branched', 'updates', 'cloud'],
@@ -355,8 +358,9 @@ describe('a finished compose without metadata', () => {
         },
         { channels: ['cloud'], arches: ['x86_64'] },
         {
-          policy: { ...DEFAULT_SOURCE_POLICY, allowedHosts: ['127.0.0.1'], attempts: 1 },
+          source: sourceAccess({ ...DEFAULT_SOURCE_POLICY, allowedHosts: ['127.0.0.1'], attempts: 1 }),
           log: createLogger({ level: 'silent' }),
+          providers: ['aws'],
         },
       );
       expect(d).toMatchObject({ kind: 'broken', channel: 'cloud' });
@@ -369,14 +373,16 @@ describe('a finished compose without metadata', () => {
 
 describe('fedora environments', () => {
   it('production by default, staging private, others refused', () => {
-    expect(fedora.channelTargets!('rawhide', undefined, {})).toEqual([{}]);
-    expect(fedora.channelTargets!('rawhide', 'prod', {})).toEqual([{}]);
-    expect(fedora.channelTargets!('rawhide', 'dev', {})).toEqual([
-      { name: 'staging', visibility: { public: false } },
-    ]);
+    const settings = (environment: string | undefined, config = parseConfig('')) =>
+      targetSettings(config, fedora, { system: 'fedora', channel: 'rawhide', environment });
+    expect(settings(undefined)).toEqual(settings('production'));
+    expect(settings('prod')).toEqual(settings('production'));
+    expect(settings('production')).toMatchObject([{ name: 'aws', visibility: { public: true } }]);
+    expect(settings('dev')).toEqual(settings('staging'));
+    expect(settings('staging')).toMatchObject([{ name: 'aws', visibility: { public: false } }]);
     let err: unknown;
     try {
-      fedora.channelTargets!('rawhide', 'qa', {});
+      settings('qa');
     } catch (e) {
       err = e;
     }
@@ -384,9 +390,7 @@ describe('fedora environments', () => {
       'unknown environment "qa" for fedora: choose one of: production, staging (or configure [systems.fedora.environments.qa])',
     );
     expect(() =>
-      fedora.channelTargets!('rawhide', undefined, {
-        environments: { production: { regions: 'everywhere' } },
-      }),
+      settings(undefined, parseConfig('[systems.fedora.environments.production]\nregions = "everywhere"')),
     ).toThrow(/config: systems\.fedora\.environments\.production\.regions/);
   });
 });

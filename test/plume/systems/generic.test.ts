@@ -87,7 +87,7 @@ describe('a system defined in the config file', () => {
     expect(res.code, res.stderr).toBe(0);
     const record = JSON.parse(res.stdout);
     expect(record).toMatchObject({ status: 'complete', system: 'acme', key: 'acme/stable/2.1/x86_64' });
-    expect(record.images).toHaveLength(REGIONS.length);
+    expect(record.targets.aws.images).toHaveLength(REGIONS.length);
     for (const region of REGIONS) {
       const images = await aws.images(region);
       expect(images).toHaveLength(1);

@@ -36,38 +36,41 @@ function toySystem(files: string): System {
     arches: () => ['x86_64'],
     imageTypes: () => [],
     sourceHosts: () => [],
+    providers: () => ['aws'],
     async locate(request: ReleaseRequest, ctx: LocateContext): Promise<ToyFacts> {
       const url = `${files}/toy/${request.version}.img`;
       const res = await fetch(`${url}.sha256`);
       ctx.log.info({ url }, 'toy image located');
       return { request, version: request.version!, url, sha256: (await res.text()).trim() };
     },
-    plan(raw: SourceFacts, s: TargetSettings): ReleasePlan {
+    plan(raw: SourceFacts, targets: TargetSettings[]): ReleasePlan {
       const f = raw as ToyFacts;
       const build = `toy-${f.version}`;
+      const key = `toy/nightly/${f.version}`;
       return {
-        key: `toy/nightly/${f.version}`,
+        key,
         system: 'toy',
         channel: 'nightly',
         arch: 'x86_64',
         version: f.version,
         build,
-        source: { url: f.url, sha256: f.sha256, compression: 'none' },
-        provider: 'aws',
-        primaryLocation: s.primaryLocation,
-        targets: s.locations.flatMap((location) =>
-          s.variants.map((variant) => ({ location, variant, name: `${build}-${location}-${variant}` })),
-        ),
-        description: `Toy ${f.version}`,
-        tags: { Toy: f.version },
-        visibility: s.visibility,
-        aws: {
-          partition: s.partition,
+        targets: targets.map((s) => ({
+          key,
+          provider: s.provider,
+          name: s.name,
           architecture: 'x86_64',
-          bootMode: 'uefi',
-          enaSupport: true,
-          rootDeviceName: '/dev/xvda',
-        },
+          build,
+          source: { url: f.url, sha256: f.sha256, compression: 'none' },
+          primaryLocation: s.primaryLocation,
+          images: s.locations.flatMap((location) =>
+            s.variants.map((variant) => ({ location, variant, name: `${build}-${location}-${variant}` })),
+          ),
+          description: `Toy ${f.version}`,
+          tags: { Toy: f.version },
+          visibility: s.visibility,
+          settings: { ...s.settings, bootMode: 'uefi', rootDeviceName: '/dev/xvda' },
+        })),
+        skipped: [],
       };
     },
   };
@@ -132,6 +135,41 @@ describe('systems are plugins', () => {
         [`toy-7-${region}-gp3`, true, 'uefi'],
       ]);
     }
+  });
+});
+
+/** Every relative import of the TypeScript files under a folder of src/plume, as `file: imported path`. */
+function importsUnder(dir: string): { file: string; target: string }[] {
+  const out: { file: string; target: string }[] = [];
+  const walk = (d: string) => {
+    for (const entry of readdirSync(d)) {
+      const path = join(d, entry);
+      if (statSync(path).isDirectory()) walk(path);
+      else if (path.endsWith('.ts'))
+        for (const m of readFileSync(path, 'utf8').matchAll(/from '(\.[^']+)'/g))
+          out.push({ file: relative(REPO, path), target: relative(REPO, join(path, '..', m[1]!)) });
+    }
+  };
+  walk(join(REPO, dir));
+  return out;
+}
+
+describe('dependencies point one way: systems decide, providers carry out, plan.ts is what they share', () => {
+  it('no system imports a provider, and no provider imports a system', () => {
+    const crossing = [
+      ...importsUnder('src/plume/systems').filter((i) => i.target.startsWith('src/plume/providers')),
+      ...importsUnder('src/plume/providers').filter((i) => i.target.startsWith('src/plume/systems')),
+    ];
+    expect(crossing).toEqual([]);
+  });
+  it('systems read sources through what they are given, not the fetcher', () => {
+    expect(importsUnder('src/plume/systems').filter((i) => i.target === 'src/plume/source/fetch.js')).toEqual(
+      [],
+    );
+  });
+  it('plan.ts imports neither systems nor providers', () => {
+    const plan = readFileSync(join(REPO, 'src/plume/plan.ts'), 'utf8');
+    expect([...plan.matchAll(/from '([^']+)'/g)].map((m) => m[1])).toEqual(['./source/decompress.js']);
   });
 });
 

@@ -15,7 +15,8 @@ import {
   type Snapshot,
 } from '@aws-sdk/client-ec2';
 import { PlumeError } from '../../../shared/errors.js';
-import type { AwsImageSettings, Visibility } from '../../plan.js';
+import type { Visibility } from '../../plan.js';
+import type { AwsImage } from './settings.js';
 import { codeOf, send, type AwsClients } from './clients.js';
 
 /** How long and how often to wait for AWS's asynchronous states. */
@@ -162,7 +163,7 @@ export interface RegisterSpec {
   snapshotId: string;
   volumeType: string;
   volumeGiB: number;
-  settings: AwsImageSettings;
+  settings: AwsImage;
   tags: Record<string, string>;
 }
 

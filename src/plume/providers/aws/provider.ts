@@ -3,8 +3,7 @@ import { DescribeRegionsCommand, type Image, type Snapshot } from '@aws-sdk/clie
 import PQueue from 'p-queue';
 import { PlumeError, errorMessage } from '../../../shared/errors.js';
 import { mapSettled } from '../../../shared/concurrency.js';
-import type { ReleasePlan } from '../../plan.js';
-import { locations } from '../../plan.js';
+import { locations, primaryImages, type TargetPlan } from '../../plan.js';
 import type { DiskImage } from '../../source/image.js';
 import type {
   DiskRef,
@@ -14,6 +13,7 @@ import type {
   ProviderContext,
   PublishedImage,
   TargetOutcome,
+  UploadSkipped,
   VerifyReport,
 } from '../types.js';
 import { AwsClients, DEFAULT_CLIENT_SETTINGS, send, type AwsClientSettings } from './clients.js';
@@ -37,6 +37,7 @@ import {
   waitSnapshotCompleted,
   type WaitSettings,
 } from './images.js';
+import { awsImage } from './settings.js';
 import { expectedTags, mergeReports, verifyRegion } from './verify.js';
 
 export interface AwsProviderSettings {
@@ -75,7 +76,7 @@ export class AwsProvider implements Provider {
     this.clients.destroy();
   }
 
-  async preflight(plan: ReleasePlan, ctx: ProviderContext): Promise<{ account: string }> {
+  async preflight(plan: TargetPlan, ctx: ProviderContext): Promise<{ account: string }> {
     const region = plan.primaryLocation;
     const id = await send(
       this.clients,
@@ -87,12 +88,12 @@ export class AwsProvider implements Provider {
     return { account: id.Account ?? 'unknown' };
   }
 
-  private primaryTargets(plan: ReleasePlan): ImageTarget[] {
-    return plan.targets.filter((t) => t.location === plan.primaryLocation);
-  }
-
-  async findPrimaryImages(plan: ReleasePlan, ctx: ProviderContext): Promise<Map<string, PublishedImage>> {
-    const targets = this.primaryTargets(plan);
+  /** The primary images already there, by variant: when all exist, nothing needs uploading. */
+  private async findPrimaryImages(
+    plan: TargetPlan,
+    ctx: ProviderContext,
+  ): Promise<Map<string, PublishedImage>> {
+    const targets = primaryImages(plan);
     const found = await findImagesByName(
       this.clients,
       plan.primaryLocation,
@@ -110,17 +111,20 @@ export class AwsProvider implements Provider {
     return out;
   }
 
-  private learnVolume(plan: ReleasePlan, image: Image): void {
-    const size = image.BlockDeviceMappings?.find((m) => m.DeviceName === plan.aws.rootDeviceName)?.Ebs
+  private learnVolume(plan: TargetPlan, image: Image): void {
+    const size = image.BlockDeviceMappings?.find((m) => m.DeviceName === awsImage(plan).rootDeviceName)?.Ebs
       ?.VolumeSize;
     if (size && !this.volumeGiB.has(plan.key)) this.volumeGiB.set(plan.key, size);
   }
 
   async uploadDisk(
-    plan: ReleasePlan,
+    plan: TargetPlan,
     open: () => Promise<DiskImage>,
     ctx: ProviderContext,
-  ): Promise<DiskRef> {
+  ): Promise<DiskRef | UploadSkipped> {
+    const primary = await this.findPrimaryImages(plan, ctx);
+    if (primaryImages(plan).every((t) => primary.has(t.variant)))
+      return { skipped: 'the images are already registered' };
     const region = plan.primaryLocation;
     const sourceTag = plan.source.sha256 ?? 'unverified';
     const snapshots = await findSnapshotsByTag(this.clients, region, TAG_RELEASE, plan.key, ctx.signal);
@@ -191,13 +195,13 @@ export class AwsProvider implements Provider {
     }
   }
 
-  async createPrimaryImages(
-    plan: ReleasePlan,
+  async createImages(
+    plan: TargetPlan,
     disk: DiskRef | undefined,
     ctx: ProviderContext,
   ): Promise<TargetOutcome[]> {
     const existing = await this.findPrimaryImages(plan, ctx);
-    return this.settle(ctx, this.primaryTargets(plan), 8, async (target) => {
+    return this.settle(ctx, primaryImages(plan), 8, async (target) => {
       let id = existing.get(target.variant)?.id;
       let reused = id !== undefined;
       if (!id) {
@@ -211,7 +215,7 @@ export class AwsProvider implements Provider {
             snapshotId: disk.id,
             volumeType: target.variant,
             volumeGiB: disk.sizeGiB,
-            settings: plan.aws,
+            settings: awsImage(plan),
             tags: expectedTags(plan, target),
           },
           ctx.signal,
@@ -232,7 +236,7 @@ export class AwsProvider implements Provider {
 
   /** Copy, wait, tag: one target's whole path, each stage skipped when already done. */
   private async ensureCopy(
-    plan: ReleasePlan,
+    plan: TargetPlan,
     target: ImageTarget,
     source: PublishedImage,
     existing: Image | undefined,
@@ -278,12 +282,12 @@ export class AwsProvider implements Provider {
   }
 
   async replicate(
-    plan: ReleasePlan,
+    plan: TargetPlan,
     primary: PublishedImage[],
     ctx: ProviderContext,
   ): Promise<TargetOutcome[]> {
     const byVariant = new Map(primary.map((p) => [p.variant, p]));
-    const targets = plan.targets.filter((t) => t.location !== plan.primaryLocation);
+    const targets = plan.images.filter((t) => t.location !== plan.primaryLocation);
     const existing = new Map<string, Image | undefined>();
     await mapSettled(
       locations(plan).filter((l) => l !== plan.primaryLocation),
@@ -316,7 +320,7 @@ export class AwsProvider implements Provider {
     });
   }
 
-  async publish(plan: ReleasePlan, images: PublishedImage[], ctx: ProviderContext): Promise<TargetOutcome[]> {
+  async publish(plan: TargetPlan, images: PublishedImage[], ctx: ProviderContext): Promise<TargetOutcome[]> {
     return this.settle(ctx, images, 8, async (target) => {
       const found = (await findImagesByName(this.clients, target.location, [target.name], ctx.signal)).get(
         target.name,
@@ -338,11 +342,11 @@ export class AwsProvider implements Provider {
   }
 
   /** Apply the plan's visibility (and deprecation) to one image. */
-  private publishAs(plan: ReleasePlan, region: string, image: Image, ctx: ProviderContext): Promise<void> {
+  private publishAs(plan: TargetPlan, region: string, image: Image, ctx: ProviderContext): Promise<void> {
     return publishImage(this.clients, region, image, plan.visibility, plan.deprecateAt, ctx.signal);
   }
 
-  async verify(plan: ReleasePlan, ctx: ProviderContext): Promise<VerifyReport> {
+  async verify(plan: TargetPlan, ctx: ProviderContext): Promise<VerifyReport> {
     let size = this.volumeGiB.get(plan.key);
     if (size === undefined) {
       await this.findPrimaryImages(plan, ctx);
@@ -357,7 +361,7 @@ export class AwsProvider implements Provider {
         const region = locations(plan)[i]!;
         return {
           ok: [],
-          problems: plan.targets
+          problems: plan.images
             .filter((t) => t.location === region)
             .map((target) => ({ target, kind: 'error' as const, detail: errorMessage(r.reason) })),
         };
@@ -365,7 +369,7 @@ export class AwsProvider implements Provider {
     );
   }
 
-  async repair(plan: ReleasePlan, problems: Problem[], ctx: ProviderContext, round: number): Promise<void> {
+  async repair(plan: TargetPlan, problems: Problem[], ctx: ProviderContext, round: number): Promise<void> {
     const primary = await this.findPrimaryImages(plan, ctx);
     // Primary problems first: copies are made from the primary images.
     const ordered = [...problems].sort(
@@ -429,7 +433,7 @@ export class AwsProvider implements Provider {
                   `cannot re-create ${target.name}: its snapshot is gone`,
                   'run the release again to upload it anew',
                 );
-              const [outcome] = await this.createPrimaryImages({ ...plan, targets: [target] }, disk, ctx);
+              const [outcome] = await this.createImages({ ...plan, images: [target] }, disk, ctx);
               if (outcome?.error) throw new PlumeError('provider', outcome.error);
               const image = (
                 await findImagesByName(this.clients, target.location, [target.name], ctx.signal)
@@ -480,17 +484,13 @@ export class AwsProvider implements Provider {
    * Delete this release's snapshots that no image uses any more (left when an image was deregistered by
    * hand or by a repair), keeping the uploaded disk in the primary region.
    */
-  private async removeOrphanSnapshots(
-    plan: ReleasePlan,
-    region: string,
-    ctx: ProviderContext,
-  ): Promise<void> {
+  private async removeOrphanSnapshots(plan: TargetPlan, region: string, ctx: ProviderContext): Promise<void> {
     const snaps = await findSnapshotsByTag(this.clients, region, TAG_RELEASE, plan.key, ctx.signal);
     if (snaps.length === 0) return;
     const images = await findImagesByName(
       this.clients,
       region,
-      plan.targets.filter((t) => t.location === region).map((t) => t.name),
+      plan.images.filter((t) => t.location === region).map((t) => t.name),
       ctx.signal,
     );
     const used = new Set([...images.values()].flat().map(rootSnapshotId));
@@ -505,7 +505,7 @@ export class AwsProvider implements Provider {
     }
   }
 
-  private async findDisk(plan: ReleasePlan, ctx: ProviderContext): Promise<DiskRef | undefined> {
+  private async findDisk(plan: TargetPlan, ctx: ProviderContext): Promise<DiskRef | undefined> {
     const snaps = await findSnapshotsByTag(
       this.clients,
       plan.primaryLocation,
@@ -533,16 +533,16 @@ export class AwsProvider implements Provider {
       .sort();
   }
 
-  async listRelease(plan: ReleasePlan, ctx: ProviderContext): Promise<PublishedImage[]> {
+  async listRelease(plan: TargetPlan, ctx: ProviderContext): Promise<PublishedImage[]> {
     const out: PublishedImage[] = [];
     await mapSettled(locations(plan), 8, async (region) => {
       const found = await findImagesByName(
         this.clients,
         region,
-        plan.targets.filter((t) => t.location === region).map((t) => t.name),
+        plan.images.filter((t) => t.location === region).map((t) => t.name),
         ctx.signal,
       );
-      for (const t of plan.targets.filter((t) => t.location === region)) {
+      for (const t of plan.images.filter((t) => t.location === region)) {
         const id = found.get(t.name)?.[0]?.ImageId;
         if (id) out.push({ ...t, id });
       }

@@ -3,13 +3,14 @@ import {
   DescribeSnapshotAttributeCommand,
   type Image,
 } from '@aws-sdk/client-ec2';
-import type { ReleasePlan } from '../../plan.js';
+import type { TargetPlan } from '../../plan.js';
+import { awsImage } from './settings.js';
 import type { ImageTarget, Problem, PublishedImage, VerifyReport } from '../types.js';
 import { send, type AwsClients } from './clients.js';
 import { findImagesByName, rootSnapshotId, tagMap, TAG_RELEASE, TAG_VARIANT } from './images.js';
 
 /** Which tags an image of this plan must carry: the plan's, its name, and ours to find it again. */
-export function expectedTags(plan: ReleasePlan, target: ImageTarget): Record<string, string> {
+export function expectedTags(plan: TargetPlan, target: ImageTarget): Record<string, string> {
   return { ...plan.tags, Name: target.name, [TAG_RELEASE]: plan.key, [TAG_VARIANT]: target.variant };
 }
 
@@ -19,11 +20,11 @@ export function expectedTags(plan: ReleasePlan, target: ImageTarget): Record<str
  */
 export function attributeProblems(
   image: Image,
-  plan: ReleasePlan,
+  plan: TargetPlan,
   target: ImageTarget,
   volumeGiB: number | undefined,
 ): string[] {
-  const s = plan.aws;
+  const s = awsImage(plan);
   const out: string[] = [];
   const check = (what: string, actual: unknown, expected: unknown) => {
     if (actual !== expected)
@@ -60,7 +61,7 @@ async function visibilityProblems(
   clients: AwsClients,
   region: string,
   image: Image,
-  plan: ReleasePlan,
+  plan: TargetPlan,
   signal?: AbortSignal,
 ): Promise<{ missing: string[]; extra: string[] }> {
   const missing: string[] = [];
@@ -115,12 +116,12 @@ async function visibilityProblems(
 /** Check every target in one region: one DescribeImages for all its names, then per-image checks. */
 export async function verifyRegion(
   clients: AwsClients,
-  plan: ReleasePlan,
+  plan: TargetPlan,
   region: string,
   volumeGiB: number | undefined,
   signal?: AbortSignal,
 ): Promise<VerifyReport> {
-  const targets = plan.targets.filter((t) => t.location === region);
+  const targets = plan.images.filter((t) => t.location === region);
   const found = await findImagesByName(
     clients,
     region,

@@ -3,13 +3,10 @@ import { basename, isAbsolute, join, resolve } from 'node:path';
 import { access, constants } from 'node:fs/promises';
 import { z } from 'zod';
 import { PlumeError } from '../../../shared/errors.js';
-import type { ReleasePlan } from '../../plan.js';
-import { fetchDocument } from '../../source/fetch.js';
-import { checkSource } from '../../source/policy.js';
+import { targetPlanKey, type ReleasePlan, type SettingsLayer, type TargetPlan } from '../../plan.js';
 import { verifyDetachedSignature } from '../openpgp.js';
 import { requireOneOf } from '../registry.js';
-import { region, volumeType } from '../../config.js';
-import { TargetToml, awsImageSettings, parseSettings, targetFromToml } from '../settings.js';
+import { parseSettings } from '../settings.js';
 import type { LocateContext, ReleaseRequest, SourceFacts, System, TargetSettings } from '../types.js';
 import { amiListFiles } from './outputs.js';
 import {
@@ -30,10 +27,14 @@ export { CHANNELS, amiName } from './specs.js';
 
 const NAME = 'container-linux';
 
-const PartitionToml = TargetToml.extend({
+/**
+ * A partition as the config writes it: its name, and AWS's target keys (validated by the AWS provider),
+ * of which base_region and regions are required, since a partition has no region list to fall back on.
+ */
+const PartitionToml = z.looseObject({
   name: z.string().min(1),
-  base_region: region,
-  regions: z.array(region).min(1),
+  base_region: z.string(),
+  regions: z.array(z.string()).min(1),
 });
 
 /** `[systems.container-linux]`: the signing key, and per channel where builds are and where they go. */
@@ -41,7 +42,7 @@ const Settings = z.strictObject({
   verify_key: z.string().min(1).optional(),
   /** Whose builds the user channel publishes (default $USER). */
   user: z.string().min(1).optional(),
-  volume_type: volumeType.optional(),
+  volume_type: z.string().min(1).optional(),
   volume_size_gib: z.number().int().min(1).max(16384).optional(),
   channels: z
     .record(
@@ -102,7 +103,9 @@ export const containerLinux: System = {
   imageTypes: () => [],
   sourceHosts: () => ['storage.googleapis.com'],
 
-  channelTargets(channel, environment, raw): Partial<TargetSettings>[] {
+  providers: () => ['aws'],
+
+  channelTargets(channel, environment, raw, provider): SettingsLayer[][] {
     if (environment)
       throw new PlumeError(
         'usage',
@@ -111,25 +114,32 @@ export const containerLinux: System = {
       );
     const spec = channelSpec(channel);
     const settings = settingsOf(raw);
+    if (provider !== 'aws') return [[]];
+    // Every channel's images are made public on release, as plume did; one root volume type per AMI; the
+    // images predate IMDSv2 and plume never required it.
+    const own: SettingsLayer = {
+      where: `${NAME}'s defaults`,
+      table: {
+        visibility: 'public',
+        volume_types: [settings.volume_type ?? VOLUME_TYPE],
+        imds_v2: false,
+        ...(settings.volume_size_gib ? { volume_size_gib: settings.volume_size_gib } : {}),
+      },
+    };
     const configured = settings.channels[channel]?.partitions;
-    const partitions = configured
-      ? configured.map((p) => ({ ...targetFromToml(p), name: slug(p.name) }))
-      : spec.partitions.map((p): Partial<TargetSettings> => ({
-          name: slug(p.name),
-          partition: p.partition,
-          profile: p.profile,
-          primaryLocation: p.baseRegion,
-          locations: p.regions,
-        }));
-    return partitions.map((p) => ({
-      // Every channel's images are made public on release, as plume did; one root volume type per AMI.
-      visibility: { public: true, accounts: [] },
-      variants: [settings.volume_type ?? VOLUME_TYPE],
-      // The images predate IMDSv2 and plume never required it.
-      imdsV2: false,
-      ...(settings.volume_size_gib ? { volumeGiB: settings.volume_size_gib } : {}),
-      ...p,
-    }));
+    if (configured)
+      return configured.map(({ name, ...table }, i) => [
+        own,
+        { where: `systems.${NAME}.channels.${channel}.partitions.${i}`, table, name: slug(name) },
+      ]);
+    return spec.partitions.map((p) => [
+      own,
+      {
+        where: `${NAME}'s ${p.name} partition`,
+        name: slug(p.name),
+        table: { partition: p.partition, profile: p.profile, base_region: p.baseRegion, regions: p.regions },
+      },
+    ]);
   },
 
   async locate(request: ReleaseRequest, ctx: LocateContext): Promise<ContainerLinuxFacts> {
@@ -175,8 +185,8 @@ export const containerLinux: System = {
       base = base.replaceAll('{user}', encodeURIComponent(user));
     }
     const dir = `${base.replace(/\/+$/, '')}/${board}/${encodeURIComponent(version)}/`;
-    const imageUrl = checkSource(`${dir}${IMAGE_FILE}`, ctx.policy).href;
-    const signatureUrl = checkSource(`${dir}${IMAGE_FILE}${SIGNATURE_SUFFIX}`, ctx.policy).href;
+    const imageUrl = ctx.source.check(`${dir}${IMAGE_FILE}`).href;
+    const signatureUrl = ctx.source.check(`${dir}${IMAGE_FILE}${SIGNATURE_SUFFIX}`).href;
     return {
       request,
       channel: spec.name,
@@ -190,57 +200,62 @@ export const containerLinux: System = {
     };
   },
 
-  plan(raw: SourceFacts, settings: TargetSettings): ReleasePlan {
+  plan(raw: SourceFacts, targets: TargetSettings[]): ReleasePlan {
     const f = raw as ContainerLinuxFacts;
-    const target = settings.name ?? settings.partition;
-    if (settings.variants.length !== 1)
-      throw new PlumeError(
-        'usage',
-        `${NAME} images have one name per region (${amiName(f.baseName, f.channel, f.version)}), so one root volume type, not ${settings.variants.join(', ')}`,
-        'drop --volume-types, or set volume_type in [systems.container-linux]',
-      );
     const name = amiName(f.baseName, f.channel, f.version);
+    const build = name.replace(/-hvm$/, '');
+    const key = `${NAME}/${f.channel}/${f.board}/${f.version}`;
     return {
-      key: `${NAME}/${f.channel}/${f.board}/${f.version}/${target}`,
+      key,
       system: NAME,
       channel: f.channel,
       arch: f.board,
       version: f.version,
-      build: name.replace(/-hvm$/, ''),
-      source: {
-        url: f.imageUrl,
-        compression: 'bzip2',
-        // bzip2 records no size: the volume is plume's fixed 8 GiB unless configured.
-        fallbackVolumeGiB: VOLUME_GIB,
-        volumeGiB: settings.volumeGiB,
-        signatureUrl: f.signatureUrl,
-        signatureKey: f.keyFile,
-      },
-      provider: 'aws',
-      primaryLocation: settings.primaryLocation,
-      targets: settings.locations.map((location) => ({
-        location,
-        variant: settings.variants[0]!,
-        name,
-      })),
-      description: imageDescription(f.baseDescription, f.channel, f.version),
-      tags: { Channel: f.channel, Version: f.version },
-      visibility: settings.visibility,
-      aws: awsImageSettings(settings, 'x86_64', {
-        rootDeviceName: '/dev/xvda',
-        // Registered without a boot mode by plume, which AWS takes as BIOS.
-        bootMode: 'legacy-bios',
-        // IMDSv2 only where the config asks for it.
-        imdsV2ByDefault: false,
+      build,
+      targets: targets.map((target): TargetPlan => {
+        if (target.variants.length !== 1)
+          throw new PlumeError(
+            'usage',
+            `${NAME} images have one name per region (${name}), so one root volume type, not ${target.variants.join(', ')}`,
+            'drop --volume-types, or set volume_type in [systems.container-linux]',
+          );
+        return {
+          key: targetPlanKey(key, target.name, false),
+          provider: target.provider,
+          name: target.name,
+          architecture: 'x86_64',
+          build,
+          description: imageDescription(f.baseDescription, f.channel, f.version),
+          tags: { Channel: f.channel, Version: f.version },
+          source: {
+            url: f.imageUrl,
+            compression: 'bzip2',
+            // bzip2 records no size: the volume is plume's fixed 8 GiB unless configured.
+            fallbackVolumeGiB: VOLUME_GIB,
+            volumeGiB: target.volumeGiB,
+            signatureUrl: f.signatureUrl,
+            signatureKey: f.keyFile,
+          },
+          primaryLocation: target.primaryLocation,
+          images: target.locations.map((location) => ({ location, variant: target.variants[0]!, name })),
+          visibility: target.visibility,
+          settings: {
+            ...target.settings,
+            rootDeviceName: '/dev/xvda',
+            // Registered without a boot mode by plume, which AWS takes as BIOS.
+            bootMode: 'legacy-bios',
+          },
+        };
       }),
+      skipped: [],
     };
   },
 
-  async verifySource(plan: ReleasePlan, file: string, ctx: LocateContext): Promise<void> {
+  async verifySource(plan: TargetPlan, file: string, ctx: LocateContext): Promise<void> {
     const { signatureUrl, signatureKey } = plan.source;
     if (!signatureUrl || !signatureKey)
       throw new PlumeError('internal', `the plan of ${plan.key} has no signature to check`);
-    const signature = await fetchDocument(signatureUrl, ctx.policy, ctx.signal);
+    const signature = await ctx.source.document(signatureUrl);
     const good = await verifyDetachedSignature({
       file,
       signature,

@@ -1,4 +1,4 @@
-import type { ReleaseRecord } from '../../record.js';
+import { targetsOf, type ReleaseRecord } from '../../record.js';
 import type { OutputFile } from '../types.js';
 import { LIST_PREFIX } from './specs.js';
 
@@ -7,10 +7,11 @@ export interface AmiListEntry {
   hvm: string;
 }
 
-/** Every region's image over all the release's targets (commercial and GovCloud), sorted by region. */
+/** Every region's AMI over all the release's AWS targets (commercial and GovCloud), sorted by region. */
 export function amiList(records: ReleaseRecord[]): AmiListEntry[] {
   const byRegion = new Map<string, string>();
-  for (const r of records) for (const i of r.images) byRegion.set(i.location, i.id);
+  for (const r of records)
+    for (const t of targetsOf(r, 'aws')) for (const i of t.images) byRegion.set(i.location, i.id);
   return [...byRegion.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([name, hvm]) => ({ name, hvm }));

@@ -1,6 +1,5 @@
 import { PlumeError } from '../../../shared/errors.js';
-import { fetchDocument } from '../../source/fetch.js';
-import { checkSource, childUrl } from '../../source/policy.js';
+import { childUrl } from '../../source/policy.js';
 import type { ComposeDecision, ComposeFacts, ComposeWatch, LocateContext, ReleaseRequest } from '../types.js';
 import { selectImage } from './images.js';
 import { composeMeaning } from './meaning.js';
@@ -27,7 +26,7 @@ async function completeFacts(facts: ComposeFacts, location: URL, ctx: LocateCont
   if (complete) return facts;
   try {
     const url = childUrl(location, 'metadata/composeinfo.json');
-    const info = parseComposeInfo(await fetchDocument(url, ctx.policy, ctx.signal), url.href);
+    const info = parseComposeInfo(await ctx.source.document(url), url.href);
     const p = info.payload;
     return {
       ...facts,
@@ -56,7 +55,7 @@ export async function releasesForCompose(
   watch: ComposeWatch,
   ctx: LocateContext,
 ): Promise<ComposeDecision> {
-  const location = checkSource(composeLocation(raw.location), ctx.policy);
+  const location = ctx.source.check(composeLocation(raw.location));
   const facts = await completeFacts(raw, location, ctx);
   const meaning = composeMeaning({
     composeId: facts.id,
@@ -80,7 +79,7 @@ export async function releasesForCompose(
   const imagesUrl = childUrl(location, 'metadata/images.json');
   let images: ImagesJson;
   try {
-    images = parseImagesJson(await fetchDocument(imagesUrl, ctx.policy, ctx.signal), imagesUrl.href);
+    images = parseImagesJson(await ctx.source.document(imagesUrl), imagesUrl.href);
   } catch (err) {
     // A finished compose of a watched channel without readable metadata is broken, not "try later".
     if (err instanceof PlumeError && !err.retryable)

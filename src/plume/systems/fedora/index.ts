@@ -1,9 +1,8 @@
 import { PlumeError } from '../../../shared/errors.js';
-import { fetchDocument } from '../../source/fetch.js';
-import { checkSource, childUrl } from '../../source/policy.js';
-import type { ReleasePlan } from '../../plan.js';
+import { childUrl } from '../../source/policy.js';
+import { deprecationTime, targetPlanKey, type ReleasePlan, type TargetPlan } from '../../plan.js';
 import { requireOneOf } from '../registry.js';
-import { awsImageSettings } from '../settings.js';
+import { environmentName } from '../settings.js';
 import type { LocateContext, ReleaseRequest, SourceFacts, System, TargetSettings } from '../types.js';
 import { parseComposeId } from './compose-id.js';
 import { FEDORA_ARCHES, composeLocation, releasesForCompose } from './compose.js';
@@ -11,7 +10,7 @@ import { IMAGE_TYPES, amiName, selectImage, type SelectedImage } from './images.
 import { composeMeaning } from './meaning.js';
 import { fedimgBuildName, parseLabel, subvariantOf, uploaderImageName } from './naming.js';
 import { parseComposeInfo, parseImagesJson } from './productmd.js';
-import { CHANNEL_BASE_URLS, environmentTarget, fedoraSettings } from './settings.js';
+import { CHANNEL_BASE_URLS, environmentLayers, fedoraSettings } from './settings.js';
 
 export { parseComposeId, type ComposeId } from './compose-id.js';
 export { composeLocation, releasesForCompose } from './compose.js';
@@ -39,7 +38,10 @@ const CHANNELS = [
   { name: 'updates', description: 'two-week AtomicHost releases (Fedora-AtomicHost composes)' },
   { name: 'cloud', description: 'Fedora Cloud release composes (Beta and RC labels, two-week composes)' },
 ];
-const AWS_ARCH = { x86_64: 'x86_64', aarch64: 'arm64' } as const;
+/** What Fedora decides about its images on each provider (the config decides the account and places). */
+const PROVIDER_SETTINGS: Record<string, Record<string, unknown>> = {
+  aws: { rootDeviceName: '/dev/sda1' },
+};
 
 export interface FedoraFacts extends SourceFacts {
   location: string;
@@ -52,8 +54,10 @@ export interface FedoraFacts extends SourceFacts {
   releaseShort: string;
   arch: 'x86_64' | 'aarch64';
   imageType: string;
-  image: SelectedImage;
-  imageUrl: string;
+  /** The compose's artifact for each provider it has one for. */
+  artifacts: Record<string, { image: SelectedImage; url: string }>;
+  /** Providers the compose has no artifact for, and why. */
+  missing: { provider: string; reason: string }[];
 }
 
 function isoDate(yyyymmdd: string): string {
@@ -102,14 +106,16 @@ export const fedora: System = {
   imageTypes: () => Object.keys(IMAGE_TYPES),
   sourceHosts: () => ['kojipkgs.fedoraproject.org', 'dl.fedoraproject.org'],
 
-  channelTargets(channel, environment, raw): Partial<TargetSettings>[] {
+  providers: () => Object.keys(PROVIDER_SETTINGS),
+
+  channelTargets(channel, environment, raw, provider) {
     requireOneOf(
       'channel',
       channel,
       CHANNELS.map((c) => c.name),
       'fedora',
     );
-    return [environmentTarget(channel, environment, fedoraSettings(raw))];
+    return [environmentLayers(channel, environment, fedoraSettings(raw), provider)];
   },
 
   async locate(request: ReleaseRequest, ctx: LocateContext): Promise<FedoraFacts> {
@@ -135,9 +141,9 @@ export const fedora: System = {
     const settings = fedoraSettings(ctx.settings);
     const baseUrls = Object.fromEntries(Object.entries(settings.channels).map(([k, v]) => [k, v.base_url]));
 
-    const location = checkSource(composeUrl(request, baseUrls), ctx.policy);
+    const location = ctx.source.check(composeUrl(request, baseUrls));
     const imagesUrl = childUrl(location, 'metadata/images.json');
-    const images = parseImagesJson(await fetchDocument(imagesUrl, ctx.policy, ctx.signal), imagesUrl.href);
+    const images = parseImagesJson(await ctx.source.document(imagesUrl), imagesUrl.href);
     const compose = images.payload.compose;
     expectMatch('compose-id', request.composeId, compose.id, compose.id);
 
@@ -147,7 +153,7 @@ export const fedora: System = {
     let label = request.label;
     try {
       const infoUrl = childUrl(location, 'metadata/composeinfo.json');
-      const info = parseComposeInfo(await fetchDocument(infoUrl, ctx.policy, ctx.signal), infoUrl.href);
+      const info = parseComposeInfo(await ctx.source.document(infoUrl), infoUrl.href);
       version = info.payload.release.version;
       releaseShort = info.payload.release.short;
       label ??= info.payload.compose.label ?? undefined;
@@ -180,9 +186,13 @@ export const fedora: System = {
         `this compose belongs to the ${meaning.channel} channel`,
       );
 
-    const image = selectImage(images, imageType, arch);
-    const imageUrl = childUrl(location, image.path);
-    checkSource(imageUrl.href, ctx.policy);
+    const artifacts: FedoraFacts['artifacts'] = {};
+    const missing: FedoraFacts['missing'] = [];
+    for (const provider of ctx.providers) {
+      const image = selectImage(images, imageType, arch);
+      const url = ctx.source.check(childUrl(location, image.path).href);
+      artifacts[provider] = { image, url: url.href };
+    }
     return {
       request,
       location: location.href,
@@ -195,28 +205,68 @@ export const fedora: System = {
       releaseShort,
       arch,
       imageType,
-      image,
-      imageUrl: imageUrl.href,
+      artifacts,
+      missing,
     };
   },
 
-  plan(raw: SourceFacts, settings: TargetSettings): ReleasePlan {
+  plan(raw: SourceFacts, targets: TargetSettings[]): ReleasePlan {
     const f = raw as FedoraFacts;
-    const build = fedimgBuildName(f.image.path, {
-      version: f.version,
-      arch: f.arch,
-      label: parseLabel(f.label),
-    });
-    const awsArch = AWS_ARCH[f.arch];
-    const targets = settings.locations.flatMap((location) =>
-      settings.variants.map((variant) => ({
-        location,
-        variant,
-        name: amiName(build, location, variant, f.respin),
-      })),
-    );
+    const label = parseLabel(f.label);
+    const buildOf = (image: SelectedImage) =>
+      fedimgBuildName(image.path, { version: f.version, arch: f.arch, label });
+    const first = f.artifacts.aws ?? Object.values(f.artifacts)[0];
+    if (!first)
+      throw new PlumeError(
+        'input',
+        `compose ${f.composeId} has nothing to publish: ${f.missing.map((m) => `${m.provider}: ${m.reason}`).join('; ')}`,
+      );
+    const env = environmentName(f.request.environment);
+    const key = `fedora/${f.request.channel}/${f.composeId}/${f.imageType}/${f.arch}${env === 'production' ? '' : `/${env}`}`;
+    const date = isoDate(f.composeDate);
+    const planned: TargetPlan[] = [];
+    for (const target of targets) {
+      const artifact = f.artifacts[target.provider];
+      if (!artifact) continue;
+      const build = buildOf(artifact.image);
+      planned.push({
+        key: targetPlanKey(key, target.name, target.provider === 'aws' && target.name === 'aws'),
+        provider: target.provider,
+        name: target.name,
+        architecture: f.arch,
+        build,
+        description: `${build} (compose ${f.composeId})`,
+        tags: {
+          Channel: f.request.channel,
+          Version: f.version,
+          ComposeID: f.composeId,
+          Date: date,
+          Arch: f.arch,
+          Build: build,
+          ImageType: f.imageType,
+        },
+        source: {
+          url: artifact.url,
+          sha256: artifact.image.checksums.sha256.toLowerCase(),
+          compression: 'xz',
+          size: artifact.image.size,
+          volumeGiB: target.volumeGiB,
+        },
+        primaryLocation: target.primaryLocation,
+        images: target.locations.flatMap((location) =>
+          target.variants.map((variant) => ({
+            location,
+            variant,
+            name: amiName(build, location, variant, f.respin),
+          })),
+        ),
+        visibility: target.visibility,
+        deprecateAt: deprecationTime(date, target.deprecateAfterDays),
+        settings: { ...target.settings, ...PROVIDER_SETTINGS[target.provider] },
+      });
+    }
     return {
-      key: `fedora/${f.request.channel}/${f.composeId}/${f.imageType}/${f.arch}${settings.name ? `/${settings.name}` : ''}`,
+      key,
       system: 'fedora',
       channel: f.request.channel,
       arch: f.arch,
@@ -224,36 +274,11 @@ export const fedora: System = {
       version: f.version,
       compose: f.composeId,
       respin: f.respin,
-      date: isoDate(f.composeDate),
+      date,
       label: f.label,
-      build,
-      source: {
-        url: f.imageUrl,
-        sha256: f.image.checksums.sha256.toLowerCase(),
-        compression: 'xz',
-        size: f.image.size,
-        volumeGiB: settings.volumeGiB,
-      },
-      provider: 'aws',
-      primaryLocation: settings.primaryLocation,
-      targets,
-      description: `${build} (compose ${f.composeId})`,
-      tags: {
-        Channel: f.request.channel,
-        Version: f.version,
-        ComposeID: f.composeId,
-        Date: isoDate(f.composeDate),
-        Arch: awsArch,
-        Build: build,
-        ImageType: f.imageType,
-      },
-      visibility: settings.visibility,
-      deprecateAt: settings.deprecateAfterDays
-        ? new Date(
-            Date.parse(isoDate(f.composeDate)) + settings.deprecateAfterDays * 86_400_000,
-          ).toISOString()
-        : undefined,
-      aws: awsImageSettings(settings, awsArch, { rootDeviceName: '/dev/sda1', imdsV2ByDefault: true }),
+      build: buildOf(first.image),
+      targets: planned,
+      skipped: f.missing,
     };
   },
 

@@ -1,11 +1,13 @@
 import { z } from 'zod';
 import { PlumeError } from '../../../shared/errors.js';
-import { TargetToml, environmentName, mergeTargets, parseSettings, targetFromToml } from '../settings.js';
-import type { TargetSettings } from '../types.js';
+import type { SettingsLayer } from '../../plan.js';
+import { environmentName, parseSettings, providerLayer } from '../settings.js';
 
 /**
  * `[systems.fedora]`: which account(s) and regions each environment publishes to, and per channel where
  * its composes are (for plume's old `--compose-id` command lines) and what differs from the environment.
+ * An environment or channel table holds AWS's target keys at its top (as `[aws]` does) and each other
+ * provider's in a sub-table (`[systems.fedora.environments.production.gcp]`); the providers validate them.
  *
  * ```toml
  * [systems.fedora.environments.production]
@@ -19,9 +21,11 @@ import type { TargetSettings } from '../types.js';
  * deprecate_after_days = 30
  * ```
  */
+const Table = z.record(z.string(), z.unknown());
+
 export const FedoraSettings = z.strictObject({
-  environments: z.record(z.string(), TargetToml).default({}),
-  channels: z.record(z.string(), TargetToml.extend({ base_url: z.url().optional() })).default({}),
+  environments: z.record(z.string(), Table).default({}),
+  channels: z.record(z.string(), z.looseObject({ base_url: z.url().optional() })).default({}),
 });
 export type FedoraSettings = z.infer<typeof FedoraSettings>;
 
@@ -30,9 +34,9 @@ export function fedoraSettings(raw: Record<string, unknown> | undefined): Fedora
 }
 
 /** What an environment means when the config says nothing about it: staging never publishes publicly. */
-const DEFAULT_ENVIRONMENTS: Record<string, Partial<TargetSettings>> = {
+const DEFAULT_ENVIRONMENTS: Record<string, Record<string, unknown>> = {
   production: {},
-  staging: { visibility: { public: false } as TargetSettings['visibility'] },
+  staging: { visibility: 'private' },
 };
 
 /** Where plume's old command lines found a channel's composes: `{base}/{compose id}/compose`. */
@@ -44,15 +48,16 @@ export const CHANNEL_BASE_URLS: Record<string, string> = {
 };
 
 /**
- * The one publication target of a Fedora release: the environment's account and regions (on top of
- * `[aws]`), then the channel's own settings. A non-production environment names the target, so its
- * releases are recorded apart from production's.
+ * The one target of a Fedora release on a provider: the environment's account and places (on top of the
+ * provider's section of the config), then the channel's own settings. Releases of a non-production
+ * environment are keyed apart from production's (see the plan).
  */
-export function environmentTarget(
+export function environmentLayers(
   channel: string,
   environment: string | undefined,
   settings: FedoraSettings,
-): Partial<TargetSettings> {
+  provider: string,
+): SettingsLayer[] {
   const env = environmentName(environment);
   const known = [...new Set([...Object.keys(DEFAULT_ENVIRONMENTS), ...Object.keys(settings.environments)])];
   if (!known.includes(env))
@@ -61,11 +66,13 @@ export function environmentTarget(
       `unknown environment ${JSON.stringify(environment)} for fedora`,
       `choose one of: ${known.join(', ')} (or configure [systems.fedora.environments.${env}])`,
     );
-  const { base_url: _base, ...channelToml } = settings.channels[channel] ?? {};
-  return mergeTargets(
-    DEFAULT_ENVIRONMENTS[env] ?? {},
-    targetFromToml(settings.environments[env] ?? {}),
-    targetFromToml(channelToml),
-    env === 'production' ? {} : { name: env },
-  );
+  const { base_url: _base, ...channelTable } = settings.channels[channel] ?? {};
+  const defaults = DEFAULT_ENVIRONMENTS[env] ?? {};
+  return [
+    ...(Object.keys(defaults).length > 0
+      ? [{ where: `the ${env} environment's defaults`, table: defaults }]
+      : []),
+    ...providerLayer(settings.environments[env], provider, `systems.fedora.environments.${env}`),
+    ...providerLayer(channelTable, provider, `systems.fedora.channels.${channel}`),
+  ];
 }

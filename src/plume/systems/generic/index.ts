@@ -1,13 +1,17 @@
 import { z } from 'zod';
 import { PlumeError } from '../../../shared/errors.js';
 import type { PlumeConfig } from '../../config.js';
-import type { ReleasePlan } from '../../plan.js';
+import {
+  deprecationTime,
+  targetPlanKey,
+  type Architecture,
+  type ReleasePlan,
+  type SettingsLayer,
+} from '../../plan.js';
 import { compressionFromName } from '../../source/decompress.js';
-import { fetchDocument } from '../../source/fetch.js';
-import { checkSource } from '../../source/policy.js';
 import type { SystemRegistry } from '../registry.js';
 import { requireOneOf } from '../registry.js';
-import { TargetToml, awsImageSettings, mergeTargets, parseSettings, targetFromToml } from '../settings.js';
+import { parseSettings, providerLayer } from '../settings.js';
 import type { LocateContext, ReleaseRequest, SourceFacts, System, TargetSettings } from '../types.js';
 import { sha256For } from './checksums.js';
 import { render, unknownPlaceholder, type Values } from './template.js';
@@ -27,21 +31,22 @@ const REQUEST_VALUES = [
 ];
 const NAME_VALUES = [...REQUEST_VALUES, 'build', 'region', 'volume_type'];
 
-const AWS_ARCH: Record<string, 'x86_64' | 'arm64'> = {
-  x86_64: 'x86_64',
-  amd64: 'x86_64',
-  aarch64: 'arm64',
-  arm64: 'arm64',
+/** A configured arch, in the neutral vocabulary, and as AWS names it (the `{aws_arch}` placeholder). */
+const ARCHES: Record<string, { arch: Architecture; aws: string }> = {
+  x86_64: { arch: 'x86_64', aws: 'x86_64' },
+  amd64: { arch: 'x86_64', aws: 'x86_64' },
+  aarch64: { arch: 'aarch64', aws: 'arm64' },
+  arm64: { arch: 'aarch64', aws: 'arm64' },
 };
 
-const ChannelToml = TargetToml.extend({ description: z.string().optional() });
+const ChannelToml = z.looseObject({ description: z.string().optional() });
 
 /**
  * `[systems.NAME]` for a system plume has no code for. Besides what is below, the table takes the keys of
  * `[aws]` (base_region, regions, volume_types, visibility, share_with, profile, partition, ...) for all its
- * channels; a channel given as a table may set them for itself.
+ * channels, validated by the AWS provider; a channel given as a table may set them for itself.
  */
-export const GenericToml = TargetToml.extend({
+export const GenericToml = z.looseObject({
   description: z.string().min(1).optional(),
   channels: z.union([
     z.array(z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'a channel name')).min(1),
@@ -50,7 +55,7 @@ export const GenericToml = TargetToml.extend({
   arches: z
     .array(z.string())
     .min(1)
-    .refine((a) => a.every((x) => x in AWS_ARCH), `arches must be among ${Object.keys(AWS_ARCH).join(', ')}`),
+    .refine((a) => a.every((x) => x in ARCHES), `arches must be among ${Object.keys(ARCHES).join(', ')}`),
   /** URL template of the image, e.g. `https://dl.example.org/{channel}/{version}/img-{version}.{arch}.raw.xz`. */
   source: z.string().min(1),
   /** URL template of its sha256: a SHA256SUMS (or CHECKSUM) list, or a file holding the digest. */
@@ -156,7 +161,6 @@ export function genericSystem(name: string, raw: Record<string, unknown>): Syste
     root_device: _r,
     ...targetToml
   } = def;
-  const systemTarget = targetFromToml(targetToml);
 
   return {
     name,
@@ -168,12 +172,19 @@ export function genericSystem(name: string, raw: Record<string, unknown>): Syste
     sourceHosts: () =>
       [templateHost(def.source), templateHost(def.checksum)].filter((h): h is string => h !== undefined),
 
-    channelTargets(channel, environment): Partial<TargetSettings>[] {
+    providers: () => ['aws'],
+
+    channelTargets(channel, environment, _raw, provider): SettingsLayer[][] {
       requireOneOf('channel', channel, channelNames, name);
       if (environment)
         throw new PlumeError('usage', `${name} has no environments (--environment ${environment})`);
       const { description: _desc, ...own } = channels[channel] ?? {};
-      return [mergeTargets(systemTarget, targetFromToml(own))];
+      return [
+        [
+          ...providerLayer(targetToml, provider, where),
+          ...providerLayer(own, provider, `${where}.channels.${channel}`),
+        ],
+      ];
     },
 
     async locate(request: ReleaseRequest, ctx: LocateContext): Promise<GenericFacts> {
@@ -185,60 +196,26 @@ export function genericSystem(name: string, raw: Record<string, unknown>): Syste
         channel,
         version: request.version,
         arch,
-        aws_arch: AWS_ARCH[arch],
+        aws_arch: ARCHES[arch]!.aws,
         timestamp: request.timestamp,
         respin: request.respin === undefined ? undefined : String(request.respin),
         compose_id: request.composeId,
         label: request.label,
       };
       values.build = render(def.build ?? `${name}-{channel}-{version}-{arch}`, values, `${where}.build`);
-      const imageUrl = checkSource(
-        render(def.source, values, `${where}.source`, encodeURIComponent),
-        ctx.policy,
-      );
-      const sumsUrl = checkSource(
-        render(def.checksum, values, `${where}.checksum`, encodeURIComponent),
-        ctx.policy,
-      );
+      const imageUrl = ctx.source.check(render(def.source, values, `${where}.source`, encodeURIComponent));
+      const sumsUrl = ctx.source.check(render(def.checksum, values, `${where}.checksum`, encodeURIComponent));
       const fileName = decodeURIComponent(imageUrl.pathname.split('/').pop() ?? '');
-      const sha256 = sha256For(
-        (await fetchDocument(sumsUrl, ctx.policy, ctx.signal)).toString('utf8'),
-        fileName,
-        sumsUrl.href,
-      );
+      const sha256 = sha256For((await ctx.source.document(sumsUrl)).toString('utf8'), fileName, sumsUrl.href);
       return { request, channel, arch, values, imageUrl: imageUrl.href, sha256 };
     },
 
-    plan(raw: SourceFacts, settings: TargetSettings): ReleasePlan {
+    plan(raw: SourceFacts, targets: TargetSettings[]): ReleasePlan {
       const f = raw as GenericFacts;
       const build = f.values.build!;
-      const targets = settings.locations.flatMap((location) =>
-        settings.variants.map((variant) => {
-          const imageName = render(
-            def.name,
-            { ...f.values, region: location, volume_type: variant },
-            `${where}.name`,
-          );
-          const problem = awsNameProblem(imageName);
-          if (problem)
-            throw new PlumeError(
-              'usage',
-              `${where}.name makes ${JSON.stringify(imageName)}, which ${problem}`,
-            );
-          return { location, variant, name: imageName };
-        }),
-      );
-      const names = new Set(targets.map((t) => `${t.location} ${t.name}`));
-      if (names.size !== targets.length)
-        throw new PlumeError(
-          'usage',
-          `${where}.name gives several images in one region the same name`,
-          'add {volume_type} to it, or publish one volume type',
-        );
-      const awsArch = AWS_ARCH[f.arch]!;
-      const tagValues = { ...f.values, region: settings.primaryLocation };
+      const key = `${name}/${f.channel}/${f.values.version}/${f.arch}`;
       return {
-        key: `${name}/${f.channel}/${f.values.version}/${f.arch}${settings.name ? `/${settings.name}` : ''}`,
+        key,
         system: name,
         channel: f.channel,
         arch: f.arch,
@@ -246,32 +223,60 @@ export function genericSystem(name: string, raw: Record<string, unknown>): Syste
         ...(f.request.composeId ? { compose: f.request.composeId } : {}),
         ...(f.request.respin !== undefined ? { respin: f.request.respin } : {}),
         build,
-        source: {
-          url: f.imageUrl,
-          sha256: f.sha256,
-          compression: def.compression ?? compressionFromName(new URL(f.imageUrl).pathname),
-          volumeGiB: settings.volumeGiB,
-        },
-        provider: 'aws',
-        primaryLocation: settings.primaryLocation,
-        targets,
-        description: render(def.image_description, f.values, `${where}.image_description`),
-        tags: Object.fromEntries(
-          Object.entries(def.tags).map(([k, v]) => [k, render(v, tagValues, `${where}.tags.${k}`)]),
-        ),
-        visibility: settings.visibility,
-        // Counted from the build's date, when --timestamp gives one (the plan stays a pure function).
-        deprecateAt:
-          settings.deprecateAfterDays && buildDate(f.values.timestamp)
-            ? new Date(
-                buildDate(f.values.timestamp)! + settings.deprecateAfterDays * 86_400_000,
-              ).toISOString()
-            : undefined,
-        aws: awsImageSettings(settings, awsArch, {
-          rootDeviceName: def.root_device,
-          bootMode: def.boot_mode,
-          imdsV2ByDefault: true,
+        targets: targets.map((target) => {
+          const images = target.locations.flatMap((location) =>
+            target.variants.map((variant) => {
+              const imageName = render(
+                def.name,
+                { ...f.values, region: location, volume_type: variant },
+                `${where}.name`,
+              );
+              const problem = awsNameProblem(imageName);
+              if (problem)
+                throw new PlumeError(
+                  'usage',
+                  `${where}.name makes ${JSON.stringify(imageName)}, which ${problem}`,
+                );
+              return { location, variant, name: imageName };
+            }),
+          );
+          const names = new Set(images.map((t) => `${t.location} ${t.name}`));
+          if (names.size !== images.length)
+            throw new PlumeError(
+              'usage',
+              `${where}.name gives several images in one region the same name`,
+              'add {volume_type} to it, or publish one volume type',
+            );
+          const tagValues = { ...f.values, region: target.primaryLocation };
+          return {
+            key: targetPlanKey(key, target.name, target.name === 'aws'),
+            provider: target.provider,
+            name: target.name,
+            architecture: ARCHES[f.arch]!.arch,
+            build,
+            description: render(def.image_description, f.values, `${where}.image_description`),
+            tags: Object.fromEntries(
+              Object.entries(def.tags).map(([k, v]) => [k, render(v, tagValues, `${where}.tags.${k}`)]),
+            ),
+            source: {
+              url: f.imageUrl,
+              sha256: f.sha256,
+              compression: def.compression ?? compressionFromName(new URL(f.imageUrl).pathname),
+              volumeGiB: target.volumeGiB,
+            },
+            primaryLocation: target.primaryLocation,
+            images,
+            visibility: target.visibility,
+            // Counted from the build's date, when --timestamp gives one (the plan stays a pure function).
+            deprecateAt: deprecationTime(buildDate(f.values.timestamp), target.deprecateAfterDays),
+            settings: {
+              ...target.settings,
+              rootDeviceName: def.root_device,
+              ...(def.boot_mode ? { bootMode: def.boot_mode } : {}),
+            },
+          };
         }),
+        skipped: [],
       };
     },
   };
