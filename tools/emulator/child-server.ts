@@ -19,6 +19,8 @@ export interface StartChildOptions {
   command: string;
   args(port: number): string[];
   env?: NodeJS.ProcessEnv;
+  /** Working directory (default: this process's). */
+  cwd?: string;
   /** True once the server at `endpoint` answers as it should. */
   ready(endpoint: string): Promise<boolean>;
   /** How long to wait for `ready` (two cores shared with other test workers: be generous). */
@@ -129,6 +131,7 @@ export async function startChild(opts: StartChildOptions): Promise<ChildServer> 
       detached: true, // its own process group, so stop() can signal the server and the watcher together
       stdio: ['pipe', 'pipe', 'pipe'],
       env: opts.env ?? process.env,
+      cwd: opts.cwd,
     });
     const server = new RunningChild(port, child, opts);
     try {
