@@ -7,6 +7,7 @@ import { faultErrorFrom } from '../replies.js';
 import type { HttpUpstream } from '../upstream.js';
 import { blobOperation } from './blob-classify.js';
 import { AZURE_FAULT_ERRORS, blobErrorReply } from './errors.js';
+import { putPage } from './page-md5.js';
 
 export interface BlobProxyOptions {
   engine: FaultEngine;
@@ -21,7 +22,8 @@ export interface BlobProxyOptions {
 
 /**
  * The blob endpoint clients use: every request is named after its Blob REST operation, may meet a fault,
- * and is otherwise passed to Azurite untouched, body streamed both ways. Shared Key signatures cover the
+ * and is otherwise passed to Azurite untouched, body streamed both ways (Put Page with a Content-MD5 is
+ * checked first: page-md5.ts). Shared Key signatures cover the
  * method, headers and path, never the host, so a request signed for this port is valid at Azurite's.
  */
 export class BlobProxy {
@@ -56,7 +58,9 @@ export class BlobProxy {
       at,
       faultReply: (rule) => blobErrorReply(faultErrorFrom(AZURE_FAULT_ERRORS, 'blob', rule), method),
       dispatch: () =>
-        this.opts.upstream.stream({ method, path: req.url ?? '/', headers: req.headers, body: req }),
+        operation === 'PutPage'
+          ? putPage(req, this.opts.upstream)
+          : this.opts.upstream.stream({ method, path: req.url ?? '/', headers: req.headers, body: req }),
       internalError: (e) => {
         console.error(`[azure-blob] ${operation} failed:`, e);
         return blobErrorReply(

@@ -56,7 +56,10 @@ export function armErrorReply(err: ArmError, extra: OutgoingHttpHeaders = {}): B
  * A Blob service error as Storage writes it: XML body with the code, the message followed by the request
  * id and time, and the code again in `x-ms-error-code` (all a HEAD answer can carry).
  */
-export function blobErrorReply(err: ErrorSpec, method: string): BufferedReply {
+export function blobErrorReply(
+  err: ErrorSpec & { details?: Record<string, string> },
+  method: string,
+): BufferedReply {
   const requestId = randomUUID();
   const headers = { 'x-ms-error-code': err.code, 'x-ms-request-id': requestId, 'x-ms-version': '2025-11-05' };
   if (method === 'HEAD')
@@ -65,7 +68,11 @@ export function blobErrorReply(err: ErrorSpec, method: string): BufferedReply {
   return xmlReply(
     err.status,
     `<?xml version="1.0" encoding="utf-8"?><Error><Code>${escapeXml(err.code)}</Code>` +
-      `<Message>${escapeXml(message)}</Message></Error>`,
+      `<Message>${escapeXml(message)}</Message>` +
+      Object.entries(err.details ?? {})
+        .map(([k, v]) => `<${k}>${escapeXml(v)}</${k}>`)
+        .join('') +
+      '</Error>',
     { 'content-type': 'application/xml', ...headers },
   );
 }
