@@ -1,5 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ComputeManagementClient } from '@azure/arm-compute';
 import { ClientSecretCredential } from '@azure/identity';
@@ -13,41 +11,16 @@ import {
   type AzureEndpoints,
 } from '../../tools/emulator/azure/index.js';
 import { blobService, compute, definition, POLL, rejection, uploadVhd, versionOf } from './azure-helpers.js';
+import { standalone as startStandalone, unreachable } from './helpers.js';
 
 const MAIN = fileURLToPath(new URL('../../tools/emulator/azure/main.ts', import.meta.url));
 
-interface Standalone {
-  child: ChildProcess;
-  endpoints: AzureEndpoints;
-  exited: Promise<number | null>;
+async function standalone(args: string[] = []) {
+  const s = await startStandalone<AzureEndpoints>(MAIN, args);
+  return { ...s, endpoints: s.ready };
 }
 
-async function standalone(args: string[] = []): Promise<Standalone> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const first = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout }).once('line', resolve);
-    child.once('exit', (code) =>
-      reject(new Error(`emulator exited (${code}) before printing its endpoints`)),
-    );
-  });
-  return { child, exited, endpoints: JSON.parse(first) as AzureEndpoints };
-}
-
-/** True once nothing answers at `endpoint` any more (bounded wait). */
-async function gone(endpoint: string): Promise<boolean> {
-  for (let i = 0; i < 100; i++) {
-    try {
-      await fetch(endpoint, { signal: AbortSignal.timeout(500) }).then((r) => r.arrayBuffer());
-    } catch {
-      return true;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
-}
+const gone = unreachable;
 
 describe('the standalone Azure emulator', () => {
   it('is used from another process with only what it prints, and stops cleanly on SIGTERM', async () => {
