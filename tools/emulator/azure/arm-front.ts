@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CallLog } from '../calls.js';
 import { serveFaulted, type TerminalRule } from '../faulted.js';
 import type { FaultEngine } from '../faults.js';
+import { readBounded } from '../upstream.js';
 import { FrontServer, type ServerTls } from '../http-server.js';
 import { faultErrorFrom, type BufferedReply } from '../replies.js';
 import { armAction, armOperation, armRoute, type ArmRoute } from './arm-routes.js';
@@ -19,18 +20,6 @@ export interface ArmFrontOptions {
   issuer: TokenIssuer;
   store: Store;
   retryAfterSeconds: number;
-}
-
-/** Read a request body of at most `limit` bytes; undefined when it is larger (the rest is not read). */
-async function readBounded(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) return undefined;
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
 }
 
 /**

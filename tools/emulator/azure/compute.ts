@@ -1,10 +1,11 @@
-import type { Reply } from '../replies.js';
+import { jsonReply, type Reply } from '../replies.js';
 import type { FaultRule } from '../types.js';
 import { ok, operationHeaders, type ArmContext } from './arm-context.js';
 import type { ArmRoute } from './arm-routes.js';
 import { API_VERSIONS } from './config.js';
 import { armErrorBody, armErrorReply, armHeaders, ArmFailure, fail } from './errors.js';
 import { deleteGallery, getGallery, listGalleries, putGallery, share } from './galleries.js';
+import type { TokenIssuer } from './identity.js';
 import { deleteImage, getImage, listImages, putImage } from './images.js';
 import type { Store } from './model.js';
 import type { Operations } from './operations.js';
@@ -12,8 +13,6 @@ import type { Replication } from './replication.js';
 import type { SourceReader } from './source.js';
 import { parseBody } from './validate.js';
 import { deleteVersion, getVersion, listVersions, putVersion } from './versions.js';
-import type { TokenIssuer } from './identity.js';
-import { jsonReply } from '../replies.js';
 
 export interface ComputeOptions {
   store: Store;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { ErrorSpec, Reply } from '../replies.js';
-import type { HttpUpstream } from '../upstream.js';
+import { readBounded, type HttpUpstream } from '../upstream.js';
 import { blobErrorReply } from './errors.js';
 
 /** Put Page takes at most 4 MiB a call. */
@@ -25,14 +25,8 @@ export async function putPage(req: IncomingMessage, upstream: HttpUpstream): Pro
   if (typeof expected !== 'string') {
     return upstream.stream({ method, path: req.url ?? '/', headers: req.headers, body: req });
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_PUT_PAGE) return blobErrorReply(tooLarge, method);
-    chunks.push(chunk as Buffer);
-  }
-  const body = Buffer.concat(chunks);
+  const body = await readBounded(req, MAX_PUT_PAGE);
+  if (!body) return blobErrorReply(tooLarge, method);
   const actual = createHash('md5').update(body).digest('base64');
   if (actual !== expected) {
     return blobErrorReply(
