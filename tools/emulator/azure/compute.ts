@@ -1,7 +1,7 @@
 import { jsonReply, type Reply } from '../replies.js';
 import type { FaultRule } from '../types.js';
 import { ok, operationHeaders, type ArmContext } from './arm-context.js';
-import type { ArmRoute } from './arm-routes.js';
+import { armOperation, type ArmRoute } from './arm-routes.js';
 import { API_VERSIONS } from './config.js';
 import { armErrorBody, armErrorReply, armHeaders, ArmFailure, fail } from './errors.js';
 import { deleteGallery, getGallery, listGalleries, putGallery, share } from './galleries.js';
@@ -83,6 +83,9 @@ export class ComputeApi {
     if ('rg' in route && route.rg !== undefined && !this.opts.store.resourceGroup(route.rg)) {
       fail(404, 'ResourceGroupNotFound', `Resource group '${route.rg}' could not be found.`);
     }
+    const notAllowed = () =>
+      fail(405, 'MethodNotAllowed', `The emulator does not serve ${method} on '${url.pathname}'.`);
+    if (armOperation(route, method, url) === 'Unknown') notAllowed();
     const ctx: ArmContext = {
       store: this.opts.store,
       ops: this.opts.ops,
@@ -97,8 +100,6 @@ export class ComputeApi {
       imageFailure: req.imageFailure,
       body: ['PUT', 'PATCH', 'POST'].includes(method) ? parseBody(req.body) : undefined,
     };
-    const notAllowed = () =>
-      fail(405, 'MethodNotAllowed', `The emulator does not serve ${method} on '${url.pathname}'.`);
     switch (route.kind) {
       case 'galleries':
         return method === 'GET' ? listGalleries(ctx, route.rg) : notAllowed();
