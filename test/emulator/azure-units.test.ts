@@ -252,4 +252,68 @@ describe('the ARM fake with hostile input', () => {
     }
     expect(store.gallery('rg', 'g')!.images.get('i')!.versions.size).toBe(0);
   });
+
+  it('lets a PUT repeated while the source is still being read follow the same version to its end', async () => {
+    let finish: (ok: boolean) => void = () => undefined;
+    const slow = {
+      locate: () => ({ container: 'c', blob: 'd.vhd' }),
+      check: () =>
+        new Promise((resolve) => {
+          finish = (ok) =>
+            resolve(
+              ok
+                ? { ok: true, sizeBytes: MIB }
+                : { ok: false, problem: { code: 'InvalidVhd', message: 'bad' } },
+            );
+        }),
+    } as unknown as SourceReader;
+    const ops = new Operations();
+    const slowApi = new ComputeApi({
+      store,
+      ops,
+      replication: new Replication(0),
+      sources: slow,
+      issuer,
+      subscriptionId: 'sub',
+      baseUrl: () => 'https://127.0.0.1:1',
+      pageSize: 10,
+      retryAfterSeconds: 0,
+    });
+    const body = JSON.stringify({
+      location: 'eastus',
+      properties: {
+        storageProfile: {
+          osDiskImage: {
+            source: {
+              uri: 'http://127.0.0.1:9/devstoreaccount1/c/d.vhd',
+              storageAccountId:
+                '/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/devstoreaccount1',
+            },
+          },
+        },
+      },
+    });
+    const put = () => {
+      const url = new URL(
+        'https://h/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Compute/galleries/g/images/i/versions/2.0.0?api-version=2025-03-03',
+      );
+      const reply = slowApi.handle({
+        route: armRoute(url.pathname),
+        method: 'PUT',
+        url,
+        authorization: `Bearer ${token}`,
+        body: Buffer.from(body),
+      }) as BufferedReply;
+      const operation = /capsOperations\/([^?]+)/.exec(String(reply.headers['azure-asyncoperation']))![1]!;
+      return { status: reply.status, operation };
+    };
+    const first = put();
+    const second = put();
+    expect([first.status, second.status]).toEqual([201, 200]);
+    expect(ops.get(second.operation)?.status).toBe('InProgress');
+    finish(true);
+    await new Promise((r) => setImmediate(r));
+    expect(ops.get(second.operation)?.status).toBe('Succeeded');
+    expect(ops.get(first.operation)?.status).toBe('Succeeded');
+  });
 });

@@ -284,8 +284,9 @@ export function putVersion(
         'ReadOnly',
         'ReadWrite',
       ]) ?? 'ReadOnly',
-    regionsFinal: existing?.regionsFinal ?? new Map<string, RegionStatus>(),
+    regionsFinal: new Map<string, RegionStatus>(),
   };
+  let current = record;
   if (existing) {
     if (
       existing.source.uri !== source.uri ||
@@ -293,14 +294,22 @@ export function putVersion(
     ) {
       fail(409, 'PropertyChangeNotAllowed', `Changing property '${t}' is not allowed.`, t);
     }
-    // The source was read once; regions added now replicate from now.
-    record.check = existing.check;
-    record.readyAt = existing.readyAt;
-    record.injectedFailure = existing.injectedFailure;
+    // An update changes the existing version in place: its source is read once (maybe still being read,
+    // by a create whose answer was lost), and regions added now replicate from now.
     const before = new Set(existing.targetRegions.map((r) => r.name));
     for (const r of record.targetRegions) if (!before.has(r.name)) r.since = Date.now();
     for (const r of existing.targetRegions)
-      if (!record.targetRegions.some((n) => n.name === r.name)) record.regionsFinal.delete(r.name);
+      if (!record.targetRegions.some((n) => n.name === r.name)) existing.regionsFinal.delete(r.name);
+    Object.assign(existing, {
+      tags: record.tags,
+      targetRegions: record.targetRegions,
+      replicaCount: record.replicaCount,
+      excludeFromLatest: record.excludeFromLatest,
+      endOfLifeDate: record.endOfLifeDate,
+      storageAccountType: record.storageAccountType,
+      hostCaching: record.hostCaching,
+    });
+    current = existing;
   } else {
     if (ctx.imageFailure) {
       record.injectedFailure = {
@@ -312,10 +321,10 @@ export function putVersion(
       record.check = check;
       if (check.ok) record.readyAt = Date.now();
     });
+    i.versions.set(keyOf(record.name), record);
   }
-  i.versions.set(keyOf(record.name), record);
-  const operation = ctx.ops.start(() => outcome(ctx, i, record));
-  const json = versionJson(ctx, g, i, record);
+  const operation = ctx.ops.start(() => outcome(ctx, i, current));
+  const json = versionJson(ctx, g, i, current);
   (json.properties as Json).provisioningState = existing ? 'Updating' : 'Creating';
   return started(ctx, existing ? 200 : 201, g.location, operation, json);
 }
