@@ -37,6 +37,9 @@ export const AZURITE_MEMORY_LIMIT_MB = 2048;
 /** How long to wait for Azurite to answer at start (it loads slowly on a busy two-core machine). */
 export const AZURITE_START_TIMEOUT_MS = 60_000;
 
+/** Long-running operations remembered (oldest forgotten first): far more than any client polls at once. */
+export const MAX_OPERATIONS = 100_000;
+
 /** Largest ARM request body accepted: real ARM refuses requests over 4 MiB. */
 export const MAX_ARM_BODY = 4 * 1024 * 1024;
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { MAX_OPERATIONS } from './config.js';
 
 export type OperationStatus = 'InProgress' | 'Succeeded' | 'Failed' | 'Canceled';
 
@@ -26,6 +27,11 @@ export class Operations {
   start(poll: () => OperationOutcome): string {
     const id = randomUUID();
     this.entries.set(id, { id, startTime: new Date().toISOString(), poll });
+    // A long soak starts many: forget the oldest (a Map iterates in insertion order).
+    for (const old of this.entries.keys()) {
+      if (this.entries.size <= MAX_OPERATIONS) break;
+      this.entries.delete(old);
+    }
     return id;
   }
 
