@@ -1,46 +1,18 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { CompleteSnapshotCommand } from '@aws-sdk/client-ebs';
 import { DescribeRegionsCommand, DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
 import { EmulatorClient } from '../../tools/emulator/client.js';
-import { ebs, ec2, rejection, writeSnapshot } from './helpers.js';
+import { ebs, ec2, rejection, standalone as startStandalone, unreachable, writeSnapshot } from './helpers.js';
 
 const MAIN = fileURLToPath(new URL('../../tools/emulator/main.ts', import.meta.url));
 
-interface Standalone {
-  child: ChildProcess;
-  endpoint: string;
-  motoEndpoint: string;
-  exited: Promise<number | null>;
+async function standalone(args: string[] = []) {
+  const s = await startStandalone<{ endpoint: string; motoEndpoint: string }>(MAIN, args);
+  return { ...s, ...s.ready };
 }
 
-async function standalone(args: string[] = []): Promise<Standalone> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const lines = createInterface({ input: child.stdout });
-  const first = await new Promise<string>((resolve, reject) => {
-    lines.once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`emulator exited (${code}) before printing its endpoint`)));
-  });
-  const ready = JSON.parse(first) as { endpoint: string; motoEndpoint: string };
-  return { child, exited, ...ready };
-}
-
-async function motoGone(endpoint: string): Promise<boolean> {
-  for (let i = 0; i < 100; i++) {
-    try {
-      await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(500) }).then((r) => r.arrayBuffer());
-    } catch {
-      return true;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
-}
+const motoGone = (endpoint: string) => unreachable(`${endpoint}/moto-api/`);
 
 describe('the standalone emulator and its control API', () => {
   it('is driven from another process and stops cleanly on SIGTERM', async () => {

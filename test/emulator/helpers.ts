@@ -1,4 +1,6 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { createInterface } from 'node:readline';
 import { EBSClient, PutSnapshotBlockCommand, StartSnapshotCommand } from '@aws-sdk/client-ebs';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { S3Client } from '@aws-sdk/client-s3';
@@ -127,4 +129,39 @@ export async function waitFor<T>(
     if (ok(v) || Date.now() > deadline) return v;
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+export interface Standalone<T> {
+  child: ChildProcess;
+  /** What the emulator printed on its first line: its endpoints. */
+  ready: T;
+  exited: Promise<number | null>;
+}
+
+/** Start an emulator's standalone entry (main.ts) in another process and read the line it prints when ready. */
+export async function standalone<T>(main: string, args: string[] = []): Promise<Standalone<T>> {
+  const child = spawn(process.execPath, ['--import', 'tsx', main, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const first = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout }).once('line', resolve);
+    child.once('exit', (code) =>
+      reject(new Error(`emulator exited (${code}) before printing its endpoints`)),
+    );
+  });
+  return { child, exited, ready: JSON.parse(first) as T };
+}
+
+/** True once nothing answers at `endpoint` any more (bounded wait). */
+export async function unreachable(endpoint: string): Promise<boolean> {
+  for (let i = 0; i < 100; i++) {
+    try {
+      await fetch(endpoint, { signal: AbortSignal.timeout(500) }).then((r) => r.arrayBuffer());
+    } catch {
+      return true;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
 }

@@ -94,7 +94,7 @@ describe('fault rules', () => {
   });
 
   it('adds latency from every latency rule and stops at the first deciding rule', () => {
-    const engine = new FaultEngine(1);
+    const engine = new FaultEngine(1, ['RegisterImage', 'CopyImage']);
     engine.add({ kind: 'latency', latencyMs: 50 });
     engine.add({ kind: 'image-failed' });
     engine.add({ kind: 'throttle', latencyMs: 20 });

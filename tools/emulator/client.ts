@@ -1,17 +1,18 @@
 import type { CallRecord, EmulatorControl, FaultRule, FaultStat, SnapshotStats } from './types.js';
 
 /**
- * Drives an emulator running in another process through its /__emulator/ control API. Same operations as
- * the in-process handle, all async.
+ * Drives any emulator running in another process through the common part of its /__emulator/ control API
+ * (control.ts): faults, call log, reset.
  */
-export class EmulatorClient implements EmulatorControl {
+export class ControlClient {
   readonly endpoint: string;
 
+  /** `endpoint`: the HTTP front that serves /__emulator/ (the AWS proxy, the Azure blob proxy). */
   constructor(endpoint: string) {
     this.endpoint = endpoint.replace(/\/+$/, '');
   }
 
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  protected async call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const res = await fetch(`${this.endpoint}/__emulator/${path}`, {
       method,
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
@@ -53,7 +54,13 @@ export class EmulatorClient implements EmulatorControl {
   async clearCalls(): Promise<void> {
     await this.call('DELETE', 'calls');
   }
+}
 
+/**
+ * Drives the AWS emulator running in another process through its /__emulator/ control API. Same operations
+ * as the in-process handle, all async.
+ */
+export class EmulatorClient extends ControlClient implements EmulatorControl {
   async snapshotStats(id: string): Promise<SnapshotStats | undefined> {
     const res = await fetch(`${this.endpoint}/__emulator/snapshots/${encodeURIComponent(id)}`);
     if (res.status === 404) {

@@ -1,10 +1,32 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { EmulatorProxy } from './proxy.js';
+import type { FaultEngine } from './faults.js';
+import type { CallRecord } from './types.js';
 import { readAll } from './upstream.js';
 
+/** What every emulator exposes to its control API. */
+export interface ControlTarget {
+  readonly faults: FaultEngine;
+  calls(): CallRecord[];
+  clearCalls(): void;
+  reset(): Promise<void>;
+}
+
+/** A control answer: HTTP status and a JSON value. */
+export type ControlAnswer = [status: number, value: unknown];
+
 /**
- * The emulator's HTTP control API, under /__emulator/ on the proxy itself, so any process that knows the
- * endpoint can drive faults and read the call log (see client.ts).
+ * An emulator's own control routes, beside the common ones. `route` is `METHOD resource` or
+ * `METHOD resource/:id`; `undefined` means "not mine" (404).
+ */
+export type ExtraRoutes = (
+  route: string,
+  id: string | undefined,
+  input: unknown,
+) => ControlAnswer | undefined | Promise<ControlAnswer | undefined>;
+
+/**
+ * An emulator's HTTP control API, under /__emulator/ on one of its own ports, so any process that knows the
+ * endpoint can drive faults and read the call log (see client.ts). Common to every emulator:
  *
  *   GET    /__emulator/health
  *   POST   /__emulator/faults           body: FaultRule           -> { id }
@@ -14,14 +36,15 @@ import { readAll } from './upstream.js';
  *   GET    /__emulator/calls                                      -> CallRecord[]
  *   DELETE /__emulator/calls
  *   POST   /__emulator/reset
- *   GET    /__emulator/snapshots/{id}                             -> SnapshotStats (404 if unknown)
- *   POST   /__emulator/pending          body: { ms, region? }
+ *
+ * plus what `extra` answers (the AWS emulator's snapshots and pending times, Azure's replication).
  */
 export async function handleControl(
-  proxy: EmulatorProxy,
+  target: ControlTarget,
   req: IncomingMessage,
   res: ServerResponse,
   url: URL,
+  extra?: ExtraRoutes,
 ): Promise<void> {
   const reply = (status: number, value: unknown) => {
     const body = JSON.stringify(value ?? null);
@@ -34,40 +57,31 @@ export async function handleControl(
   try {
     const raw = await readAll(req);
     const input: unknown = raw.length ? JSON.parse(raw.toString('utf8')) : undefined;
-    switch (`${method} ${resource}${id !== undefined ? '/:id' : ''}`) {
+    const route = `${method} ${resource}${id !== undefined ? '/:id' : ''}`;
+    switch (route) {
       case 'GET health':
         return reply(200, { ok: true });
       case 'POST faults':
-        return reply(200, { id: proxy.faults.add(input) });
+        return reply(200, { id: target.faults.add(input) });
       case 'GET faults':
-        return reply(200, proxy.faults.stats());
+        return reply(200, target.faults.stats());
       case 'DELETE faults':
-        proxy.faults.clear();
+        target.faults.clear();
         return reply(200, { ok: true });
       case 'DELETE faults/:id':
-        return reply(200, { removed: proxy.faults.remove(id!) });
+        return reply(200, { removed: target.faults.remove(id!) });
       case 'GET calls':
-        return reply(200, proxy.calls());
+        return reply(200, target.calls());
       case 'DELETE calls':
-        proxy.clearCalls();
+        target.clearCalls();
         return reply(200, { ok: true });
       case 'POST reset':
-        await proxy.reset();
+        await target.reset();
         return reply(200, { ok: true });
-      case 'GET snapshots/:id': {
-        const stats = proxy.ebs.stats(id!);
-        return stats ? reply(200, stats) : reply(404, { error: `unknown snapshot ${id}` });
-      }
-      case 'POST pending': {
-        const { ms, region } = (input ?? {}) as { ms?: unknown; region?: unknown };
-        if (typeof ms !== 'number')
-          return reply(400, { error: 'pending needs { ms: number, region?: string }' });
-        proxy.timing.set(ms, typeof region === 'string' ? region : undefined);
-        return reply(200, { ok: true });
-      }
-      default:
-        return reply(404, { error: `no control route ${method} ${url.pathname}` });
     }
+    const answer = await extra?.(route, id, input);
+    if (answer) return reply(...answer);
+    return reply(404, { error: `no control route ${method} ${url.pathname}` });
   } catch (e) {
     return reply(400, { error: e instanceof Error ? e.message : String(e) });
   }

@@ -11,9 +11,6 @@ const KINDS: readonly FaultKind[] = [
   'image-failed',
 ];
 
-/** Operations whose result is an image, the only ones `image-failed` can apply to. */
-const IMAGE_OPERATIONS = new Set(['RegisterImage', 'CopyImage']);
-
 export interface CallKey {
   service: string;
   operation: string;
@@ -80,9 +77,19 @@ export class FaultEngine {
   private entries: Entry[] = [];
   private nextId = 1;
   private rng: () => number;
+  private readonly imageOperations: ReadonlySet<string>;
 
-  constructor(private readonly seed: number) {
+  /**
+   * `imageOperations` are the operations whose result is an image (AWS RegisterImage / CopyImage, Azure's
+   * gallery image version create): the only ones an `image-failed` rule can apply to. Each emulator names
+   * its own; the rest of the engine knows nothing about any cloud.
+   */
+  constructor(
+    private readonly seed: number,
+    imageOperations: Iterable<string> = [],
+  ) {
     this.rng = mulberry32(seed);
+    this.imageOperations = new Set(imageOperations);
   }
 
   add(input: unknown): string {
@@ -119,7 +126,10 @@ export class FaultEngine {
       if (!selects(rule.service, call.service)) continue;
       if (!selects(rule.operation, call.operation)) continue;
       if (!selects(rule.region, call.region)) continue;
-      if (rule.kind === 'image-failed' && (!IMAGE_OPERATIONS.has(call.operation) || decision.imageFailure)) {
+      if (
+        rule.kind === 'image-failed' &&
+        (!this.imageOperations.has(call.operation) || decision.imageFailure)
+      ) {
         continue;
       }
       entry.matched++;

@@ -5,16 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { startEmulator } from './index.js';
-
-function num(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) {
-    console.error(`--${name} needs a non-negative integer, got ${value}`);
-    process.exit(2);
-  }
-  return n;
-}
+import { announce, intOption, stopOnSignals } from './standalone.js';
 
 const { values } = parseArgs({
   options: {
@@ -26,26 +17,10 @@ const { values } = parseArgs({
 });
 
 const emulator = await startEmulator({
-  port: num('port', values.port),
-  blockSize: num('block-size', values['block-size']),
-  pendingMs: num('pending-ms', values['pending-ms']),
-  seed: num('seed', values.seed),
+  port: intOption('port', values.port),
+  blockSize: intOption('block-size', values['block-size']),
+  pendingMs: intOption('pending-ms', values['pending-ms']),
+  seed: intOption('seed', values.seed),
 });
-process.stdout.write(
-  `${JSON.stringify({ endpoint: emulator.endpoint, motoEndpoint: emulator.motoEndpoint })}\n`,
-);
-
-let stopping = false;
-const stop = (signal: string) => {
-  if (stopping) return;
-  stopping = true;
-  emulator.stop().then(
-    () => process.exit(0),
-    (e: unknown) => {
-      console.error(`emulator: stopping on ${signal} failed:`, e);
-      process.exit(1);
-    },
-  );
-};
-process.on('SIGINT', () => stop('SIGINT'));
-process.on('SIGTERM', () => stop('SIGTERM'));
+announce({ endpoint: emulator.endpoint, motoEndpoint: emulator.motoEndpoint });
+stopOnSignals('emulator', () => emulator.stop());

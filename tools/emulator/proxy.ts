@@ -1,16 +1,17 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { finished } from 'node:stream/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { awsControlRoutes } from './aws-control.js';
+import { CallLog } from './calls.js';
 import { buffersBody, credentialScope, ebsRoute, queryOperation, s3Operation } from './classify.js';
 import { Timing, type Call, type HandlerDeps } from './context.js';
 import { handleControl } from './control.js';
 import { EbsModel } from './ebs.js';
 import { Ec2Handler } from './ec2.js';
 import { Ec2Model } from './ec2-model.js';
+import { serveFaulted } from './faulted.js';
 import { FaultEngine } from './faults.js';
-import { errorReply, faultError, isStream, jsonReply, type Reply } from './replies.js';
-import type { CallRecord, FaultKind } from './types.js';
+import { FrontServer } from './http-server.js';
+import { errorReply, faultError, jsonReply, sendReply, type Reply } from './replies.js';
+import type { CallRecord } from './types.js';
 import { readAll, type Upstream } from './upstream.js';
 
 export interface ProxyOptions {
@@ -20,8 +21,8 @@ export interface ProxyOptions {
   seed: number;
 }
 
-/** Keep the call log bounded for long soaks; tests clear it far more often than this. */
-const MAX_CALLS = 500_000;
+/** Operations whose result is an image, the only ones `image-failed` can apply to. */
+const IMAGE_OPERATIONS = ['RegisterImage', 'CopyImage'];
 
 /**
  * The HTTP front of the emulator: every AWS request goes through here, is classified, may meet a fault,
@@ -34,45 +35,25 @@ export class EmulatorProxy {
   readonly ec2: Ec2Model;
   private readonly ec2Handler: Ec2Handler;
   private readonly deps: HandlerDeps;
-  private log: CallRecord[] = [];
-  private readonly server: Server;
+  private readonly log = new CallLog();
+  private readonly server: FrontServer;
 
   constructor(private readonly opts: ProxyOptions) {
-    this.faults = new FaultEngine(opts.seed);
+    this.faults = new FaultEngine(opts.seed, IMAGE_OPERATIONS);
     this.timing = new Timing(opts.pendingMs);
     this.ebs = new EbsModel(opts.blockSize, this.timing);
     this.ec2 = new Ec2Model(this.timing, this.ebs);
     this.deps = { upstream: opts.upstream };
     this.ec2Handler = new Ec2Handler(this.ec2, this.ebs, this.deps);
-    this.server = createServer((req, res) => {
-      this.onRequest(req, res).catch((e: unknown) => {
-        // A client that hung up mid-request (an SDK timeout, a test ending) is not the emulator's problem.
-        if (!req.destroyed && !req.socket.destroyed) console.error('[emulator] request failed:', e);
-        if (!res.headersSent) res.writeHead(500).end();
-        else res.destroy();
-      });
-    });
-    // The SDK keeps connections alive; a server closing an idle one just as the client reuses it would
-    // show up as a spurious ECONNRESET retry, so idle connections are kept far longer than a test pause.
-    this.server.keepAliveTimeout = 120_000;
-    this.server.headersTimeout = 125_000;
+    this.server = new FrontServer('emulator', (req, res) => this.onRequest(req, res));
   }
 
-  async listen(port = 0): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, '127.0.0.1', () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    return (this.server.address() as AddressInfo).port;
+  listen(port = 0): Promise<number> {
+    return this.server.listen(port);
   }
 
   async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
-    await closed;
+    await this.server.close();
     this.opts.upstream.close();
   }
 
@@ -83,20 +64,15 @@ export class EmulatorProxy {
     this.timing.reset();
     this.ebs.reset();
     this.ec2.reset();
-    this.log = [];
+    this.log.clear();
   }
 
   calls(): CallRecord[] {
-    return this.log.slice();
+    return this.log.list();
   }
 
   clearCalls(): void {
-    this.log = [];
-  }
-
-  private record(entry: CallRecord): void {
-    this.log.push(entry);
-    if (this.log.length > MAX_CALLS) this.log.splice(0, this.log.length - MAX_CALLS);
+    this.log.clear();
   }
 
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -104,13 +80,15 @@ export class EmulatorProxy {
     const method = req.method ?? 'GET';
     const url = new URL(req.url ?? '/', 'http://emulator');
 
-    if (url.pathname.startsWith('/__emulator/')) return handleControl(this, req, res, url);
+    if (url.pathname.startsWith('/__emulator/')) {
+      return handleControl(this, req, res, url, awsControlRoutes(this));
+    }
     if (url.pathname === '/moto-api/reset' && method === 'POST') {
       await this.reset();
-      return send(res, jsonReply(200, { status: 'ok' }));
+      return sendReply(res, jsonReply(200, { status: 'ok' }));
     }
     if (url.pathname.startsWith('/moto-api')) {
-      return send(
+      return sendReply(
         res,
         await this.opts.upstream.stream({ method, path: req.url ?? '/', headers: req.headers, body: req }),
       );
@@ -132,32 +110,19 @@ export class EmulatorProxy {
     };
     classify(call);
 
-    const done = (status: number, fault?: FaultKind) =>
-      this.record({
-        service,
-        operation: call.operation,
-        region,
-        status,
-        at,
-        durationMs: Date.now() - at,
-        ...(fault ? { fault } : {}),
-      });
-
-    const decision = this.faults.decide({ service, operation: call.operation, region });
-    if (decision.delayMs > 0) await sleep(decision.delayMs);
-    if (decision.imageFailure) call.imageFailure = decision.imageFailure;
-    const fault = decision.terminal;
-
-    if (fault?.kind === 'drop') {
-      req.socket.destroy();
-      return done(0, 'drop');
-    }
-
-    let reply: Reply;
-    if (fault && fault.kind !== 'drop-after') {
-      reply = errorReply(service, faultError(service, fault), method);
-    } else {
-      reply = await this.dispatch(call).catch((e: unknown) => {
+    await serveFaulted({
+      engine: this.faults,
+      log: this.log,
+      key: { service, operation: call.operation, region },
+      req,
+      res,
+      at,
+      faultReply: (rule) => errorReply(service, faultError(service, rule), method),
+      dispatch: (imageFailure) => {
+        if (imageFailure) call.imageFailure = imageFailure;
+        return this.dispatch(call);
+      },
+      internalError: (e) => {
         console.error(`[emulator] ${service} ${call.operation} failed:`, e);
         const message = e instanceof Error ? e.message : String(e);
         return errorReply(
@@ -165,19 +130,8 @@ export class EmulatorProxy {
           { code: 'InternalError', message: `emulator: ${message}`, status: 500 },
           method,
         );
-      });
-    }
-
-    if (fault?.kind === 'drop-after') {
-      // The work is done; the client just never hears about it.
-      if (isStream(reply)) await readAll(reply.stream);
-      req.socket.destroy();
-      return done(reply.status, 'drop-after');
-    }
-
-    const status = reply.status;
-    await send(res, reply).catch(() => undefined);
-    done(status, fault?.kind ?? (decision.imageFailure ? 'image-failed' : undefined));
+      },
+    });
   }
 
   private dispatch(call: Call): Promise<Reply> {
@@ -220,11 +174,4 @@ function classify(call: Call): void {
   }
   call.params = params;
   call.operation = queryOperation(params);
-}
-
-async function send(res: ServerResponse, reply: Reply): Promise<void> {
-  res.writeHead(reply.status, reply.headers);
-  if (isStream(reply)) reply.stream.pipe(res);
-  else res.end(reply.body);
-  await finished(res);
 }

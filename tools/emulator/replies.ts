@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { finished } from 'node:stream/promises';
 import type { FaultRule } from './types.js';
 import { escapeXml } from './xml.js';
 
@@ -21,6 +22,14 @@ export type Reply = BufferedReply | StreamReply;
 
 export function isStream(reply: Reply): reply is StreamReply {
   return 'stream' in reply;
+}
+
+/** Write a reply (piping a streamed one) and wait until it has gone out. */
+export async function sendReply(res: ServerResponse, reply: Reply): Promise<void> {
+  res.writeHead(reply.status, reply.headers);
+  if (isStream(reply)) reply.stream.pipe(res);
+  else res.end(reply.body);
+  await finished(res);
 }
 
 export const EC2_NS = 'http://ec2.amazonaws.com/doc/2016-11-15/';
@@ -111,9 +120,13 @@ export function errorReply(service: string, err: ErrorSpec, method = 'POST'): Bu
   }
 }
 
-type ErrorKind = 'throttle' | 'server-error' | 'access-denied';
+/** The fault kinds that answer with the service's own error. */
+export type ErrorKind = 'throttle' | 'server-error' | 'access-denied';
 
-const FAULT_ERRORS: Record<ErrorKind, Record<string, ErrorSpec>> = {
+/** Per fault kind, the error each service answers with; `default` for services not listed. */
+export type FaultErrorTable = Record<ErrorKind, Record<string, ErrorSpec> & { default: ErrorSpec }>;
+
+const AWS_FAULT_ERRORS: FaultErrorTable = {
   throttle: {
     ec2: { code: 'RequestLimitExceeded', message: 'Request limit exceeded.', status: 503 },
     ebs: { code: 'ThrottlingException', message: 'Rate exceeded', status: 429 },
@@ -150,14 +163,14 @@ const FAULT_ERRORS: Record<ErrorKind, Record<string, ErrorSpec>> = {
   },
 };
 
-/** The error a fault rule of an error-producing kind answers with, the rule's overrides applied. */
-export function faultError(service: string, rule: FaultRule): ErrorSpec {
+/** The error a fault rule of an error-producing kind answers with in `table`, the rule's overrides applied. */
+export function faultErrorFrom(table: FaultErrorTable, service: string, rule: FaultRule): ErrorSpec {
   const base =
     rule.kind === 'error'
       ? { code: rule.code ?? 'InternalError', message: rule.message ?? 'Injected error', status: 400 }
       : (() => {
-          const table = FAULT_ERRORS[rule.kind as ErrorKind];
-          return table[service] ?? table.default!;
+          const byService = table[rule.kind as ErrorKind];
+          return byService[service] ?? byService.default;
         })();
   return {
     ...base,
@@ -165,4 +178,9 @@ export function faultError(service: string, rule: FaultRule): ErrorSpec {
     message: rule.message ?? base.message,
     status: rule.status ?? base.status,
   };
+}
+
+/** The error an AWS service answers a fault rule with. */
+export function faultError(service: string, rule: FaultRule): ErrorSpec {
+  return faultErrorFrom(AWS_FAULT_ERRORS, service, rule);
 }

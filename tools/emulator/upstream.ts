@@ -45,6 +45,18 @@ export interface Ec2Result {
   raw: string;
 }
 
+/** Read a body of at most `limit` bytes; undefined when it is larger (the rest is left unread). */
+export async function readBounded(stream: Readable, limit: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    size += (chunk as Buffer).length;
+    if (size > limit) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
 export async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
@@ -52,10 +64,10 @@ export async function readAll(stream: Readable): Promise<Buffer> {
 }
 
 /**
- * The connection to moto. moto (werkzeug) answers `Connection: close`, so the keep-alive agent mostly
- * saves nothing today; it is there so a keep-alive capable backend costs no change here.
+ * The connection to the server an emulator front passes calls to (moto, Azurite) on 127.0.0.1: requests
+ * are forwarded with their end-to-end headers, answers streamed or buffered.
  */
-export class Upstream {
+export class HttpUpstream {
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 64 });
 
   constructor(readonly port: number) {}
@@ -102,6 +114,16 @@ export class Upstream {
     return { status: res.statusCode ?? 502, headers, body };
   }
 
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+/**
+ * The connection to moto. moto (werkzeug) answers `Connection: close`, so the keep-alive agent mostly
+ * saves nothing today; it is there so a keep-alive capable backend costs no change here.
+ */
+export class Upstream extends HttpUpstream {
   /**
    * An EC2 call the proxy makes on its own behalf (tagging, copying snapshots, lookups). moto does not
    * check signatures, only reads the credential scope to pick the region and account.
@@ -140,9 +162,5 @@ export class Upstream {
     const res = await this.send({ method: 'POST', path: '/moto-api/reset', headers: {} });
     await readAll(res);
     if (res.statusCode !== 200) throw new Error(`moto reset answered HTTP ${res.statusCode}`);
-  }
-
-  close(): void {
-    this.agent.destroy();
   }
 }
