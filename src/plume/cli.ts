@@ -130,7 +130,10 @@ export function addSelectors(cmd: Command): Command {
       )
       // plume's old flags: --debug is --verbose; images are read over https.
       .addOption(new Option('--debug', 'alias of --verbose').hideHelp())
-      .addOption(new Option('--gce-json-key <file>', 'unused: images are fetched over https').hideHelp())
+      .option(
+        '--gce-json-key <file>',
+        "GCE: a service account's JSON key (not readable by group or others); Application Default Credentials otherwise",
+      )
   );
 }
 
@@ -185,6 +188,7 @@ function overridesFrom(o: SelectorOptions): Overrides {
     shareWith: o.shareWith,
     profile: o.awsProfile,
     credentialsFile: o.awsCredentials,
+    gceJsonKey: o.gceJsonKey,
   };
 }
 
@@ -246,8 +250,6 @@ async function openSession(
 async function plans(session: Session, o: SelectorOptions): Promise<PlannedRelease> {
   const request = requestFrom(o, session.registry.defaultSystem());
   useCredentialsFile(o.awsCredentials);
-  if (o.gceJsonKey)
-    session.log.warn('--gce-json-key is not needed: images are fetched from their public https addresses');
   return planRelease(request, {
     config: session.config,
     registry: session.registry,

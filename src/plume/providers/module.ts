@@ -17,6 +17,8 @@ export interface Overrides {
    * `default` one, as plume did, rather than whatever the environment holds.
    */
   credentialsFile?: string;
+  /** GCE: a service account's JSON key (mantle's `--gce-json-key`). */
+  gceJsonKey?: string;
 }
 
 /** What the runtime may ask to be told about (joystick counts retries in its metrics). */

@@ -42,6 +42,11 @@ export interface DiskImage {
     blockSize: number,
     signal?: AbortSignal,
   ): { blocks: AsyncGenerator<Block>; stats: BlockStats; finish(): ReadSummary };
+  /**
+   * The file as fetched, still compressed, for providers that upload it as it is (GCE's tarball): `finish()`,
+   * called after the last chunk, checks the checksum and the size; nothing may be committed before it.
+   */
+  file(signal?: AbortSignal): { chunks: AsyncGenerator<Buffer>; finish(): { sha256: string; bytes: number } };
 }
 
 export async function openImage(
@@ -79,6 +84,22 @@ export async function openImage(
     info,
     rawBytes,
     volumeGiB,
+    file(readSignal) {
+      const { chunks, digest } = hashing(streamSource(info, policy, readSignal ?? signal));
+      return {
+        chunks,
+        finish() {
+          if (spec.sha256) verifyDigest(digest.hex(), spec.sha256, info.url.href);
+          if (info.size !== undefined && digest.bytes !== info.size)
+            throw new PlumeError(
+              'source',
+              `read ${digest.bytes} bytes of ${info.url.href}, expected ${info.size}`,
+              'run again',
+            );
+          return { sha256: digest.hex(), bytes: digest.bytes };
+        },
+      };
+    },
     read(blockSize, readSignal) {
       const stats: BlockStats = { bytes: 0, blocks: 0, zeroBlocks: 0 };
       const { chunks, digest } = hashing(streamSource(info, policy, readSignal ?? signal));

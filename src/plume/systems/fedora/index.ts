@@ -6,11 +6,12 @@ import { environmentName } from '../settings.js';
 import type { LocateContext, ReleaseRequest, SourceFacts, System, TargetSettings } from '../types.js';
 import { parseComposeId } from './compose-id.js';
 import { FEDORA_ARCHES, composeLocation, releasesForCompose } from './compose.js';
-import { IMAGE_TYPES, amiName, selectImage, type SelectedImage } from './images.js';
+import { IMAGE_TYPES, selectArtifact, type SelectedImage } from './images.js';
 import { composeMeaning } from './meaning.js';
 import { fedimgBuildName, parseLabel, subvariantOf, uploaderImageName } from './naming.js';
 import { parseComposeInfo, parseImagesJson } from './productmd.js';
 import { CHANNEL_BASE_URLS, environmentLayers, fedoraSettings } from './settings.js';
+import { DECISIONS, type FedoraRelease } from './targets.js';
 
 export { parseComposeId, type ComposeId } from './compose-id.js';
 export { composeLocation, releasesForCompose } from './compose.js';
@@ -38,10 +39,6 @@ const CHANNELS = [
   { name: 'updates', description: 'two-week AtomicHost releases (Fedora-AtomicHost composes)' },
   { name: 'cloud', description: 'Fedora Cloud release composes (Beta and RC labels, two-week composes)' },
 ];
-/** What Fedora decides about its images on each provider (the config decides the account and places). */
-const PROVIDER_SETTINGS: Record<string, Record<string, unknown>> = {
-  aws: { rootDeviceName: '/dev/sda1' },
-};
 
 export interface FedoraFacts extends SourceFacts {
   location: string;
@@ -106,7 +103,7 @@ export const fedora: System = {
   imageTypes: () => Object.keys(IMAGE_TYPES),
   sourceHosts: () => ['kojipkgs.fedoraproject.org', 'dl.fedoraproject.org'],
 
-  providers: () => Object.keys(PROVIDER_SETTINGS),
+  providers: () => Object.keys(DECISIONS),
 
   channelTargets(channel, environment, raw, provider) {
     requireOneOf(
@@ -186,13 +183,25 @@ export const fedora: System = {
         `this compose belongs to the ${meaning.channel} channel`,
       );
 
+    // Each provider's file; a provider the compose has none for is left out with the reason, unless no
+    // provider has one (then the compose cannot be published, and that is the error).
     const artifacts: FedoraFacts['artifacts'] = {};
     const missing: FedoraFacts['missing'] = [];
+    let firstMissing: PlumeError | undefined;
     for (const provider of ctx.providers) {
-      const image = selectImage(images, imageType, arch);
+      let image: SelectedImage;
+      try {
+        image = selectArtifact(images, imageType, arch, provider);
+      } catch (err) {
+        if (!(err instanceof PlumeError) || err.kind !== 'input') throw err;
+        firstMissing ??= err;
+        missing.push({ provider, reason: err.oneLine() });
+        continue;
+      }
       const url = ctx.source.check(childUrl(location, image.path).href);
       artifacts[provider] = { image, url: url.href };
     }
+    if (Object.keys(artifacts).length === 0 && firstMissing) throw firstMissing;
     return {
       request,
       location: location.href,
@@ -221,13 +230,21 @@ export const fedora: System = {
         'input',
         `compose ${f.composeId} has nothing to publish: ${f.missing.map((m) => `${m.provider}: ${m.reason}`).join('; ')}`,
       );
+    const release: FedoraRelease = {
+      channel: f.request.channel,
+      version: f.version,
+      arch: f.arch,
+      respin: f.respin,
+      labelKind: label.kind,
+    };
     const env = environmentName(f.request.environment);
     const key = `fedora/${f.request.channel}/${f.composeId}/${f.imageType}/${f.arch}${env === 'production' ? '' : `/${env}`}`;
     const date = isoDate(f.composeDate);
     const planned: TargetPlan[] = [];
     for (const target of targets) {
       const artifact = f.artifacts[target.provider];
-      if (!artifact) continue;
+      const decide = DECISIONS[target.provider];
+      if (!artifact || !decide) continue;
       const build = buildOf(artifact.image);
       planned.push({
         key: targetPlanKey(key, target.name, target.provider === 'aws' && target.name === 'aws'),
@@ -248,7 +265,7 @@ export const fedora: System = {
         source: {
           url: artifact.url,
           sha256: artifact.image.checksums.sha256.toLowerCase(),
-          compression: 'xz',
+          compression: decide.compression,
           size: artifact.image.size,
           volumeGiB: target.volumeGiB,
         },
@@ -257,12 +274,12 @@ export const fedora: System = {
           target.variants.map((variant) => ({
             location,
             variant,
-            name: amiName(build, location, variant, f.respin),
+            name: decide.imageName(build, release, location, variant),
           })),
         ),
         visibility: target.visibility,
         deprecateAt: deprecationTime(date, target.deprecateAfterDays),
-        settings: { ...target.settings, ...PROVIDER_SETTINGS[target.provider] },
+        settings: { ...target.settings, ...decide.settings(build, release) },
       });
     }
     return {

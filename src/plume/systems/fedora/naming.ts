@@ -1,4 +1,5 @@
 import { parseComposeId } from './compose-id.js';
+import { buildName } from './images.js';
 
 /**
  * The names Fedora's consumers match exactly. Two conventions live side by side:
@@ -24,11 +25,6 @@ export function parseLabel(label: string | null | undefined): ComposeLabel {
   return { kind: m[1] as 'Beta' | 'RC', version: m[2]!, label };
 }
 
-function stripExtensions(path: string): string {
-  const base = path.split('/').pop() ?? path;
-  return base.replace(/\.raw\.xz$/, '').replace(/\.(raw|img)$/, '');
-}
-
 /**
  * fedimg's build name for an image file. The file name is the start (Pungi names files after the release
  * and label: `Fedora-Cloud-Base-28_Beta-1.1.x86_64.raw.xz`). Two later layouts are brought back to it:
@@ -40,7 +36,7 @@ export function fedimgBuildName(
   path: string,
   facts: { version: string; arch: string; label?: ComposeLabel },
 ): string {
-  let base = stripExtensions(path);
+  let base = buildName(path);
   const kiwi = /^(.+?)-AmazonEC2\.([A-Za-z0-9_]+)-(.+)$/.exec(base);
   if (kiwi) base = `${kiwi[1]}-${kiwi[3]}.${kiwi[2]}`;
   else base = base.replace(/-AmazonEC2(?=-)/, '');
