@@ -128,6 +128,8 @@ beforeAll(async () => {
     log: silentLogger(),
     busConnected: () => true,
   });
+  if (!existsSync(CHROMIUM))
+    throw new Error(`${CHROMIUM} is missing: run scripts/setup.sh (or: apt-get install chromium)`);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
