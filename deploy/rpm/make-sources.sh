@@ -54,6 +54,7 @@ if [ ! -s "$work/prod" ]; then
 fi
 # What %build (tsc) and %check (tsc, then node --test) need beyond that, with what those depend on
 # (@types/node needs undici-types): pure text.
+# shellcheck disable=SC2016 # JavaScript template literals, not shell expansions
 node -e '
   const { readFileSync } = require("node:fs");
   const seen = new Set();
