@@ -22,9 +22,9 @@ cd "$(dirname "$0")/.."
 #   python3-pika chromium       the wire-compatibility test (pika) and the status page test
 #   ansible-core ansible-lint yamllint rpm rpmlint shellcheck python3-yaml python3-jsonschema
 #   openssl systemd g++ make    scripts/check-deploy.sh (playbooks, manifests, RPM with its addon
-#                               compiled from source, systemd unit)
+#   prometheus                  compiled from source, systemd unit, promtool for the alert rules)
 packages=(xz-utils bzip2 gnupg python3-pika chromium ansible-core ansible-lint yamllint rpm rpmlint shellcheck
-  python3-yaml python3-jsonschema openssl systemd g++ make)
+  python3-yaml python3-jsonschema openssl systemd g++ make prometheus)
 
 if [ "${1:-}" != "--node" ]; then
   missing=()
