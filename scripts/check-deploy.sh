@@ -99,7 +99,8 @@ for r in play["roles"]:
             if not (role / sub / r[key]).is_file():
                 sys.exit(f"{sub}/{r[key]} is applied but does not exist")
 # amqp-secrets.yml is the stand-in for the openshift/secret-file roles; the toml files are included
-have = {f"{p.parent.name}/{p.name}" for p in role.glob("*/*.yml")} - {"templates/amqp-secrets.yml"}
+have = {f"{p.parent.name}/{p.name}" for sub in ("templates", "files") for p in (role / sub).glob("*.yml")}
+have -= {"templates/amqp-secrets.yml"}
 if have - used:
     sys.exit(f"never applied: {sorted(have - used)}")
 PY
