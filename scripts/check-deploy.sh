@@ -73,7 +73,8 @@ if [ ${#failed[@]} -gt 0 ]; then
 fi
 
 step "shell scripts (shellcheck)"
-shell_scripts=(scripts/check-deploy.sh scripts/setup.sh .ci/run deploy/ci/render.sh deploy/rpm/make-sources.sh)
+shell_scripts=(scripts/check-deploy.sh scripts/check-docs.sh scripts/setup.sh .ci/run deploy/ci/render.sh
+  deploy/rpm/make-sources.sh)
 run "shellcheck ${shell_scripts[*]}" shellcheck "${shell_scripts[@]}"
 
 step "ansible (deploy/ansible)"
