@@ -36,11 +36,12 @@ run() {
     sed 's/^/       /' "$log" | tail -n 40
   fi
 }
-# rpmlint_clean FILE: rpmlint with the package's rpmlintrc (its justified exceptions); fails on any
-# error, and shows the whole output (warnings included) when it does
+# rpmlint_clean FILE [RPMLINTRC]: rpmlint, with the package's rpmlintrc (its justified exceptions,
+# about the built RPM) when given; fails on any error, and shows the whole output (warnings included)
+# when it does
 rpmlint_clean() {
   local out
-  out="$(rpmlint -r deploy/rpm/plume.rpmlintrc "$1" 2>&1)" || true
+  out="$(rpmlint ${2:+-r "$2"} "$1" 2>&1)" || true
   printf '%s\n' "$out"
   ! grep -qE '^[^ ]+: E: ' <<<"$out" && grep -qE '[0-9]+ errors?, [0-9]+ warnings?' <<<"$out"
 }
@@ -222,7 +223,8 @@ if [ -n "$rpmfile" ]; then
   rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]' "$rpmfile" \
     >"$work/rpm/files" 2>/dev/null
   printf '     %s, %s files, %s\n' "$(basename "$rpmfile")" "$(wc -l <"$work/rpm/files")" "$(du -h "$rpmfile" | cut -f1)"
-  run "rpmlint on the built RPM: no error" rpmlint_clean "$rpmfile"
+  run "rpmlint on the built RPM (with deploy/rpm/plume.rpmlintrc): no error" \
+    rpmlint_clean "$rpmfile" deploy/rpm/plume.rpmlintrc
   run "file list: what must be there is, with the right attributes, and nothing else" \
     "$py" - "$work/rpm/files" <<'PY'
 import re, sys
