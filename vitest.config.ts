@@ -12,7 +12,5 @@ export default defineConfig({
     pool: 'forks',
     fileParallelism: true,
     maxWorkers: 2,
-    // As bin/plume.js and bin/joystick.js do: the SDK's notice about future Node versions is not a test result.
-    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
   },
 });

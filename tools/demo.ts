@@ -68,7 +68,6 @@ records_dir = "${join(dir, 'state', 'releases')}"
     ...process.env,
     AWS_ACCESS_KEY_ID: 'AKIADEMO000000000000',
     AWS_SECRET_ACCESS_KEY: 'demo-secret-not-a-real-key',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     AWS_EC2_METADATA_DISABLED: 'true',
   };
   const composeUrl = `${files.url}/${composeId}/compose`;

@@ -12,7 +12,8 @@ file) are checked together:
    requests and limits, runs as non-root without privilege escalation and drops every capability;
    every Secret holds only placeholders (REPLACE-WITH-...), never a value;
 3. references: the ConfigMaps, Secrets and PersistentVolumeClaims a Deployment uses, the Service a
-   Route targets and the ports they name exist in the same set, and Services select some pod.
+   Route targets, the Service a ServiceMonitor selects and the ports they name exist in the same set,
+   and Services select some pod.
 
 With --extract DIR, the *.toml entries of every ConfigMap are written to DIR/<set>/<key> for the
 config checks that follow. Needs python3-yaml and python3-jsonschema (Debian's packages).
@@ -28,6 +29,8 @@ import jsonschema
 import yaml
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas" / "api-schemas.json"
+# The prometheus-operator kinds (ServiceMonitor, PrometheusRule), written by hand: see the file.
+MONITORING_SCHEMAS = SCHEMAS.parent / "monitoring-schemas.json"
 PLACEHOLDER = re.compile(r"^REPLACE-WITH-[A-Z0-9-]+$")
 
 
@@ -142,6 +145,15 @@ def check_references(label, docs, problems):
         ]
         if selector and not selected:
             problems.append(f"{label}: Service/{svc['metadata']['name']} selects no pod defined here")
+    for sm in have.get("ServiceMonitor", {}).values():
+        labels = (sm["spec"].get("selector") or {}).get("matchLabels") or {}
+        selected = [s for s in have.get("Service", {}).values()
+                    if all((s["metadata"].get("labels") or {}).get(k) == v for k, v in labels.items())]
+        if not selected:
+            problems.append(f"{label}: ServiceMonitor/{sm['metadata']['name']} selects no Service defined here (by its labels)")
+        for ep in sm["spec"].get("endpoints", []):
+            if ep.get("port") and not any(ep["port"] in {p.get("name") for p in s["spec"].get("ports", [])} for s in selected):
+                problems.append(f"{label}: ServiceMonitor/{sm['metadata']['name']} scrapes port {ep['port']}, which no selected Service names")
     for route in have.get("Route", {}).values():
         target = route["spec"]["to"]["name"]
         need("Service", target, f"Route/{route['metadata']['name']}")
@@ -157,6 +169,7 @@ def main():
     parser.add_argument("paths", nargs="+", type=Path)
     args = parser.parse_args()
     schemas = json.loads(SCHEMAS.read_text())
+    schemas["kinds"].update(json.loads(MONITORING_SCHEMAS.read_text())["kinds"])
     problems, count = [], 0
     for path in args.paths:
         docs = load_docs(path)

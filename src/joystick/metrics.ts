@@ -95,6 +95,12 @@ export class Metrics {
     labelNames: ['state'],
     registers: [this.registry],
   });
+  readonly jobOldest = new Gauge({
+    name: 'joystick_job_oldest_timestamp_seconds',
+    help: 'When the oldest running job first started (state="running") and since when the oldest due queued job has waited to be claimed (state="due"); absent when there is none',
+    labelNames: ['state'],
+    registers: [this.registry],
+  });
   readonly unsent = new Gauge({
     name: 'joystick_outbox_unsent',
     help: 'Announcements stored but not yet confirmed by the broker',

@@ -129,6 +129,8 @@ beforeAll(async () => {
     log: silentLogger(),
     busConnected: () => true,
   });
+  if (!existsSync(CHROMIUM))
+    throw new Error(`${CHROMIUM} is missing: run scripts/setup.sh (or: apt-get install chromium)`);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -201,5 +203,9 @@ describe('the status page in headless Chromium', () => {
     const metrics = await (await page.request.get(`${http.url}/metrics`)).text();
     expect(metrics).toContain('joystick_jobs{state="partial"} 1');
     expect(metrics).toContain('joystick_jobs{state="complete"} 1');
+    // From the database (no job ran in this process): what the no-publish alert watches survives restarts.
+    expect(metrics).toMatch(/^joystick_last_publish_timestamp_seconds\{channel="cloud"\} \d+/m);
+    // No job is running or waiting: no series, so the stuck-job alerts stay quiet.
+    expect(metrics).not.toMatch(/^joystick_job_oldest_timestamp_seconds\{/m);
   });
 });

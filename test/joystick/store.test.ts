@@ -142,6 +142,46 @@ describe.each([
   });
 });
 
+describe('what the alerts watch', () => {
+  let watchDb: Awaited<ReturnType<typeof scratchDatabase>>;
+  beforeAll(async () => {
+    watchDb = await scratchDatabase();
+  });
+  afterAll(async () => watchDb?.drop());
+
+  it.each([
+    ['SQLite', () => openSqlite(join(mkdtempSync(join(tmpdir(), 'joystick-store-')), 'w.db'))],
+    ['PostgreSQL', () => openPostgres(watchDb.url)],
+  ])(
+    'on %s: the last publish per channel, the oldest running job and the oldest due one, from the database',
+    async (_name, open) => {
+      const store = await JobStore.open(open());
+      try {
+        const id = 'Fedora-Rawhide-20241001.n.0';
+        const t0 = 1_700_000_000_000;
+        expect(await store.watch(t0)).toEqual({ lastPublish: {} });
+        expect(await store.recordCompose(compose(id), 'm', t0)).toBe('new');
+        expect((await store.claimCompose('a', 60_000, t0))?.composeId).toBe(id);
+        const rawhide = (arch: string): NewJob => ({ ...job(id, arch), channel: 'rawhide' });
+        expect(
+          await store.planCompose(id, 'a', 'rawhide', [rawhide('x86_64'), rawhide('aarch64')], [], t0),
+        ).toBe(true);
+        expect(await store.watch(t0 + 500)).toEqual({ lastPublish: {}, oldestDue: t0 });
+        const claimed = await store.claimJob('a', 60_000, t0 + 1000);
+        expect(await store.watch(t0 + 2000)).toEqual({
+          lastPublish: {},
+          oldestRunning: t0 + 1000,
+          oldestDue: t0,
+        });
+        expect(await store.finishJob(claimed!.id, 'a', { state: 'complete' }, [], t0 + 5000)).toBe(true);
+        expect(await store.watch(t0 + 6000)).toEqual({ lastPublish: { rawhide: t0 + 5000 }, oldestDue: t0 });
+      } finally {
+        await store.close();
+      }
+    },
+  );
+});
+
 describe('SQLite held by another process', () => {
   it('waits for the write lock asleep (the process stays responsive), then gives up with SQLITE_BUSY', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'joystick-store-')), 'j.db');

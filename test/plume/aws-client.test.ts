@@ -102,10 +102,12 @@ describe('a throttling storm on PutSnapshotBlock (150 throttles, 64 calls in fli
     storm();
     const outcomes = await putAll(ebs, snapshotId, 64);
     const failed = outcomes.filter((o) => !o.ok);
-    // Calls fail on a throttle they had 7 or more attempts left for: the quota refused the retry.
+    // Calls fail on a throttle they had half or more of their attempts left for: the quota refused the
+    // retry. (Mostly after 2 or 3 attempts; on a busy machine, where the calls spread out in time and
+    // successes refill the quota, one may get a retry or two more before it empties.)
     expect(failed.length).toBeGreaterThan(0);
     expect(failed.every((o) => o.code === 'ThrottlingException')).toBe(true);
-    expect(Math.max(...failed.map((o) => o.attempts ?? 99))).toBeLessThanOrEqual(3);
+    expect(Math.max(...failed.map((o) => o.attempts ?? 99))).toBeLessThanOrEqual(5);
     console.log(`standard retry mode: ${failed.length} of ${BLOCKS} blocks failed`);
   });
 

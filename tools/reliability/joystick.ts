@@ -99,7 +99,6 @@ export function emulatorEnv(endpoint: string): Record<string, string> {
     AWS_SECRET_ACCESS_KEY: 'emulator-secret-key-0123456789abcdef',
     AWS_REGION: 'us-east-1',
     AWS_ENDPOINT_URL: endpoint,
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     AWS_EC2_METADATA_DISABLED: 'true',
   };
 }

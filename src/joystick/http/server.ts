@@ -59,6 +59,16 @@ export async function startHttp(listen: string, deps: HttpDeps): Promise<HttpSer
             for (const state of ['queued', 'running', 'complete', 'partial', 'failed'])
               deps.metrics.jobs.set({ state }, counts.jobs[state] ?? 0);
             deps.metrics.unsent.set(counts.unsent);
+            // From the database, not this process's memory: a restart must not hide a silent channel.
+            const watch = await deps.store.watch();
+            for (const [channel, ms] of Object.entries(watch.lastPublish))
+              deps.metrics.lastPublish.set({ channel }, ms / 1000);
+            for (const [state, ms] of [
+              ['running', watch.oldestRunning],
+              ['due', watch.oldestDue],
+            ] as const)
+              if (ms === undefined) deps.metrics.jobOldest.remove({ state });
+              else deps.metrics.jobOldest.set({ state }, ms / 1000);
             deps.metrics.busConnected.set(deps.busConnected() ? 1 : 0);
             return send(200, deps.metrics.registry.contentType, await deps.metrics.registry.metrics());
           }

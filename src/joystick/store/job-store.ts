@@ -490,6 +490,35 @@ export class JobStore {
   }
 
   /** Counts for metrics and readiness: jobs by state, unsent messages. */
+  /**
+   * What the alerts watch, from the database so that it survives restarts and covers every replica: the
+   * last publish per channel (a job that published at least one image), when the oldest running job
+   * first started, and since when the oldest due queued job has waited to be claimed. Milliseconds.
+   */
+  async watch(now = Date.now()): Promise<{
+    lastPublish: Record<string, number>;
+    oldestRunning?: number;
+    oldestDue?: number;
+  }> {
+    const published = await this.db.query<{ channel: string; t: number }>(
+      `SELECT channel, MAX(finished_at) AS t FROM jobs WHERE state IN ('complete', 'partial') GROUP BY channel`,
+    );
+    const [running] = await this.db.query<{ t: number | null }>(
+      `SELECT MIN(started_at) AS t FROM jobs WHERE state = 'running'`,
+    );
+    const [due] = await this.db.query<{ t: number | null }>(
+      `SELECT MIN(CASE WHEN next_try_at > 0 THEN next_try_at ELSE created_at END) AS t FROM jobs
+       WHERE state = 'queued' AND next_try_at <= ?`,
+      [now],
+    );
+    const num = (v: number | null | undefined) => (v === null || v === undefined ? undefined : Number(v));
+    return {
+      lastPublish: Object.fromEntries(published.map((r) => [r.channel, Number(r.t)])),
+      oldestRunning: num(running?.t),
+      oldestDue: num(due?.t),
+    };
+  }
+
   async counts(): Promise<{
     jobs: Record<string, number>;
     unsent: number;

@@ -198,7 +198,10 @@ export async function* readBlocks(
     wake?.();
   };
   worker.on('message', deliver);
-  worker.on('error', (error) => deliver({ t: 'error', error }));
+  // @types/node 24 types a worker's error as any: it is whatever the worker threw.
+  worker.on('error', (error: unknown) =>
+    deliver({ t: 'error', error: error instanceof Error ? error : new Error(String(error)) }),
+  );
   let ended = false;
   const exited = new Promise<void>((resolve) =>
     worker.on('exit', () => {

@@ -24,7 +24,10 @@ const TLS_CODES =
 /** The reason a host's certificate was refused, if that is why a fetch failed. */
 function tlsRefusal(err: unknown): string | undefined {
   const cause = err instanceof Error ? (err.cause as NodeJS.ErrnoException | undefined) : undefined;
-  return cause?.code && TLS_CODES.test(cause.code) ? cause.message : undefined;
+  if (!cause?.code || !TLS_CODES.test(cause.code)) return undefined;
+  // Node 24 appends its own advice ("; if the root CA is installed locally, try running Node.js with
+  // --use-system-ca"): plume gives its own, so keep the reason only, the same on every Node.js.
+  return cause.message.replace(/; if the root CA is installed locally.*$/s, '');
 }
 
 function isTransient(err: unknown): boolean {
