@@ -1,4 +1,4 @@
-import { createGunzip } from 'node:zlib';
+import { constants, gunzipSync } from 'node:zlib';
 import { PlumeError } from '../../../shared/errors.js';
 
 /** What GCE reads from an image archive: a gzip'd tar whose first member is `disk.raw`. */
@@ -37,10 +37,14 @@ export function parseTarHeader(header: Buffer): TarballDisk {
   return { member: member.replace(/^\.\//, ''), bytes };
 }
 
+/** How much of the archive may pass before its first header must have been read. */
+const HEADER_WITHIN = 1024 * 1024;
+
 /**
  * Pass an archive's compressed chunks through while reading its first tar header, so a tarball that is not
  * what GCE needs (no disk.raw first, a disk over the size bound) is refused before the upload is complete:
- * the caller's upload is abandoned and no object is made. `disk()` is the header, once the stream is read.
+ * the caller's upload is abandoned and no object is made. The header is read by inflating the start of
+ * the stream (zlib accepts a truncated stream with a sync flush); `disk()` is it, once the stream is read.
  */
 export function inspectTarball(
   input: AsyncIterable<Buffer>,
@@ -48,35 +52,28 @@ export function inspectTarball(
 ): { chunks: AsyncGenerator<Buffer>; disk(): TarballDisk } {
   let found: TarballDisk | undefined;
   async function* chunks(): AsyncGenerator<Buffer> {
-    const gunzip = createGunzip();
     const head: Buffer[] = [];
     let have = 0;
-    let failure: Error | undefined;
-    gunzip.on('data', (d: Buffer) => {
-      if (found || have >= BLOCK) return;
-      head.push(d);
-      have += d.length;
-    });
-    gunzip.on('error', (err) => (failure ??= err));
-    try {
-      for await (const chunk of input) {
-        if (!found) {
-          gunzip.write(chunk);
-          // Let zlib's output events run before looking.
-          await new Promise((resolve) => setImmediate(resolve));
-          if (failure)
-            throw new PlumeError('input', `the image archive is not gzip data (${failure.message})`);
-          if (have >= BLOCK) {
-            found = parseTarHeader(Buffer.concat(head).subarray(0, BLOCK));
-            check(found);
-          }
+    for await (const chunk of input) {
+      if (!found) {
+        head.push(chunk);
+        have += chunk.length;
+        let inflated: Buffer;
+        try {
+          inflated = gunzipSync(Buffer.concat(head), { finishFlush: constants.Z_SYNC_FLUSH });
+        } catch (err) {
+          throw new PlumeError('input', `the image archive is not gzip data (${(err as Error).message})`);
         }
-        yield chunk;
+        if (inflated.length >= BLOCK) {
+          found = parseTarHeader(inflated.subarray(0, BLOCK));
+          check(found);
+          head.length = 0;
+        } else if (have > HEADER_WITHIN)
+          throw new PlumeError('input', 'the image archive holds no tar header in its first MiB');
       }
-      if (!found) throw new PlumeError('input', 'the image archive holds no tar header');
-    } finally {
-      gunzip.destroy();
+      yield chunk;
     }
+    if (!found) throw new PlumeError('input', 'the image archive holds no tar header');
   }
   return {
     chunks: chunks(),
