@@ -1,9 +1,10 @@
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { untilConsuming, writeJoystickConfig } from '../support/joystick.js';
+import { pungiMessage, untilConsuming, writeJoystickConfig } from '../support/joystick.js';
 import { AMQP_URL, deleteQueue, uniquePrefix } from '../support/rabbit.js';
-import { startCli, startWorld, type World } from '../support/world.js';
+import { runCli, startCli, startWorld, type World } from '../support/world.js';
 
 /**
  * joystick's exit statuses, through the built CLI as systemd starts it: `Restart=on-failure` restarts it
@@ -32,10 +33,7 @@ async function config(name: string, extraBus = ''): Promise<{ path: string; queu
     },
     `${name}.toml`,
   );
-  if (extraBus) {
-    const { readFile, writeFile } = await import('node:fs/promises');
-    await writeFile(path, `${extraBus}\n${await readFile(path, 'utf8')}`);
-  }
+  if (extraBus) await writeFile(path, `${extraBus}\n${await readFile(path, 'utf8')}`);
   return { path, queue };
 }
 
@@ -84,5 +82,67 @@ describe('joystick run exit statuses', { timeout: 120_000 }, () => {
       joystick.child.kill('SIGKILL');
       await deleteQueue(c.queue);
     }
+  });
+});
+
+/** A dump file (one message a line, as fedora-messaging and datagrepper write them) of Pungi messages. */
+async function dump(name: string, bodies: unknown[]): Promise<string> {
+  const path = join(world.dir, `${name}.jsonl`);
+  await writeFile(
+    path,
+    bodies
+      .map((body) => JSON.stringify({ topic: 'org.fedoraproject.prod.pungi.compose.status.change', body }))
+      .join('\n') + '\n',
+  );
+  return path;
+}
+
+describe('joystick replay exit statuses', { timeout: 120_000 }, () => {
+  it('exits 0 when every message was carried through (published, or not ours)', async () => {
+    const c = await config('replay-ok');
+    const compose = await world.compose({ rawSize: 8 * 2 ** 20, version: '31', arches: ['x86_64'] });
+    const file = await dump('replay-ok', [
+      pungiMessage(compose),
+      // Not a watched kind of compose: nothing to do, and that is an outcome.
+      pungiMessage({ composeId: 'Fedora-Cloud-31-20191020.t.3', url: compose.url }),
+      pungiMessage(compose, 'STARTED'),
+    ]);
+    const res = await runCli('joystick', ['replay', file, '--config', c.path], world.env);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toContain('fedimg.image.publish');
+  });
+
+  it('exits 1 when the compose host cannot be reached, naming the compose', async () => {
+    const c = await config('replay-unreachable');
+    // Reading metadata is retried for an hour in the service; replay must not wait for it, nor say 0.
+    await writeFile(
+      c.path,
+      (await readFile(c.path, 'utf8')).replace(
+        'metadata_retry_minutes = 0.05',
+        'metadata_retry_minutes = 60',
+      ),
+    );
+    const file = await dump('replay-unreachable', [
+      pungiMessage({
+        composeId: 'Fedora-Cloud-31-20191101.0',
+        url: 'http://127.0.0.1:1/Fedora-Cloud-31-20191101.0/compose',
+      }),
+    ]);
+    const res = await runCli('joystick', ['replay', file, '--config', c.path], world.env);
+    expect(res.code, res.stderr).toBe(1);
+    expect(res.stderr).toMatch(
+      /^joystick: compose Fedora-Cloud-31-20191101\.0: not carried through: its metadata could not be read \(.+\)$/m,
+    );
+    expect(res.stdout).toBe('');
+  });
+
+  it('exits 1 when a message was dropped as invalid', async () => {
+    const c = await config('replay-invalid');
+    const file = await dump('replay-invalid', [{ status: 'FINISHED', compose_id: 42, location: 'x' }]);
+    const res = await runCli('joystick', ['replay', file, '--config', c.path], world.env);
+    expect(res.code, res.stderr).toBe(1);
+    expect(res.stderr).toMatch(
+      /^joystick: line 1: dropped: not a Pungi compose status message: compose_id: /m,
+    );
   });
 });
