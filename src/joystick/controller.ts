@@ -210,7 +210,7 @@ export class Controller {
         return true;
       }
       if (decision.kind === 'broken') {
-        await this.failCompose(facts, decision.channel, decision.reason);
+        await this.failCompose(facts, decision.channel, decision.reason, compose.round);
         return true;
       }
       const jobs: NewJob[] = decision.requests.map((request) => ({
@@ -239,17 +239,22 @@ export class Controller {
           'cannot read the compose yet; will retry',
         );
         await store.deferCompose(facts.id, this.owner, errorMessage(err), Date.now() + delay);
-      } else await this.failCompose(facts, undefined, errorMessage(err));
+      } else await this.failCompose(facts, undefined, errorMessage(err), compose.round);
       return true;
     }
   }
 
-  private async failCompose(facts: ComposeFacts, channel: string | undefined, reason: string): Promise<void> {
+  private async failCompose(
+    facts: ComposeFacts,
+    channel: string | undefined,
+    reason: string,
+    round: number,
+  ): Promise<void> {
     const { store, log, metrics } = this.deps;
     metrics.composesOutcome.inc({ outcome: 'failed' });
     log.error({ compose: facts.id, channel, reason }, 'compose cannot be published');
     await store.closeCompose(facts.id, this.owner, 'failed', reason, channel, [
-      composeFailed(facts.id, facts.location, channel, reason, this.app.status_url),
+      composeFailed(facts.id, facts.location, channel, reason, this.app.status_url, round),
     ]);
     this.poke();
   }
@@ -270,6 +275,7 @@ export class Controller {
     const { plan, system } = planned;
     return {
       jobId: job.id,
+      round: job.round,
       composeId: job.composeId,
       imageUrl: plan.source.url,
       build: plan.build,
@@ -430,6 +436,7 @@ export class Controller {
         jobFailed(
           {
             jobId: job.id,
+            round: job.round,
             composeId: job.composeId,
             imageUrl: r.compose ?? '',
             build: '',

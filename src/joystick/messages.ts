@@ -7,6 +7,11 @@ import type { OutboxItem } from './store/job-store.js';
  * scripts and the release tooling parse these field by field) and as fedora-image-uploader builds its
  * successor message. Pure functions of a job and its release record; each message has a stable key so it
  * is stored, and sent, once however often it is produced.
+ *
+ * A key names the announcement, not the code path that makes it: an image published is announced once,
+ * whatever retried it; a failure is announced once per attempt that ended the job, and again after every
+ * retry a person asked for (the retry round is in its key), so a second failure is never swallowed as a
+ * copy of the first.
  */
 
 export const UPLOADER_SCHEMA = 'fedora_image_uploader.published.v1.aws';
@@ -14,6 +19,8 @@ export const UPLOADER_SCHEMA = 'fedora_image_uploader.published.v1.aws';
 /** What a job is about, for the messages. */
 export interface ImageFacts {
   jobId: string;
+  /** The job's retry round (`joystick retry`); 0 before any. */
+  round?: number;
   composeId: string;
   /** URL of the compressed image the upload read. */
   imageUrl: string;
@@ -25,6 +32,11 @@ export interface ImageFacts {
   /** For the fedora-image-uploader message: absent when the system has no such name for the image. */
   uploader?: { imageName: string; subvariant: string; release: number };
   statusUrl?: string;
+}
+
+/** The part of a failure's key that tells retry rounds apart (none in the first round, as before rounds). */
+function roundPart(round: number | undefined): string {
+  return round ? `:retry${round}` : '';
 }
 
 const SERVICE = 'EC2';
@@ -69,7 +81,7 @@ export function uploadFailed(
 ): OutboxItem[] {
   return variants.map((vol) =>
     item(
-      `${f.jobId}:upload:failed:${vol}:${attempt}`,
+      `${f.jobId}${roundPart(f.round)}:upload:failed:${vol}:${attempt}`,
       'fedimg.image.upload',
       {
         image_url: f.imageUrl,
@@ -200,7 +212,7 @@ export function releaseProblems(f: ImageFacts, record: ReleaseRecord): OutboxIte
 /** A job that failed before any image existed (bad image, no credentials...). */
 export function jobFailed(f: Omit<ImageFacts, 'uploader'>, reason: string, attempt: number): OutboxItem {
   return item(
-    `${f.jobId}:failed:${attempt}`,
+    `${f.jobId}${roundPart(f.round)}:failed:${attempt}`,
     'joystick.release.failed',
     {
       compose_id: f.composeId,
@@ -223,9 +235,10 @@ export function composeFailed(
   channel: string | undefined,
   reason: string,
   statusUrl?: string,
+  round = 0,
 ): OutboxItem {
   return item(
-    `compose:${composeId}:failed`,
+    `compose:${composeId}:failed${roundPart(round)}`,
     'joystick.compose.failed',
     { compose_id: composeId, location, channel: channel ?? null, reason, status_url: statusUrl ?? null },
     ERROR,
