@@ -139,6 +139,19 @@ describe('golden plans: fedora', () => {
     compareGolden(`fedora-${channel}-${composeId}-${imageType}-${arch}.json`, out);
   });
 
+  it("without --arch, x86_64, as plume's -A/--architecture defaulted", async () => {
+    const out = await dryRun([
+      'release',
+      '--distro',
+      'fedora',
+      '--channel',
+      'rawhide',
+      '--compose-id',
+      'Fedora-Rawhide-20180625.n.0',
+    ]);
+    compareGolden('fedora-rawhide-Fedora-Rawhide-20180625.n.0-Cloud-Base-x86_64.json', out);
+  });
+
   it('staging publishes privately to its own account and regions', async () => {
     const out = await dryRun([
       'release',

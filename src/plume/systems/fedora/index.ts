@@ -62,9 +62,9 @@ function isoDate(yyyymmdd: string): string {
     : yyyymmdd;
 }
 
-/** plume's old `--arch amd64` meant x86_64. */
-function archOf(request: ReleaseRequest): string | undefined {
-  return request.arch === 'amd64' ? 'x86_64' : request.arch;
+/** plume's old `--arch amd64` meant x86_64, and its `-A/--architecture` defaulted to x86_64. */
+function archOf(request: ReleaseRequest): string {
+  return request.arch === undefined || request.arch === 'amd64' ? 'x86_64' : request.arch;
 }
 
 /**
