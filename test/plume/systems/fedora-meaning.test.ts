@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -9,6 +10,7 @@ import {
   releasesForCompose,
   uploaderImageName,
 } from '../../../src/plume/systems/fedora/index.js';
+import { parsePungiBody } from '../../../src/joystick/pungi.js';
 import { DEFAULT_SOURCE_POLICY } from '../../../src/plume/source/policy.js';
 import type { PlumeError } from '../../../src/shared/errors.js';
 import { createLogger } from '../../../src/shared/log.js';
@@ -147,6 +149,21 @@ describe('what a compose means', () => {
     const m = composeMeaning(input);
     expect(m.ours).toBe(false);
     expect(m.ours ? '' : m.reason).toContain(reason);
+  });
+
+  it.each([
+    ['http://kojipkgs.fedoraproject.org/compose//rawhide/Fedora-24-20151208.n.7/compose', 'rawhide'],
+    ['https://kojipkgs.fedoraproject.org/compose/rawhide/Fedora-24-20151208.n.7/compose/', 'rawhide'],
+    ['https://kojipkgs.fedoraproject.org/compose/branched/Fedora-24-20151208.n.7/compose', 'branched'],
+    // Only the directory holding the compose counts, not a word elsewhere in the URL.
+    ['https://rawhide.example.org/compose/Fedora-24-20151208.n.7/compose', 'branched'],
+    [undefined, 'branched'],
+  ])('an old-style Rawhide id (Fedora-24-20151208.n.7) at %s is %s', (location, channel) => {
+    expect(composeMeaning({ composeId: 'Fedora-24-20151208.n.7', location })).toMatchObject({
+      ours: true,
+      channel,
+      version: '24',
+    });
   });
 
   it('reads the updates release type from the compose id', () => {
@@ -340,6 +357,47 @@ describe('what a finished compose calls for', () => {
     expect(d.kind === 'broken' && d.reason).toContain(
       'compose Fedora-41-20240912.0 has no AtomicHost raw-xz image for x86_64: its raw-xz images are: Cloud/Cloud_Base/aarch64, Cloud/Cloud_Base/x86_64',
     );
+  });
+});
+
+describe('an old-style Rawhide compose, as its fedmsg-bridged message announced it', () => {
+  it('is published on the rawhide channel, the location telling what the id does not', async () => {
+    const fixtures = new URL('../../fixtures/', import.meta.url).pathname;
+    const dump = JSON.parse(
+      readFileSync(join(fixtures, 'messages', 'pungi-status-finished-rawhide-2015-fedmsg.json'), 'utf8'),
+    ) as { body: { msg: { location: string } } };
+    const server = await serveDirectory(fixtures);
+    try {
+      // The same path (double slash and all) on the local server instead of kojipkgs.
+      const body = {
+        ...dump.body,
+        msg: {
+          ...dump.body.msg,
+          location: dump.body.msg.location.replace(
+            'http://kojipkgs.fedoraproject.org/compose/',
+            `${server.url}/composes/`,
+          ),
+        },
+      };
+      const parsed = parsePungiBody(body);
+      expect(parsed.ok).toBe(true);
+      if (!parsed.ok) return;
+      const d = await releasesForCompose(
+        parsed.compose,
+        { channels: ['rawhide', 'branched'], arches: ['x86_64'] },
+        {
+          policy: { ...DEFAULT_SOURCE_POLICY, allowedHosts: ['127.0.0.1'], attempts: 1 },
+          log: createLogger({ level: 'silent' }),
+        },
+      );
+      expect(d).toMatchObject({ kind: 'release', channel: 'rawhide' });
+      if (d.kind !== 'release') return;
+      expect(d.requests.map((r) => [r.channel, r.imageType, r.arch, r.version])).toEqual([
+        ['rawhide', 'Cloud-Base', 'x86_64', '24'],
+      ]);
+    } finally {
+      await server.close();
+    }
   });
 });
 

@@ -64,6 +64,7 @@ export async function releasesForCompose(
     composeType: facts.type,
     composeLabel: facts.label,
     releaseVersion: facts.releaseVersion,
+    location: location.href,
   });
   if (!meaning.ours) return { kind: 'ignore', reason: meaning.reason };
   const { channel } = meaning;

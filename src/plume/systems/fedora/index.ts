@@ -173,6 +173,7 @@ export const fedora: System = {
       composeType: compose.type,
       composeLabel: label ?? null,
       releaseVersion: version,
+      location: location.href,
     });
     if (meaning.ours && meaning.channel !== request.channel)
       ctx.log.warn(
