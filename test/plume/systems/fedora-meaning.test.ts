@@ -1,5 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   composeMeaning,
@@ -16,6 +18,9 @@ import type { PlumeError } from '../../../src/shared/errors.js';
 import { createLogger } from '../../../src/shared/log.js';
 import { serveDirectory, type FileServer } from '../../../tools/compose/http-server.js';
 import type { ComposeWatch } from '../../../src/plume/systems/types.js';
+import { pungiBody } from '../../../tools/reliability/pungi.js';
+
+const GOLDEN_COMPOSES = join(new URL('../golden/', import.meta.url).pathname, 'composes');
 
 describe('what a compose means', () => {
   it.each([
@@ -85,6 +90,23 @@ describe('what a compose means', () => {
         releaseVersion: '41',
       },
       { ours: true, channel: 'cloud', imageTypes: ['Cloud-Base'], labelKind: 'RC', labelVersion: '1.4' },
+    ],
+    [
+      "release candidate of Fedora 28's own compose, which held Atomic Host too",
+      {
+        composeId: 'Fedora-28-20180425.0',
+        releaseShort: 'Fedora',
+        composeType: 'production',
+        composeLabel: 'RC-1.1',
+        releaseVersion: '28',
+      },
+      {
+        ours: true,
+        channel: 'cloud',
+        imageTypes: ['Cloud-Base', 'AtomicHost'],
+        labelKind: 'RC',
+        labelVersion: '1.1',
+      },
     ],
     [
       'Fedora-Cloud two-week compose',
@@ -340,22 +362,132 @@ describe('what a finished compose calls for', () => {
   });
 
   it('a watched compose without the images is broken, loudly', async () => {
-    // A two-week Atomic Host compose whose metadata lists no AtomicHost image (here: the F41 compose's).
-    const d = await releasesForCompose(
-      {
-        ...facts('Fedora-AtomicHost-28-20180625.1'),
-        location: `${server.url}/Fedora-41-20240912.0/compose`,
-        releaseShort: 'Fedora-AtomicHost',
-        releaseVersion: '28',
-        type: 'production',
-        label: undefined,
-      },
-      watch,
-      ctx(),
+    // A two-week Atomic Host compose whose images.json lists no AtomicHost image (here: the F41 compose's
+    // images, under the Atomic compose's own composeinfo.json).
+    const id = 'Fedora-AtomicHost-28-20180625.1';
+    const dir = mkdtempSync(join(tmpdir(), 'plume-broken-'));
+    const meta = join(dir, id, 'compose', 'metadata');
+    mkdirSync(meta, { recursive: true });
+    const golden = (c: string, f: string) =>
+      readFileSync(join(GOLDEN_COMPOSES, c, 'compose', 'metadata', f), 'utf8');
+    writeFileSync(join(meta, 'composeinfo.json'), golden(id, 'composeinfo.json'));
+    writeFileSync(
+      join(meta, 'images.json'),
+      golden('Fedora-41-20240912.0', 'images.json').replaceAll('Fedora-41-20240912.0', id),
     );
-    expect(d.kind).toBe('broken');
-    expect(d.kind === 'broken' && d.reason).toContain(
-      'compose Fedora-41-20240912.0 has no AtomicHost raw-xz image for x86_64: its raw-xz images are: Cloud/Cloud_Base/aarch64, Cloud/Cloud_Base/x86_64',
+    const local = await serveDirectory(dir);
+    try {
+      const d = await releasesForCompose(
+        { id, location: `${local.url}/${id}/compose`, status: 'FINISHED' },
+        watch,
+        ctx(),
+      );
+      expect(d.kind).toBe('broken');
+      expect(d.kind === 'broken' && d.reason).toContain(
+        `compose ${id} has no AtomicHost raw-xz image for x86_64: its raw-xz images are: Cloud/Cloud_Base/aarch64, Cloud/Cloud_Base/x86_64`,
+      );
+    } finally {
+      await local.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("Fedora 28's release candidate, its message carrying another label", () => {
+  // The real compose: label RC-1.1 in its composeinfo.json, Cloud and AtomicHost images for two arches
+  // (and qcow2, Vagrant and ppc64le files); the message edited to say RC-20180425.0.
+  const id = 'Fedora-28-20180425.0';
+  let server: FileServer;
+  beforeAll(async () => {
+    server = await serveDirectory(GOLDEN_COMPOSES);
+  });
+  afterAll(async () => server?.close());
+
+  async function decide(watchArches = ['x86_64', 'aarch64']) {
+    const lines: { msg: string; image?: string }[] = [];
+    const log = createLogger({
+      level: 'info',
+      destination: new Writable({
+        write(chunk: Buffer, _enc, done) {
+          for (const l of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(l) as never);
+          done();
+        },
+      }),
+    });
+    const message = pungiBody(id, `${server.url}/${id}/compose`, 'FINISHED', {
+      compose_label: 'RC-20180425.0',
+    });
+    const parsed = parsePungiBody(message);
+    if (!parsed.ok) throw new Error(parsed.reason);
+    const policy = { ...DEFAULT_SOURCE_POLICY, allowedHosts: ['127.0.0.1'], attempts: 1 };
+    const d = await releasesForCompose(
+      parsed.compose,
+      { channels: ['cloud'], arches: watchArches },
+      { policy, log },
+    );
+    return { d, lines, policy, log };
+  }
+
+  it("publishes Cloud Base and Atomic Host for both arches, named from the compose's label", async () => {
+    const { d, policy, log } = await decide();
+    expect(d).toMatchObject({ kind: 'release', channel: 'cloud' });
+    if (d.kind !== 'release') return;
+    expect(d.requests.map((r) => `${r.imageType}/${r.arch}/${r.label}`)).toEqual([
+      'Cloud-Base/x86_64/RC-1.1',
+      'Cloud-Base/aarch64/RC-1.1',
+      'AtomicHost/x86_64/RC-1.1',
+      'AtomicHost/aarch64/RC-1.1',
+    ]);
+    const builds = [];
+    for (const request of d.requests) {
+      const facts = await fedora.locate(request, { policy, log });
+      const plan = fedora.plan(facts, {
+        primaryLocation: 'us-east-1',
+        locations: ['us-east-1'],
+        variants: ['gp3'],
+        visibility: { public: true, accounts: [] },
+        partition: 'aws',
+      });
+      builds.push(plan.build);
+      expect(plan.label).toBe('RC-1.1');
+    }
+    // The names the websites look for, not Fedora-Cloud-Base-28-20180425.0.x86_64.
+    expect(builds).toEqual([
+      'Fedora-Cloud-Base-28-1.1.x86_64',
+      'Fedora-Cloud-Base-28-1.1.aarch64',
+      'Fedora-AtomicHost-28-1.1.x86_64',
+      'Fedora-AtomicHost-28-1.1.aarch64',
+    ]);
+  });
+
+  it('says, one INFO line each, which cloud images it leaves out and why, and that it followed the compose', async () => {
+    const { lines } = await decide(['x86_64']);
+    const skipped = Object.fromEntries(
+      lines
+        .filter((l) => l.image)
+        .map((l) => [l.image!.split('/').pop(), l.msg.replace(/^not publishing [^:]+: /, '')]),
+    );
+    expect(skipped).toEqual({
+      'Fedora-Cloud-Base-28-1.1.x86_64.qcow2':
+        'it is a qcow2 file; AWS images are made from the raw-xz disk image',
+      'Fedora-Cloud-Base-Vagrant-28-1.1.x86_64.vagrant-libvirt.box':
+        'it is a vagrant-libvirt file; AWS images are made from the raw-xz disk image',
+      'Fedora-Cloud-Base-28-1.1.aarch64.qcow2':
+        'it is a qcow2 file; AWS images are made from the raw-xz disk image',
+      'Fedora-Cloud-Base-28-1.1.aarch64.raw.xz': 'aarch64 is not among the watched arches',
+      'Fedora-Cloud-Base-Vagrant-28-1.1.aarch64.vagrant-libvirt.box':
+        'it is a vagrant-libvirt file; AWS images are made from the raw-xz disk image',
+      'Fedora-Cloud-Base-28-1.1.ppc64le.raw.xz': 'AWS runs no ppc64le images',
+      'Fedora-AtomicHost-28-1.1.x86_64.qcow2':
+        'it is a qcow2 file; AWS images are made from the raw-xz disk image',
+      'Fedora-AtomicHost-28-1.1.aarch64.qcow2':
+        'it is a qcow2 file; AWS images are made from the raw-xz disk image',
+      'Fedora-AtomicHost-28-1.1.aarch64.raw.xz': 'aarch64 is not among the watched arches',
+    });
+    // One line per image: nothing said twice, and the Server image (not a cloud variant) not at all.
+    expect(lines.filter((l) => l.image)).toHaveLength(Object.keys(skipped).length);
+    expect(lines.map((l) => l.msg)).toContain(
+      'following the compose\'s composeinfo.json where the message differs: label "RC-1.1" (the message said "RC-20180425.0")',
     );
   });
 });

@@ -8,7 +8,7 @@ import type { LocateContext, ReleaseRequest, SourceFacts, System, TargetSettings
 import { parseComposeId } from './compose-id.js';
 import { FEDORA_ARCHES, composeLocation, releasesForCompose } from './compose.js';
 import { IMAGE_TYPES, amiName, selectImage, type SelectedImage } from './images.js';
-import { composeMeaning } from './meaning.js';
+import { LAST_ATOMIC_RELEASE, composeMeaning } from './meaning.js';
 import { fedimgBuildName, parseLabel, subvariantOf, uploaderImageName } from './naming.js';
 import { parseComposeInfo, parseImagesJson } from './productmd.js';
 import { CHANNEL_BASE_URLS, environmentTarget, fedoraSettings } from './settings.js';
@@ -126,12 +126,6 @@ export const fedora: System = {
       this.imageTypes(),
       'fedora',
     );
-    if (imageType === 'AtomicHost' && request.channel === 'cloud')
-      throw new PlumeError(
-        'usage',
-        'AtomicHost is not released on the cloud channel',
-        'use --channel updates or branched',
-      );
     const settings = fedoraSettings(ctx.settings);
     const baseUrls = Object.fromEntries(Object.entries(settings.channels).map(([k, v]) => [k, v.base_url]));
 
@@ -141,7 +135,8 @@ export const fedora: System = {
     const compose = images.payload.compose;
     expectMatch('compose-id', request.composeId, compose.id, compose.id);
 
-    // composeinfo.json knows the release version and label; older or partial composes may lack it.
+    // composeinfo.json is the truth about the release version and label (older or partial composes may
+    // lack it): what a command line or a message says must agree with it, and fills in only what it lacks.
     let version: string | undefined;
     let releaseShort: string | undefined;
     let label = request.label;
@@ -150,13 +145,19 @@ export const fedora: System = {
       const info = parseComposeInfo(await fetchDocument(infoUrl, ctx.policy, ctx.signal), infoUrl.href);
       version = info.payload.release.version;
       releaseShort = info.payload.release.short;
-      label ??= info.payload.compose.label ?? undefined;
+      const stated = info.payload.compose.label ?? undefined;
+      if (stated) {
+        expectMatch('label', request.label, stated, compose.id);
+        label = stated;
+      }
     } catch (err) {
       if (!(err instanceof PlumeError) || err.kind !== 'source') throw err;
       ctx.log.debug({ err: err.message }, 'no composeinfo.json; deriving the release from the compose id');
     }
     const parsedId = parseComposeId(compose.id);
     if (version) expectMatch('version', request.version, version, compose.id);
+    if (request.respin !== undefined)
+      expectMatch('respin', String(request.respin), String(compose.respin), compose.id);
     version ??= request.version ?? parsedId?.version;
     releaseShort ??= parsedId?.releaseShort ?? 'Fedora';
     if (!version)
@@ -180,6 +181,17 @@ export const fedora: System = {
         { compose: compose.id, channel: request.channel, expected: meaning.channel },
         `this compose belongs to the ${meaning.channel} channel`,
       );
+    // The cloud channel carries Atomic Host only where a release's own compose held it (up to Fedora 29).
+    if (
+      imageType === 'AtomicHost' &&
+      request.channel === 'cloud' &&
+      !(meaning.ours && meaning.channel === 'cloud' && meaning.imageTypes.includes('AtomicHost'))
+    )
+      throw new PlumeError(
+        'usage',
+        `AtomicHost is not released on the cloud channel from compose ${compose.id}: only from the release composes of Fedora ${LAST_ATOMIC_RELEASE} and before`,
+        'use --channel updates or branched',
+      );
 
     const image = selectImage(images, imageType, arch);
     const imageUrl = childUrl(location, image.path);
@@ -190,7 +202,7 @@ export const fedora: System = {
       composeId: compose.id,
       composeDate: compose.date,
       composeType: compose.type,
-      respin: request.respin ?? compose.respin,
+      respin: compose.respin,
       label,
       version,
       releaseShort,

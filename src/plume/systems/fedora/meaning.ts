@@ -69,7 +69,10 @@ export function locationChannel(
  *   where the compose lives under `rawhide/`: before Rawhide composes were named so, they carried the
  *   number of the release Rawhide would become (`Fedora-24-20151208.n.7`), and only the location tells;
  * - `Fedora-Cloud` production composes (the two-week and release composes) and production `Fedora`
- *   composes labelled Beta or RC are `cloud` (Cloud Base only: AtomicHost is never released there);
+ *   composes labelled Beta or RC are `cloud`. A release's own compose (`Fedora`) also holds its Atomic Host
+ *   images until Atomic Host ended (Fedora 29), and those were released with it: fedimg published every
+ *   cloud image of Fedora 28's release candidate, and the release's Atomic Host AMIs are those. They go
+ *   with the compose, on `cloud`, rather than on `updates` (the two-week Atomic composes that came after);
  * - `Fedora-Atomic` / `Fedora-AtomicHost` production composes (the two-week Atomic releases) are `updates`;
  * - test, CI and development composes, updates composes (packages, no images), unlabelled or otherwise
  *   labelled production composes and other products are not ours, with the reason.
@@ -116,7 +119,7 @@ export function composeMeaning(c: ComposeDescription): ComposeMeaning {
         };
       if (label.kind === 'none')
         return { ours: false, reason: `${c.composeId} is a production compose without a Beta or RC label` };
-      return { ours: true, channel: 'cloud', imageTypes: ['Cloud-Base'], ...labelled, version };
+      return { ours: true, channel: 'cloud', imageTypes: withAtomic(version), ...labelled, version };
     case 'Fedora-Cloud':
       if (type !== 'production')
         return {
