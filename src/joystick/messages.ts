@@ -26,8 +26,17 @@ export interface ImageFacts {
   imageUrl: string;
   /** fedimg's image_name: the build name without region or volume suffix. */
   build: string;
-  /** AWS architecture name: x86_64 or arm64. */
+  /**
+   * Fedora's name for the architecture (x86_64, aarch64): what fedora-image-uploader's messages carry, in
+   * the body and the topic (the websites file AMIs under it), and joystick's own.
+   */
   architecture: string;
+  /**
+   * The AMI's architecture as EC2 names it, for fedimg's copy and publish messages: fedimg read it from the
+   * image it had registered, so it gave AWS's name for aarch64, and the consumers of those messages (the
+   * websites' older AMI script files them under the two EC2 names) expect exactly that.
+   */
+  ec2Architecture: string;
   channel: string;
   /** For the fedora-image-uploader message: absent when the system has no such name for the image. */
   uploader?: { imageName: string; subvariant: string; release: number };
@@ -129,7 +138,7 @@ export function releaseAnnouncements(
         item(`${f.jobId}:copy:${image.location}:${image.variant}`, 'fedimg.image.copy', {
           image_name: image.name,
           destination: image.location,
-          architecture: f.architecture,
+          architecture: f.ec2Architecture,
           service: SERVICE,
           compose_id: f.composeId,
           extra: {
@@ -146,7 +155,7 @@ export function releaseAnnouncements(
           item(`${f.jobId}:publish:${image.location}:${image.variant}`, 'fedimg.image.publish', {
             image_name: f.build,
             image_url: image.location === record.primaryLocation ? f.imageUrl : null,
-            architecture: f.architecture,
+            architecture: f.ec2Architecture,
             destination: image.location,
             service: SERVICE,
             compose: f.composeId,
@@ -210,7 +219,11 @@ export function releaseProblems(f: ImageFacts, record: ReleaseRecord): OutboxIte
 }
 
 /** A job that failed before any image existed (bad image, no credentials...). */
-export function jobFailed(f: Omit<ImageFacts, 'uploader'>, reason: string, attempt: number): OutboxItem {
+export function jobFailed(
+  f: Omit<ImageFacts, 'uploader' | 'ec2Architecture'>,
+  reason: string,
+  attempt: number,
+): OutboxItem {
   return item(
     `${f.jobId}${roundPart(f.round)}:failed:${attempt}`,
     'joystick.release.failed',

@@ -446,14 +446,7 @@ async function doAmis(o: SelectorOptions & { format?: string }, registry: System
     }
     const format = o.format ?? o.output ?? 'table';
     if (format === 'json') print(JSON.stringify(records.length === 1 ? records[0] : records, null, 2));
-    else if (format === 'websites')
-      print(
-        JSON.stringify(
-          formatWebsites(records, (r) => r.plan.aws.architecture),
-          null,
-          2,
-        ),
-      );
+    else if (format === 'websites') print(JSON.stringify(formatWebsites(records), null, 2));
     else if (format === 'table') print(records.map(formatTable).join('\n\n'));
     else {
       const bySystem = new Map<string, ReleaseRecord[]>();

@@ -1,4 +1,5 @@
 import type { Compression } from './source/decompress.js';
+import type { AwsArchitecture } from './providers/aws/arch.js';
 import type { ImageTarget } from './providers/types.js';
 
 /** AWS image settings a system and channel decide (the rest of a release is cloud-neutral). */
@@ -7,7 +8,7 @@ export interface AwsImageSettings {
   partition: string;
   /** Named credentials profile; the SDK's default chain when absent. */
   profile?: string;
-  architecture: 'x86_64' | 'arm64';
+  architecture: AwsArchitecture;
   bootMode: 'uefi' | 'uefi-preferred' | 'legacy-bios';
   /** `v2.0` requires IMDSv2 on instances launched from the image. */
   imdsSupport?: 'v2.0';

@@ -96,15 +96,15 @@ export function formatTable(record: ReleaseRecord): string {
 
 /**
  * The JSON the distribution websites' AMI pages are built from: `{ version: { arch: { region: { gp3: ami } } } }`.
- * Arch is the AWS name (x86_64, arm64), as the websites show it.
+ * Arch is the release's own name for it (x86_64, aarch64), as the distribution websites' AMI script files
+ * them; never AWS's name for aarch64.
  */
 export function formatWebsites(
   records: ReleaseRecord[],
-  awsArch: (r: ReleaseRecord) => string,
 ): Record<string, Record<string, Record<string, Record<string, string>>>> {
   const out: Record<string, Record<string, Record<string, Record<string, string>>>> = {};
   for (const r of records) {
-    const arch = awsArch(r);
+    const arch = r.arch;
     const byVersion = (out[r.version] ??= {});
     const byArch = (byVersion[arch] ??= {});
     for (const [loc, variants] of Object.entries(imagesByLocation(r)))

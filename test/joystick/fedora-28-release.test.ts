@@ -90,6 +90,20 @@ describe("Fedora 28's release candidate through joystick", () => {
     expect(sent.some((m) => JSON.stringify(m.body).includes('20180425.0.x86_64'))).toBe(false);
   });
 
+  it("names the architecture as Fedora does in fedora-image-uploader's topic and body, as EC2 does in fedimg's", () => {
+    const uploader = sent.filter((m) => m.topic.startsWith(`${prefix}.fedora_image_uploader.`));
+    expect(
+      uploader.map((m) => `${m.topic.slice(prefix.length + 1)} ${String(m.body.architecture)}`).sort(),
+    ).toEqual([
+      'fedora_image_uploader.published.v1.aws.AtomicHost.28.aarch64 aarch64',
+      'fedora_image_uploader.published.v1.aws.AtomicHost.28.x86_64 x86_64',
+      'fedora_image_uploader.published.v1.aws.Cloud_Base.28.aarch64 aarch64',
+      'fedora_image_uploader.published.v1.aws.Cloud_Base.28.x86_64 x86_64',
+    ]);
+    for (const m of [...of('fedimg.image.copy'), ...of('fedimg.image.publish')])
+      expect(m.body.architecture).toBe(String(m.body.image_name).includes('.aarch64') ? 'arm64' : 'x86_64');
+  });
+
   it('says in one INFO line each which cloud images it leaves out, and why', () => {
     const skipped = logLines().filter((l) => l.level === 'info' && l.image);
     const files = skipped.map((l) => l.image!.split('/').pop()).sort();

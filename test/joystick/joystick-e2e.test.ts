@@ -83,9 +83,9 @@ describe('joystick on the real RabbitMQ and the emulator', { timeout: 300_000 },
         .filter((m) =>
           m.routingKey.startsWith(`${prefix}.fedora_image_uploader.published.v1.aws.Cloud_Base.30.`),
         )
-        .map((m) => m.routingKey.split('.').pop())
+        .map((m) => `${m.routingKey.split('.').pop()} ${String(m.body.architecture)}`)
         .sort(),
-    ).toEqual(['arm64', 'x86_64']);
+    ).toEqual(['aarch64 aarch64', 'x86_64 x86_64']);
 
     // Properties and headers exactly as fedora-messaging sets them.
     for (const m of msgs) {

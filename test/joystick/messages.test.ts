@@ -31,6 +31,7 @@ const facts: ImageFacts = {
     'https://kojipkgs.fedoraproject.org/compose/28/Fedora-28-20180425.0/compose/Cloud/x86_64/images/Fedora-Cloud-Base-28-1.1.x86_64.raw.xz',
   build: 'Fedora-Cloud-Base-28-1.1.x86_64',
   architecture: 'x86_64',
+  ec2Architecture: 'x86_64',
   channel: 'cloud',
   uploader: { imageName: 'Fedora-Cloud-Base-AmazonEC2.x86_64-28-1.1', subvariant: 'Cloud_Base', release: 28 },
 };
@@ -104,6 +105,39 @@ describe("announcements keep fedimg's and fedora-image-uploader's shapes", () =>
     expect(Object.values(u!.body.regions as object).every((v) => typeof v === 'string')).toBe(true);
     expect(u!.body.regions).toEqual({ 'us-east-1': 'ami-1', 'eu-west-1': 'ami-3' });
   });
+  it.each([
+    ['x86_64', 'x86_64'],
+    ['aarch64', 'arm64'],
+  ])(
+    "%s: Fedora's name in fedora-image-uploader's topic and body and joystick's own, EC2's (%s) in fedimg's",
+    (arch, ec2) => {
+      const f: ImageFacts = {
+        ...facts,
+        architecture: arch,
+        ec2Architecture: ec2,
+        build: `Fedora-Cloud-Base-28-1.1.${arch}`,
+        uploader: { ...facts.uploader!, imageName: `Fedora-Cloud-Base-AmazonEC2.${arch}-28-1.1` },
+      };
+      const msgs = releaseAnnouncements(
+        f,
+        {
+          ...record,
+          status: 'partial',
+          problems: [{ location: 'ap-south-1', variant: 'gp3', kind: 'missing', detail: 'x' }],
+        },
+        { fedimg: true, uploader: true },
+      );
+      const [u] = msgs.filter((m) => m.topic.startsWith('fedora_image_uploader.'));
+      expect(u!.topic).toBe(`fedora_image_uploader.published.v1.aws.Cloud_Base.28.${arch}`);
+      expect(u!.body.architecture).toBe(arch);
+      expect(msgs.find((m) => m.topic === 'joystick.release.partial')!.body.architecture).toBe(arch);
+      for (const m of msgs.filter(
+        (x) => x.topic === 'fedimg.image.copy' || x.topic === 'fedimg.image.publish',
+      ))
+        expect(m.body.architecture).toBe(ec2);
+    },
+  );
+
   it('every message has a distinct key, and failures are ERROR', () => {
     expect(new Set(out.map((m) => m.key)).size).toBe(out.length);
     const partial = releaseAnnouncements(

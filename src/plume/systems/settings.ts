@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { PlumeError } from '../../shared/errors.js';
 import { account, partition, region, volumeType } from '../config.js';
 import type { AwsImageSettings } from '../plan.js';
+import { defaultBootMode } from '../providers/aws/arch.js';
 import type { TargetSettings } from './types.js';
 
 /**
@@ -89,8 +90,7 @@ export function awsImageSettings(
     partition: settings.partition,
     profile: settings.profile,
     architecture,
-    // x86_64 instances still boot BIOS where UEFI is missing; Graviton is UEFI only.
-    bootMode: o.bootMode ?? (architecture === 'arm64' ? 'uefi' : 'uefi-preferred'),
+    bootMode: o.bootMode ?? defaultBootMode(architecture),
     imdsSupport: (settings.imdsV2 ?? o.imdsV2ByDefault) ? 'v2.0' : undefined,
     enaSupport: true,
     sriovNetSupport: 'simple',

@@ -1,4 +1,5 @@
 import { PlumeError } from '../../../shared/errors.js';
+import { awsArchitecture } from '../../providers/aws/arch.js';
 import { fetchDocument } from '../../source/fetch.js';
 import { checkSource, childUrl } from '../../source/policy.js';
 import type { ReleasePlan } from '../../plan.js';
@@ -39,7 +40,6 @@ const CHANNELS = [
   { name: 'updates', description: 'two-week AtomicHost releases (Fedora-AtomicHost composes)' },
   { name: 'cloud', description: 'Fedora Cloud release composes (Beta and RC labels, two-week composes)' },
 ];
-const AWS_ARCH = { x86_64: 'x86_64', aarch64: 'arm64' } as const;
 
 export interface FedoraFacts extends SourceFacts {
   location: string;
@@ -220,7 +220,7 @@ export const fedora: System = {
       arch: f.arch,
       label: parseLabel(f.label),
     });
-    const awsArch = AWS_ARCH[f.arch];
+    const awsArch = awsArchitecture(f.arch)!;
     const targets = settings.locations.flatMap((location) =>
       settings.variants.map((variant) => ({
         location,

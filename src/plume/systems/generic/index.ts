@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { PlumeError } from '../../../shared/errors.js';
 import type { PlumeConfig } from '../../config.js';
 import type { ReleasePlan } from '../../plan.js';
+import { AWS_RUNNABLE_ARCHES, awsArchitecture } from '../../providers/aws/arch.js';
 import { compressionFromName } from '../../source/decompress.js';
 import { fetchDocument } from '../../source/fetch.js';
 import { checkSource } from '../../source/policy.js';
@@ -27,13 +28,6 @@ const REQUEST_VALUES = [
 ];
 const NAME_VALUES = [...REQUEST_VALUES, 'build', 'region', 'volume_type'];
 
-const AWS_ARCH: Record<string, 'x86_64' | 'arm64'> = {
-  x86_64: 'x86_64',
-  amd64: 'x86_64',
-  aarch64: 'arm64',
-  arm64: 'arm64',
-};
-
 const ChannelToml = TargetToml.extend({ description: z.string().optional() });
 
 /**
@@ -50,7 +44,10 @@ export const GenericToml = TargetToml.extend({
   arches: z
     .array(z.string())
     .min(1)
-    .refine((a) => a.every((x) => x in AWS_ARCH), `arches must be among ${Object.keys(AWS_ARCH).join(', ')}`),
+    .refine(
+      (a) => a.every((x) => awsArchitecture(x)),
+      `arches must be among ${AWS_RUNNABLE_ARCHES.join(', ')}`,
+    ),
   /** URL template of the image, e.g. `https://dl.example.org/{channel}/{version}/img-{version}.{arch}.raw.xz`. */
   source: z.string().min(1),
   /** URL template of its sha256: a SHA256SUMS (or CHECKSUM) list, or a file holding the digest. */
@@ -185,7 +182,7 @@ export function genericSystem(name: string, raw: Record<string, unknown>): Syste
         channel,
         version: request.version,
         arch,
-        aws_arch: AWS_ARCH[arch],
+        aws_arch: awsArchitecture(arch),
         timestamp: request.timestamp,
         respin: request.respin === undefined ? undefined : String(request.respin),
         compose_id: request.composeId,
@@ -235,7 +232,7 @@ export function genericSystem(name: string, raw: Record<string, unknown>): Syste
           `${where}.name gives several images in one region the same name`,
           'add {volume_type} to it, or publish one volume type',
         );
-      const awsArch = AWS_ARCH[f.arch]!;
+      const awsArch = awsArchitecture(f.arch)!;
       const tagValues = { ...f.values, region: settings.primaryLocation };
       return {
         key: `${name}/${f.channel}/${f.values.version}/${f.arch}${settings.name ? `/${settings.name}` : ''}`,
