@@ -428,7 +428,7 @@ export class Controller {
     for (const p of planned) {
       const facts = this.imageFacts(job, p);
       if (this.app.publish_fedimg)
-        outbox.push(...uploadFailed(facts, p.plan.primaryLocation, variantsOf(p), reason, job.attempts));
+        outbox.push(...uploadFailed(facts, p.plan.primaryLocation, variantsOf(p), job.attempts));
       outbox.push(jobFailed(facts, reason, job.attempts));
     }
     if (planned.length === 0) {

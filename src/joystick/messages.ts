@@ -80,12 +80,14 @@ export function uploadStarted(
   );
 }
 
-/** `fedimg.image.upload` status `failed` (severity ERROR): the upload or registration never succeeded. */
+/**
+ * `fedimg.image.upload` status `failed` (severity ERROR): the upload or registration never succeeded. With
+ * exactly fedimg's fields: the reason goes in joystick.release.failed, sent with it.
+ */
 export function uploadFailed(
   f: ImageFacts,
   primaryRegion: string,
   variants: readonly string[],
-  reason: string,
   attempt: number,
 ): OutboxItem[] {
   return variants.map((vol) =>
@@ -99,7 +101,7 @@ export function uploadFailed(
         service: SERVICE,
         status: 'failed',
         compose: f.composeId,
-        extra: { virt_type: VIRT, vol_type: vol, error: reason },
+        extra: { virt_type: VIRT, vol_type: vol },
       },
       ERROR,
     ),
@@ -136,7 +138,8 @@ export function releaseAnnouncements(
     for (const image of record.images.filter((i) => i.location !== record.primaryLocation))
       out.push(
         item(`${f.jobId}:copy:${image.location}:${image.variant}`, 'fedimg.image.copy', {
-          image_name: image.name,
+          // The build name, as in every fedimg message: fedimg cut the copy's AMI name back to it.
+          image_name: f.build,
           destination: image.location,
           architecture: f.ec2Architecture,
           service: SERVICE,

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pungiMessage, writeJoystickConfig } from '../support/joystick.js';
 import { uniquePrefix } from '../support/rabbit.js';
+import { contractErrors } from '../support/schemas.js';
 import { runCli, startWorld, type RunResult, type World } from '../support/world.js';
 import type { SampleCompose } from '../../tools/compose/sample-compose.js';
 
@@ -102,6 +103,19 @@ describe("Fedora 28's release candidate through joystick", () => {
     ]);
     for (const m of [...of('fedimg.image.copy'), ...of('fedimg.image.publish')])
       expect(m.body.architecture).toBe(String(m.body.image_name).includes('.aarch64') ? 'arm64' : 'x86_64');
+  });
+
+  it("sends fedimg's and fedora-image-uploader's messages with exactly their fields", () => {
+    const theirs = sent.filter((m) => !m.topic.startsWith(`${prefix}.joystick.`));
+    expect(theirs.length).toBeGreaterThan(0);
+    expect(theirs.flatMap((m) => contractErrors(m.topic, m.body))).toEqual([]);
+    // fedimg's copy carries the build name, like all its messages.
+    expect([...new Set(of('fedimg.image.copy').map((m) => m.body.image_name))].sort()).toEqual([
+      'Fedora-AtomicHost-28-1.1.aarch64',
+      'Fedora-AtomicHost-28-1.1.x86_64',
+      'Fedora-Cloud-Base-28-1.1.aarch64',
+      'Fedora-Cloud-Base-28-1.1.x86_64',
+    ]);
   });
 
   it('says in one INFO line each which cloud images it leaves out, and why', () => {
