@@ -533,6 +533,40 @@ describe('an old-style Rawhide compose, as its fedmsg-bridged message announced 
   });
 });
 
+describe('a compose host that cannot be reached', () => {
+  const ctx = {
+    policy: { ...DEFAULT_SOURCE_POLICY, allowedHosts: ['127.0.0.1'], attempts: 1 },
+    log: createLogger({ level: 'silent' }),
+  };
+  const watch = { channels: ['cloud'], arches: ['x86_64'] };
+  it('ignores at once a compose whose message says it is none of ours, and retries one that may be', async () => {
+    const iot = pungiBody(
+      'Fedora-IoT-40-20240501.0',
+      'http://127.0.0.1:1/Fedora-IoT-40-20240501.0/compose',
+      'FINISHED',
+    );
+    const parsed = parsePungiBody(iot);
+    if (!parsed.ok) throw new Error(parsed.reason);
+    expect(await releasesForCompose(parsed.compose, watch, ctx)).toMatchObject({
+      kind: 'ignore',
+      reason: expect.stringContaining('Fedora-IoT composes') as string,
+    });
+    const cloud = parsePungiBody(
+      pungiBody(
+        'Fedora-Cloud-40-20240501.0',
+        'http://127.0.0.1:1/Fedora-Cloud-40-20240501.0/compose',
+        'FINISHED',
+      ),
+    );
+    if (!cloud.ok) throw new Error(cloud.reason);
+    const err = await releasesForCompose(cloud.compose, watch, ctx).then(
+      () => undefined,
+      (e: unknown) => e as PlumeError,
+    );
+    expect(err?.retryable).toBe(true);
+  });
+});
+
 describe('a finished compose without metadata', () => {
   it('is broken on its channel, naming the missing file', async () => {
     const server = await serveDirectory(join(new URL('../golden/', import.meta.url).pathname, 'composes'));

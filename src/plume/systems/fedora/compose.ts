@@ -78,15 +78,26 @@ export async function releasesForCompose(
   ctx: LocateContext,
 ): Promise<ComposeDecision> {
   const location = checkSource(composeLocation(raw.location), ctx.policy);
-  const facts = await composeFacts(raw, location, ctx);
-  const meaning = composeMeaning({
-    composeId: facts.id,
-    releaseShort: facts.releaseShort,
-    composeType: facts.type,
-    composeLabel: facts.label ?? null,
-    releaseVersion: facts.releaseVersion,
-    location: location.href,
-  });
+  const meaningOf = (f: ComposeFacts) =>
+    composeMeaning({
+      composeId: f.id,
+      releaseShort: f.releaseShort,
+      composeType: f.type,
+      composeLabel: f.label ?? null,
+      releaseVersion: f.releaseVersion,
+      location: location.href,
+    });
+  let facts: ComposeFacts;
+  try {
+    facts = await composeFacts(raw, location, ctx);
+  } catch (err) {
+    // The compose host is slow or down: a compose whose message already says it is none of ours (another
+    // product, a test compose) is ignored now rather than retried for an hour and then reported failed.
+    const byMessage = meaningOf(raw);
+    if (!byMessage.ours) return { kind: 'ignore', reason: byMessage.reason };
+    throw err;
+  }
+  const meaning = meaningOf(facts);
   if (!meaning.ours) return { kind: 'ignore', reason: meaning.reason };
   const { channel } = meaning;
   if (!watch.channels.includes(channel))
