@@ -104,7 +104,10 @@ describe('joystick replay exit statuses', { timeout: 120_000 }, () => {
     const file = await dump('replay-ok', [
       pungiMessage(compose),
       // Not a watched kind of compose: nothing to do, and that is an outcome.
-      pungiMessage({ composeId: 'Fedora-Cloud-31-20191020.t.3', url: compose.url }),
+      pungiMessage({
+        composeId: 'Fedora-Cloud-31-20191020.t.3',
+        url: `${world.files.url}/Fedora-Cloud-31-20191020.t.3/compose`,
+      }),
       pungiMessage(compose, 'STARTED'),
     ]);
     const res = await runCli('joystick', ['replay', file, '--config', c.path], world.env);

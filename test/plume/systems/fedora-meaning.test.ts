@@ -567,6 +567,34 @@ describe('a compose host that cannot be reached', () => {
   });
 });
 
+describe('a message that points at another compose than it names', () => {
+  it('publishes nothing from it: broken when the message is ours, ignored when it is not', async () => {
+    const server = await serveDirectory(GOLDEN_COMPOSES);
+    const ctx = {
+      policy: { ...DEFAULT_SOURCE_POLICY, allowedHosts: ['127.0.0.1'], attempts: 1 },
+      log: createLogger({ level: 'silent' }),
+    };
+    const watch = { channels: ['cloud', 'branched'], arches: ['x86_64'] };
+    const at = (id: string) => {
+      const parsed = parsePungiBody(pungiBody(id, `${server.url}/Fedora-28-20180425.0/compose`, 'FINISHED'));
+      if (!parsed.ok) throw new Error(parsed.reason);
+      return parsed.compose;
+    };
+    try {
+      expect(await releasesForCompose(at('Fedora-28-20180426.0'), watch, ctx)).toEqual({
+        kind: 'broken',
+        channel: 'cloud',
+        reason: `the message names compose Fedora-28-20180426.0, but its location ${server.url}/Fedora-28-20180425.0/compose holds compose Fedora-28-20180425.0: nothing is published from it; check the message`,
+      });
+      expect(await releasesForCompose(at('Fedora-28-20180426.t.0'), watch, ctx)).toMatchObject({
+        kind: 'ignore',
+      });
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('a finished compose without metadata', () => {
   it('is broken on its channel, naming the missing file', async () => {
     const server = await serveDirectory(join(new URL('../golden/', import.meta.url).pathname, 'composes'));

@@ -26,6 +26,7 @@ const STATED = ['releaseShort', 'releaseVersion', 'releaseType', 'type', 'label'
  */
 async function composeFacts(facts: ComposeFacts, location: URL, ctx: LocateContext): Promise<ComposeFacts> {
   let stated: Partial<ComposeFacts>;
+  let statedId: string | undefined;
   try {
     const url = childUrl(location, 'metadata/composeinfo.json');
     const p = parseComposeInfo(await fetchDocument(url, ctx.policy, ctx.signal), url.href).payload;
@@ -39,16 +40,19 @@ async function composeFacts(facts: ComposeFacts, location: URL, ctx: LocateConte
       // `label: null` says the compose is unlabelled (a nightly): a statement too, unlike no key at all.
       ...('label' in p.compose ? { label: p.compose.label ?? undefined } : {}),
     };
-    if (p.compose.id !== facts.id)
-      ctx.log.warn(
-        { compose: facts.id, composeinfo: p.compose.id },
-        `the message names compose ${facts.id}, its composeinfo.json ${p.compose.id}`,
-      );
+    if (p.compose.id !== facts.id) statedId = p.compose.id;
   } catch (err) {
     // Not there (or not readable): judge on the message and the id. A network failure is worth another try.
     if (err instanceof PlumeError && !err.retryable) return facts;
     throw err;
   }
+  // The message points at another compose than the one it names: nothing it says can be trusted.
+  if (statedId !== undefined)
+    throw new PlumeError(
+      'input',
+      `the message names compose ${facts.id}, but its location ${location.href} holds compose ${statedId}`,
+      'nothing is published from it; check the message',
+    );
   reportDisagreement(facts, stated, ctx.log);
   return { ...facts, ...stated };
 }
@@ -91,10 +95,13 @@ export async function releasesForCompose(
   try {
     facts = await composeFacts(raw, location, ctx);
   } catch (err) {
-    // The compose host is slow or down: a compose whose message already says it is none of ours (another
-    // product, a test compose) is ignored now rather than retried for an hour and then reported failed.
+    // The compose host is slow or down, or the message points at another compose: one whose message
+    // already says it is none of ours (another product, a test compose) is ignored now, rather than
+    // retried for an hour or reported failed.
     const byMessage = meaningOf(raw);
     if (!byMessage.ours) return { kind: 'ignore', reason: byMessage.reason };
+    if (err instanceof PlumeError && !err.retryable)
+      return { kind: 'broken', channel: byMessage.channel, reason: err.oneLine() };
     throw err;
   }
   const meaning = meaningOf(facts);
