@@ -24,6 +24,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { JobStore, type JobRow } from '../src/joystick/store/job-store.js';
 import { openDatabase } from '../src/joystick/store/db.js';
+import { awsArchitecture } from '../src/plume/providers/aws/arch.js';
 import { prng } from './compose/sample-compose.js';
 import { serveDirectory } from './compose/http-server.js';
 import { startEmulator, type FaultRule } from './emulator/index.js';
@@ -352,16 +353,17 @@ async function main(): Promise<number> {
     const expectedKeys = new Set<string>();
     for (const { compose, arch } of expectedJobs) {
       const build = compose.files[arch]!.replace(/\.raw\.xz$/, '');
-      const a = arch === 'aarch64' ? 'arm64' : arch;
+      // fedimg's copy messages name the AMI's architecture as EC2 does; fedora-image-uploader's, Fedora's.
+      const ec2 = awsArchitecture(arch)!;
       for (const vol of P.volumeTypes) {
         expectedKeys.add(`upload started ${build} ${vol}`);
         expectedKeys.add(`upload completed ${build} ${vol}`);
         for (const region of P.regions) {
           expectedKeys.add(`publish ${build} ${region} ${vol}`);
-          if (region !== P.regions[0]) expectedKeys.add(`copy ${compose.id} ${a} ${region} ${vol}`);
+          if (region !== P.regions[0]) expectedKeys.add(`copy ${compose.id} ${ec2} ${region} ${vol}`);
         }
       }
-      if (compose.kind !== 'rawhide') expectedKeys.add(`uploader ${compose.id} ${a}`);
+      if (compose.kind !== 'rawhide') expectedKeys.add(`uploader ${compose.id} ${arch}`);
     }
     for (const c of broken) expectedKeys.add(`compose failed ${c.id}`);
     const seenKeys = new Map<string, Set<string>>();

@@ -19,6 +19,8 @@ import { loadJoystickConfig, type JoystickConfig } from './config.js';
 import { Controller } from './controller.js';
 import { statusModel } from './http/status.js';
 import { Metrics } from './metrics.js';
+import { batchOutcome } from './outcome.js';
+import { isComposeTopic, isFinished, parsePungiBody } from './pungi.js';
 import { startService } from './service.js';
 import { openDatabase } from './store/db.js';
 import { JobStore } from './store/job-store.js';
@@ -129,14 +131,14 @@ async function openController(
   return { controller, store, log };
 }
 
-/** How a batch of jobs ended, as an exit status: 0 all complete, 3 some partial, 1 any failed. */
-async function outcomeCode(store: JobStore, composeIds: string[]): Promise<number> {
-  const jobs = await store.jobs({ composeIds });
-  const composes = await Promise.all(composeIds.map((id) => store.getCompose(id)));
-  if (jobs.some((j) => j.state === 'failed') || composes.some((c) => c?.status === 'failed'))
-    return EXIT.failure;
-  if (jobs.some((j) => j.state === 'partial' || j.state === 'queued')) return EXIT.partial;
-  return EXIT.ok;
+/** How the composes handled here ended: the exit status, and one line on stderr for each not carried through. */
+async function outcomeCode(store: JobStore, composeIds: string[], dropped: string[] = []): Promise<number> {
+  const ids = [...new Set(composeIds)];
+  const jobs = await store.jobs({ composeIds: ids });
+  const composes = await Promise.all(ids.map((id) => store.getCompose(id)));
+  const { code, problems } = batchOutcome(ids, composes, jobs, dropped);
+  for (const p of problems) process.stderr.write(`joystick: ${p}\n`);
+  return code;
 }
 
 async function replay(
@@ -163,21 +165,22 @@ async function replay(
       };
   const { controller, store, log } = await openController(config, registry, publish, o.verbose);
   const composes: string[] = [];
+  const dropped: string[] = [];
   try {
     for await (const { line, message } of iterateDumpFile(file)) {
       try {
         await controller.handleMessage(message);
-        const id =
-          (message.body as { compose_id?: unknown; msg?: { compose_id?: unknown } }).compose_id ??
-          (message.body as { msg?: { compose_id?: unknown } }).msg?.compose_id;
-        if (typeof id === 'string') composes.push(id);
+        // A finished compose was recorded and must be carried through; anything else needs nothing.
+        const parsed = isComposeTopic(message.topic) ? parsePungiBody(message.body) : undefined;
+        if (parsed?.ok && isFinished(parsed.compose.status)) composes.push(parsed.compose.id);
       } catch (err) {
         if (!(err instanceof Drop)) throw err;
         log.error({ line, err: err.message }, 'message dropped');
+        dropped.push(`line ${line}: dropped: ${err.message}`);
       }
     }
     await controller.runUntilIdle();
-    return composes.length ? await outcomeCode(store, composes) : EXIT.ok;
+    return await outcomeCode(store, composes, dropped);
   } finally {
     await store.close();
     await bus?.close();
@@ -325,7 +328,7 @@ export function buildProgram(registry: SystemRegistry, setExit: (code: number) =
 
   const replayCmd = new Command('replay')
     .description(
-      'process dumped messages (one JSON per line, as fedora-messaging and datagrepper write them) without the bus',
+      'process dumped messages (one JSON per line, as fedora-messaging and datagrepper write them) without the bus; exits 0 only when every one was carried through',
     )
     .argument('<file>', 'the message dump')
     .option(...configOpt)

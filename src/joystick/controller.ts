@@ -4,6 +4,7 @@ import { errorMessage, PlumeError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { backoffDelay } from '../shared/retry.js';
 import { primaryImages, variants, type TargetPlan } from '../plume/plan.js';
+import { awsArchitecture } from '../plume/providers/aws/arch.js';
 import type { ProviderFactory } from '../plume/providers/module.js';
 import { targetsOf, type ReleaseRecord, type TargetRecord } from '../plume/record.js';
 import type { PlannedRelease } from '../plume/runtime.js';
@@ -212,7 +213,7 @@ export class Controller {
         return true;
       }
       if (decision.kind === 'broken') {
-        await this.failCompose(facts, decision.channel, decision.reason);
+        await this.failCompose(facts, decision.channel, decision.reason, compose.round);
         return true;
       }
       // One job per image and provider: a slow or failing provider never holds back another.
@@ -249,17 +250,22 @@ export class Controller {
           'cannot read the compose yet; will retry',
         );
         await store.deferCompose(facts.id, this.owner, errorMessage(err), Date.now() + delay);
-      } else await this.failCompose(facts, undefined, errorMessage(err));
+      } else await this.failCompose(facts, undefined, errorMessage(err), compose.round);
       return true;
     }
   }
 
-  private async failCompose(facts: ComposeFacts, channel: string | undefined, reason: string): Promise<void> {
+  private async failCompose(
+    facts: ComposeFacts,
+    channel: string | undefined,
+    reason: string,
+    round: number,
+  ): Promise<void> {
     const { store, log, metrics } = this.deps;
     metrics.composesOutcome.inc({ outcome: 'failed' });
     log.error({ compose: facts.id, channel, reason }, 'compose cannot be published');
     await store.closeCompose(facts.id, this.owner, 'failed', reason, channel, [
-      composeFailed(facts.id, facts.location, channel, reason, this.app.status_url),
+      composeFailed(facts.id, facts.location, channel, reason, this.app.status_url, round),
     ]);
     this.poke();
   }
@@ -281,10 +287,12 @@ export class Controller {
     const { plan, system } = planned;
     return {
       jobId: planned.plan.targets.length > 1 ? `${job.id}:${target.name}` : job.id,
+      round: job.round,
       composeId: job.composeId,
       imageUrl: target.source.url,
       build: target.build,
-      architecture: (target.settings as { architecture?: string }).architecture ?? target.architecture,
+      architecture: target.architecture,
+      ec2Architecture: awsArchitecture(target.architecture) ?? target.architecture,
       channel: job.channel,
       uploader: system.uploaderAnnouncement?.(plan),
       statusUrl: this.app.status_url,
@@ -430,7 +438,7 @@ export class Controller {
     for (const t of planned?.plan.targets ?? []) {
       const facts = this.imageFacts(job, planned!, t);
       if (this.app.publish_fedimg && t.provider === 'aws')
-        outbox.push(...uploadFailed(facts, t.primaryLocation, primaryVariants(t), reason, job.attempts));
+        outbox.push(...uploadFailed(facts, t.primaryLocation, primaryVariants(t), job.attempts));
       outbox.push(jobFailed(facts, reason, job.attempts));
     }
     if (!planned || planned.plan.targets.length === 0) {
@@ -439,6 +447,7 @@ export class Controller {
         jobFailed(
           {
             jobId: job.id,
+            round: job.round,
             composeId: job.composeId,
             imageUrl: r.compose ?? '',
             build: '',

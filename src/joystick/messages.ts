@@ -7,6 +7,11 @@ import type { OutboxItem } from './store/job-store.js';
  * scripts and the release tooling parse these field by field) and as fedora-image-uploader builds its
  * successor message. Pure functions of a job and its release record; each message has a stable key so it
  * is stored, and sent, once however often it is produced.
+ *
+ * A key names the announcement, not the code path that makes it: an image published is announced once,
+ * whatever retried it; a failure is announced once per attempt that ended the job, and again after every
+ * retry a person asked for (the retry round is in its key), so a second failure is never swallowed as a
+ * copy of the first.
  */
 
 export const UPLOADER_SCHEMA = 'fedora_image_uploader.published.v1.aws';
@@ -14,17 +19,33 @@ export const UPLOADER_SCHEMA = 'fedora_image_uploader.published.v1.aws';
 /** What a job is about, for the messages. */
 export interface ImageFacts {
   jobId: string;
+  /** The job's retry round (`joystick retry`); 0 before any. */
+  round?: number;
   composeId: string;
   /** URL of the compressed image the upload read. */
   imageUrl: string;
   /** fedimg's image_name: the build name without region or volume suffix. */
   build: string;
-  /** AWS architecture name: x86_64 or arm64. */
+  /**
+   * Fedora's name for the architecture (x86_64, aarch64): what fedora-image-uploader's messages carry, in
+   * the body and the topic (the websites file AMIs under it), and joystick's own.
+   */
   architecture: string;
+  /**
+   * The AMI's architecture as EC2 names it, for fedimg's copy and publish messages: fedimg read it from the
+   * image it had registered, so it gave AWS's name for aarch64, and the consumers of those messages (the
+   * websites' older AMI script files them under the two EC2 names) expect exactly that.
+   */
+  ec2Architecture: string;
   channel: string;
   /** For the fedora-image-uploader message: absent when the system has no such name for the image. */
   uploader?: { imageName: string; subvariant: string; release: number };
   statusUrl?: string;
+}
+
+/** The part of a failure's key that tells retry rounds apart (none in the first round, as before rounds). */
+function roundPart(round: number | undefined): string {
+  return round ? `:retry${round}` : '';
 }
 
 const SERVICE = 'EC2';
@@ -59,17 +80,19 @@ export function uploadStarted(
   );
 }
 
-/** `fedimg.image.upload` status `failed` (severity ERROR): the upload or registration never succeeded. */
+/**
+ * `fedimg.image.upload` status `failed` (severity ERROR): the upload or registration never succeeded. With
+ * exactly fedimg's fields: the reason goes in joystick.release.failed, sent with it.
+ */
 export function uploadFailed(
   f: ImageFacts,
   primaryRegion: string,
   variants: readonly string[],
-  reason: string,
   attempt: number,
 ): OutboxItem[] {
   return variants.map((vol) =>
     item(
-      `${f.jobId}:upload:failed:${vol}:${attempt}`,
+      `${f.jobId}${roundPart(f.round)}:upload:failed:${vol}:${attempt}`,
       'fedimg.image.upload',
       {
         image_url: f.imageUrl,
@@ -78,7 +101,7 @@ export function uploadFailed(
         service: SERVICE,
         status: 'failed',
         compose: f.composeId,
-        extra: { virt_type: VIRT, vol_type: vol, error: reason },
+        extra: { virt_type: VIRT, vol_type: vol },
       },
       ERROR,
     ),
@@ -115,9 +138,10 @@ export function releaseAnnouncements(
     for (const image of record.images.filter((i) => i.location !== record.primaryLocation))
       out.push(
         item(`${f.jobId}:copy:${image.location}:${image.variant}`, 'fedimg.image.copy', {
-          image_name: image.name,
+          // The build name, as in every fedimg message: fedimg cut the copy's AMI name back to it.
+          image_name: f.build,
           destination: image.location,
-          architecture: f.architecture,
+          architecture: f.ec2Architecture,
           service: SERVICE,
           compose_id: f.composeId,
           extra: {
@@ -134,7 +158,7 @@ export function releaseAnnouncements(
           item(`${f.jobId}:publish:${image.location}:${image.variant}`, 'fedimg.image.publish', {
             image_name: f.build,
             image_url: image.location === record.primaryLocation ? f.imageUrl : null,
-            architecture: f.architecture,
+            architecture: f.ec2Architecture,
             destination: image.location,
             service: SERVICE,
             compose: f.composeId,
@@ -198,9 +222,13 @@ export function releaseProblems(f: ImageFacts, record: TargetRecord): OutboxItem
 }
 
 /** A job that failed before any image existed (bad image, no credentials...). */
-export function jobFailed(f: Omit<ImageFacts, 'uploader'>, reason: string, attempt: number): OutboxItem {
+export function jobFailed(
+  f: Omit<ImageFacts, 'uploader' | 'ec2Architecture'>,
+  reason: string,
+  attempt: number,
+): OutboxItem {
   return item(
-    `${f.jobId}:failed:${attempt}`,
+    `${f.jobId}${roundPart(f.round)}:failed:${attempt}`,
     'joystick.release.failed',
     {
       compose_id: f.composeId,
@@ -223,9 +251,10 @@ export function composeFailed(
   channel: string | undefined,
   reason: string,
   statusUrl?: string,
+  round = 0,
 ): OutboxItem {
   return item(
-    `compose:${composeId}:failed`,
+    `compose:${composeId}:failed${roundPart(round)}`,
     'joystick.compose.failed',
     { compose_id: composeId, location, channel: channel ?? null, reason, status_url: statusUrl ?? null },
     ERROR,

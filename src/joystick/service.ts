@@ -19,6 +19,7 @@ export interface Service {
   metrics: Metrics;
   /** Resolves when the service stops: on a signal (exit 0), or when the consumer halts or fails. */
   done: Promise<number>;
+  /** Stop gracefully (a signal): `done` resolves 0. */
   stop(): Promise<void>;
 }
 
@@ -96,7 +97,9 @@ export async function startService(
 
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
-  const stop = async () => {
+  // The exit status is decided by why the service stops, before it stops: a promise resolves once, so a
+  // status set after stopping would be lost (and systemd's Restart=on-failure would see a clean exit).
+  const stop = async (code = 0) => {
     if (stopping.signal.aborted) return;
     stopping.abort();
     log.info('stopping: finishing the message in hand, requeueing running jobs');
@@ -106,7 +109,7 @@ export async function startService(
     await controller.stop();
     await http.close();
     await store.close();
-    resolveDone(0);
+    resolveDone(code);
   };
 
   void (async () => {
@@ -119,18 +122,19 @@ export async function startService(
       log.info({ queues: Object.keys(config.bus.queues), bindings: config.bus.bindings.length }, 'consuming');
       const exit: ConsumerExit = await consumer.done;
       if (stopping.signal.aborted) return;
-      const code = exit.reason === 'halted' ? exit.exitCode : exit.reason === 'failed' ? 13 : 0;
+      // A halt says its own status (fedora-messaging's HaltConsumer); a consumer that failed, or ended
+      // without being asked to, is a failure for systemd to restart.
+      const code = exit.reason === 'halted' ? exit.exitCode : exit.reason === 'failed' ? 13 : 1;
       if (exit.reason === 'failed') log.fatal({ err: exit.error.message }, 'the consumer failed');
       else if (exit.reason === 'halted') log.warn({ code, message: exit.message }, 'the consumer was halted');
-      await stop();
-      resolveDone(code);
+      else log.fatal('the consumer stopped by itself');
+      await stop(code);
     } catch (err) {
       if (stopping.signal.aborted) return;
       log.fatal({ err: errorMessage(err) }, 'cannot consume');
-      await stop();
-      resolveDone(1);
+      await stop(1);
     }
   })();
 
-  return { controller, store, http, metrics, done, stop };
+  return { controller, store, http, metrics, done, stop: () => stop(0) };
 }

@@ -10,7 +10,6 @@ import {
   formatWebsites,
   readRecord,
   recordFileName,
-  targetsOf,
   writeFileAtomic,
   type ReleaseRecord,
   type TargetRecord,
@@ -481,18 +480,7 @@ async function doAmis(o: SelectorOptions & { format?: string }, registry: System
     const records = [record];
     const format = o.format ?? o.output ?? 'table';
     if (format === 'json') print(JSON.stringify(record, null, 2));
-    else if (format === 'websites')
-      print(
-        JSON.stringify(
-          formatWebsites(
-            records,
-            (r) =>
-              (targetsOf(r, 'aws')[0]?.plan.settings as { architecture?: string }).architecture ?? r.arch,
-          ),
-          null,
-          2,
-        ),
-      );
+    else if (format === 'websites') print(JSON.stringify(formatWebsites(records), null, 2));
     else if (format === 'table') print(formatTable(record));
     else {
       const outputs = session.registry.get(record.system).outputs?.(records) ?? [];

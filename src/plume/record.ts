@@ -160,17 +160,16 @@ export function formatTable(record: ReleaseRecord): string {
 
 /**
  * The JSON the distribution websites' AMI pages are built from: `{ version: { arch: { region: { gp3: ami } } } }`,
- * from the AWS targets of the records; `archName` says how a record's architecture is written there.
+ * from the AWS targets of the records. Arch is the release's own name for it (x86_64, aarch64), as the
+ * distribution websites' AMI script files them; never AWS's name for aarch64.
  */
 export function formatWebsites(
   records: ReleaseRecord[],
-  archName: (r: ReleaseRecord) => string,
 ): Record<string, Record<string, Record<string, Record<string, string>>>> {
   const out: Record<string, Record<string, Record<string, Record<string, string>>>> = {};
   for (const r of records) {
-    const arch = archName(r);
     for (const target of targetsOf(r, 'aws')) {
-      const byArch = ((out[r.version] ??= {})[arch] ??= {});
+      const byArch = ((out[r.version] ??= {})[r.arch] ??= {});
       for (const [loc, variants] of Object.entries(imagesByLocation(target)))
         Object.assign((byArch[loc] ??= {}), variants);
     }
@@ -268,7 +267,8 @@ function fromV1(r: RecordV1): ReleaseRecord {
       ...plan,
       provider,
       name: provider,
-      architecture: architecture === 'arm64' ? 'aarch64' : 'x86_64',
+      // The first records named the architecture as AWS does; only x86_64 is spelled alike.
+      architecture: architecture === 'x86_64' ? 'x86_64' : 'aarch64',
       images,
       settings,
     },

@@ -297,6 +297,14 @@ async function stageSignedSource(
       `the plan of ${plan.key} has a signed source but nothing to check the signature with`,
       'this is a bug in the system module: give runRelease its verifySource',
     );
+  // Only an upload needs the key (publishing what a pre-release uploaded does not): without one, say so
+  // before the download rather than after it.
+  if (!plan.source.signatureKey)
+    throw new PlumeError(
+      'usage',
+      `${plan.key}: the image must be uploaded and its signature checked first, but no key to check it with is configured`,
+      "pass --verify-key FILE or configure the system's key; releasing what a pre-release uploaded needs none",
+    );
   const dir = await mkdtemp(join(tmpdir(), 'plume-signed-'));
   const remove = () => rm(dir, { recursive: true, force: true });
   try {

@@ -3,10 +3,12 @@ import { describe, expect, it } from 'vitest';
 import {
   composeFailed,
   releaseAnnouncements,
+  uploadFailed,
   uploadStarted,
   type ImageFacts,
 } from '../../src/joystick/messages.js';
 import type { TargetRecord } from '../../src/plume/record.js';
+import { contractErrors } from '../support/schemas.js';
 
 const fixture = (name: string) =>
   JSON.parse(readFileSync(new URL(`../fixtures/messages/${name}`, import.meta.url), 'utf8'));
@@ -31,6 +33,7 @@ const facts: ImageFacts = {
     'https://kojipkgs.fedoraproject.org/compose/28/Fedora-28-20180425.0/compose/Cloud/x86_64/images/Fedora-Cloud-Base-28-1.1.x86_64.raw.xz',
   build: 'Fedora-Cloud-Base-28-1.1.x86_64',
   architecture: 'x86_64',
+  ec2Architecture: 'x86_64',
   channel: 'cloud',
   uploader: { imageName: 'Fedora-Cloud-Base-AmazonEC2.x86_64-28-1.1', subvariant: 'Cloud_Base', release: 28 },
 };
@@ -56,15 +59,57 @@ const record = {
   finishedAt: '2026-01-01T00:00:00Z',
 } as unknown as TargetRecord;
 
-describe("announcements keep fedimg's and fedora-image-uploader's shapes", () => {
+/** Every key of the real message is in ours, with a value of the same JSON type, at every level. */
+function sameFields(ours: unknown, real: unknown, where = 'body'): string[] {
+  if (real === null || typeof real !== 'object' || Array.isArray(real))
+    return shape(ours) === shape(real) || (real === null && (ours === null || typeof ours === 'string'))
+      ? []
+      : [
+          `${where}: ${JSON.stringify(shape(ours))} where the real message has ${JSON.stringify(shape(real))}`,
+        ];
+  if (ours === null || typeof ours !== 'object') return [`${where}: not an object`];
+  return Object.entries(real).flatMap(([k, v]) =>
+    k in ours
+      ? sameFields((ours as Record<string, unknown>)[k], v, `${where}.${k}`)
+      : [`${where}.${k}: missing`],
+  );
+}
+
+describe("announcements keep fedimg's and fedora-image-uploader's fields", () => {
   const out = releaseAnnouncements(facts, record, { fedimg: true, uploader: true });
   const byTopic = (t: string) => out.filter((m) => m.topic === t);
 
-  it('upload: one per volume type, base region, same fields as fedimg', () => {
+  it('every one satisfies the contract its topic names (the schemas written from fedimg and fedora-image-uploader)', () => {
+    const all = [
+      ...out,
+      ...uploadStarted(facts, 'us-east-1', ['gp3', 'gp2']),
+      ...uploadFailed(facts, 'us-east-1', ['gp3'], 3),
+    ].filter((m) => !m.topic.startsWith('joystick.'));
+    expect(all.flatMap((m) => contractErrors(m.topic, m.body))).toEqual([]);
+    // The schemas can fail: the copy's AMI name where fedimg put the build name, AWS's arch name for
+    // fedora-image-uploader, a topic that does not match the body.
+    const copy = byTopic('fedimg.image.copy')[0]!;
+    expect(
+      contractErrors(copy.topic, {
+        ...copy.body,
+        image_name: 'Fedora-Cloud-Base-28-1.1.x86_64-hvm-eu-west-1-gp2-0',
+      }),
+    ).toHaveLength(1);
+    const u = out.find((m) => m.topic.startsWith('fedora_image_uploader.'))!;
+    expect(contractErrors(u.topic, { ...u.body, architecture: 'arm64' })).toHaveLength(1);
+    expect(contractErrors(u.topic.replace('x86_64', 'aarch64'), u.body)).toHaveLength(1);
+    // The real messages satisfy the same schemas (which is what makes them the contract).
+    for (const name of ['fedimg-image-upload.json', 'fedimg-image-copy.json', 'fedimg-image-publish.json']) {
+      const real = fixture(name) as { topic: string; body: unknown };
+      expect(contractErrors(real.topic, real.body), name).toEqual([]);
+    }
+  });
+
+  it('upload: one per volume type, base region, with the fields of fedimg 2.x', () => {
     const up = byTopic('fedimg.image.upload');
     expect(up).toHaveLength(2);
     const fx = fixture('fedimg-image-upload.json').body;
-    for (const m of up) expect(shape(m.body)).toEqual(shape(fx));
+    for (const m of up) expect(sameFields(m.body, fx)).toEqual([]);
     expect(up.find((m) => (m.body.extra as { vol_type: string }).vol_type === 'gp2')?.body).toEqual({
       ...fx,
       extra: { ...fx.extra, id: 'ami-2' },
@@ -75,35 +120,95 @@ describe("announcements keep fedimg's and fedora-image-uploader's shapes", () =>
       status: 'started',
       extra: { virt_type: 'hvm', vol_type: 'gp3' },
     });
+    // A failure carries exactly what fedimg's did (the reason is in joystick.release.failed).
+    expect(uploadFailed(facts, 'us-east-1', ['gp3'], 1)[0]!.body).toEqual({
+      ...fx,
+      status: 'failed',
+      extra: { virt_type: 'hvm', vol_type: 'gp3' },
+    });
   });
-  it("copy: one per region and volume type outside the base region, with the copy's full name", () => {
+  it('copy: one per region and volume type outside the base region, named by the build as fedimg did', () => {
     const copies = byTopic('fedimg.image.copy');
     expect(copies).toHaveLength(2);
-    const fx = fixture('fedimg-image-copy.json').body;
+    const real = fixture('fedimg-image-copy.json').body;
     const gp2 = copies.find((m) => (m.body.extra as { vol_type: string }).vol_type === 'gp2')!;
-    expect(shape(gp2.body)).toEqual(shape(fx));
-    expect(gp2.body).toEqual({ ...fx, extra: { ...fx.extra, id: 'ami-4', source_image_id: 'ami-2' } });
+    expect(sameFields(gp2.body, real)).toEqual([]);
+    expect(gp2.body).toEqual({
+      image_name: 'Fedora-Cloud-Base-28-1.1.x86_64',
+      destination: 'eu-west-1',
+      architecture: 'x86_64',
+      service: 'EC2',
+      compose_id: 'Fedora-28-20180425.0',
+      extra: { id: 'ami-4', virt_type: 'hvm', vol_type: 'gp2', source_image_id: 'ami-2' },
+    });
   });
   it('publish: every region and volume type, image_url only for the base region', () => {
     const pubs = byTopic('fedimg.image.publish');
     expect(pubs).toHaveLength(4);
-    const fx = fixture('fedimg-image-publish.json').body;
+    const real = fixture('fedimg-image-publish.json').body;
     const eu = pubs.find(
       (m) => m.body.destination === 'eu-west-1' && (m.body.extra as { vol_type: string }).vol_type === 'gp2',
     )!;
-    expect(eu.body).toEqual({ ...fx, extra: { ...fx.extra, id: 'ami-4' } });
+    expect(sameFields(eu.body, real)).toEqual([]);
+    expect(eu.body).toEqual({
+      image_name: 'Fedora-Cloud-Base-28-1.1.x86_64',
+      image_url: null,
+      architecture: 'x86_64',
+      destination: 'eu-west-1',
+      service: 'EC2',
+      compose: 'Fedora-28-20180425.0',
+      extra: { id: 'ami-4', virt_type: 'hvm', vol_type: 'gp2' },
+    });
     expect(pubs.find((m) => m.body.destination === 'us-east-1')!.body.image_url).toBe(facts.imageUrl);
   });
   it('fedora-image-uploader: one per image, its topic, schema and regions map', () => {
-    const fx = fixture('image-uploader-published-aws.json');
+    const real = fixture('image-uploader-published-aws.json');
     const [u] = out.filter((m) => m.topic.startsWith('fedora_image_uploader.'));
     expect(u!.topic).toBe('fedora_image_uploader.published.v1.aws.Cloud_Base.28.x86_64');
-    expect(u!.schema).toBe(fx.headers.fedora_messaging_schema);
-    // Same fields and types; the regions map's keys are the regions published.
-    expect(shape({ ...u!.body, regions: {} })).toEqual(shape({ ...fx.body, regions: {} }));
-    expect(Object.values(u!.body.regions as object).every((v) => typeof v === 'string')).toBe(true);
-    expect(u!.body.regions).toEqual({ 'us-east-1': 'ami-1', 'eu-west-1': 'ami-3' });
+    expect(u!.schema).toBe(real.headers.fedora_messaging_schema);
+    expect(sameFields({ ...u!.body, regions: {} }, { ...real.body, regions: {} })).toEqual([]);
+    expect(u!.body).toEqual({
+      architecture: 'x86_64',
+      compose_id: 'Fedora-28-20180425.0',
+      image_name: 'Fedora-Cloud-Base-AmazonEC2.x86_64-28-1.1',
+      regions: { 'us-east-1': 'ami-1', 'eu-west-1': 'ami-3' },
+      release: 28,
+      subvariant: 'Cloud_Base',
+    });
   });
+  it.each([
+    ['x86_64', 'x86_64'],
+    ['aarch64', 'arm64'],
+  ])(
+    "%s: Fedora's name in fedora-image-uploader's topic and body and joystick's own, EC2's (%s) in fedimg's",
+    (arch, ec2) => {
+      const f: ImageFacts = {
+        ...facts,
+        architecture: arch,
+        ec2Architecture: ec2,
+        build: `Fedora-Cloud-Base-28-1.1.${arch}`,
+        uploader: { ...facts.uploader!, imageName: `Fedora-Cloud-Base-AmazonEC2.${arch}-28-1.1` },
+      };
+      const msgs = releaseAnnouncements(
+        f,
+        {
+          ...record,
+          status: 'partial',
+          problems: [{ location: 'ap-south-1', variant: 'gp3', kind: 'missing', detail: 'x' }],
+        },
+        { fedimg: true, uploader: true },
+      );
+      const [u] = msgs.filter((m) => m.topic.startsWith('fedora_image_uploader.'));
+      expect(u!.topic).toBe(`fedora_image_uploader.published.v1.aws.Cloud_Base.28.${arch}`);
+      expect(u!.body.architecture).toBe(arch);
+      expect(msgs.find((m) => m.topic === 'joystick.release.partial')!.body.architecture).toBe(arch);
+      for (const m of msgs.filter(
+        (x) => x.topic === 'fedimg.image.copy' || x.topic === 'fedimg.image.publish',
+      ))
+        expect(m.body.architecture).toBe(ec2);
+    },
+  );
+
   it('every message has a distinct key, and failures are ERROR', () => {
     expect(new Set(out.map((m) => m.key)).size).toBe(out.length);
     const partial = releaseAnnouncements(

@@ -105,6 +105,8 @@ describe.each([
     expect(r.jobs).toBe(1);
     const jobs = await store.jobs({ composeId: 'Fedora-Cloud-30-20190611.0' });
     expect(jobs.map((j) => j.state).sort()).toEqual(['complete', 'queued']);
+    // A new retry round for what was queued again (its announcements are new ones), none for the rest.
+    expect(jobs.map((j) => `${j.state}:${j.round}`).sort()).toEqual(['complete:0', 'queued:1']);
     expect(await store.counts()).toMatchObject({ jobs: { complete: 1, queued: 1 }, unsent: 0 });
   });
 
@@ -241,6 +243,40 @@ describe('several replicas on PostgreSQL', () => {
     } finally {
       await Promise.all(stores.map((s) => s.close()));
       await fresh.drop();
+    }
+  });
+});
+
+describe('a database written by joystick before retry rounds (schema 1)', () => {
+  it('is upgraded in place: every compose and job in round 0, retries counted from there', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'joystick-store-v1-')), 'j.db');
+    const old = new Database(path);
+    old.exec(`CREATE TABLE joystick_schema (version INTEGER NOT NULL);
+      INSERT INTO joystick_schema (version) VALUES (1);
+      CREATE TABLE composes (compose_id TEXT PRIMARY KEY, status TEXT NOT NULL, event TEXT NOT NULL,
+        message_id TEXT, channel TEXT, received_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0, next_try_at BIGINT NOT NULL DEFAULT 0, lease_owner TEXT,
+        lease_until BIGINT, error TEXT);
+      CREATE TABLE jobs (id TEXT PRIMARY KEY, compose_id TEXT NOT NULL REFERENCES composes (compose_id),
+        request TEXT NOT NULL, channel TEXT NOT NULL, arch TEXT NOT NULL, image_type TEXT, state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0, lease_owner TEXT, lease_until BIGINT,
+        next_try_at BIGINT NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+        started_at BIGINT, finished_at BIGINT, progress TEXT, record TEXT, error TEXT, command TEXT);`);
+    old
+      .prepare(
+        `INSERT INTO composes (compose_id, status, event, received_at, updated_at) VALUES (?, 'failed', ?, 1, 1)`,
+      )
+      .run('Fedora-Cloud-30-20190611.0', JSON.stringify(compose('Fedora-Cloud-30-20190611.0')));
+    old.close();
+    const store = await JobStore.open(openSqlite(path));
+    try {
+      expect((await store.getCompose('Fedora-Cloud-30-20190611.0'))?.round).toBe(0);
+      expect(await store.retryCompose('Fedora-Cloud-30-20190611.0')).toEqual({ jobs: 0, compose: true });
+      expect((await store.getCompose('Fedora-Cloud-30-20190611.0'))?.round).toBe(1);
+      const [v] = await store.db.query<{ version: number }>('SELECT version FROM joystick_schema');
+      expect(Number(v!.version)).toBe(2);
+    } finally {
+      await store.close();
     }
   });
 });

@@ -128,6 +128,8 @@ export interface SampleCompose {
   /** Path of the compose/ directory relative to the root. */
   composePath: string;
   images: Record<string, { path: string; sha256: string; rawSize: number; build: string }>;
+  /** The images of `moreImages`, by `{variant}/{arch}`. */
+  more: Record<string, { path: string; sha256: string; rawSize: number; build: string }>;
 }
 
 export interface SampleComposeSpec {
@@ -150,6 +152,8 @@ export interface SampleComposeSpec {
   /** Variant the cloud image is filed under. */
   variant?: string;
   subvariant?: string;
+  /** Cloud images of other variants in the same compose (a release compose's AtomicHost images). */
+  moreImages?: { variant: string; subvariant: string; buildName: (arch: string) => string }[];
 }
 
 /**
@@ -167,63 +171,83 @@ export async function writeSampleCompose(spec: SampleComposeSpec): Promise<Sampl
   const variant = spec.variant ?? 'Cloud';
   const subvariant = spec.subvariant ?? 'Cloud_Base';
   const images: SampleCompose['images'] = {};
+  const more: SampleCompose['more'] = {};
   const entries: Record<string, Record<string, unknown[]>> = { [variant]: {}, Server: {} };
-  for (const [i, arch] of (spec.arches ?? ['x86_64']).entries()) {
-    const build = spec.buildName?.(arch) ?? `Fedora-Cloud-Base-${version}-${date}.${respin}.${arch}`;
-    const rel = `${variant}/${arch}/images/${build}.raw`;
-    const rawSize = spec.rawSize ?? 64 * 1024 * 1024;
-    await writeRawImage(join(composeDir, rel), {
-      size: rawSize,
-      dataFraction: spec.dataFraction ?? 0.1,
-      seed: i + 1,
-    });
-    const xzPath = await compressFile(join(composeDir, rel), 'xz', { threads: 0 });
-    const { rm, stat } = await import('node:fs/promises');
-    await rm(join(composeDir, rel));
-    const sha256 = await sha256File(xzPath);
-    const size = (await stat(xzPath)).size;
-    images[arch] = { path: `${rel}.xz`, sha256, rawSize, build };
-    const common = {
-      arch,
-      bootable: false,
-      disc_count: 1,
-      disc_number: 1,
-      implant_md5: null,
-      mtime: 1560244212,
+  const sets = [
+    {
+      variant,
       subvariant,
-      volume_id: null,
-    };
-    entries[variant]![arch] = [
-      {
-        ...common,
-        checksums: { sha256: 'a'.repeat(64) },
-        format: 'qcow2',
-        path: `${variant}/${arch}/images/${build}.qcow2`,
-        size: 316997632,
-        type: 'qcow2',
-      },
-      { ...common, checksums: { sha256 }, format: 'raw.xz', path: `${rel}.xz`, size, type: 'raw-xz' },
-      {
-        ...common,
-        checksums: { sha256: 'b'.repeat(64) },
-        format: 'vagrant-libvirt.box',
-        path: `${variant}/${arch}/images/${build.replace('Base', 'Base-Vagrant')}.vagrant-libvirt.box`,
-        size: 300512345,
-        type: 'vagrant-libvirt',
-      },
-    ];
-    entries.Server![arch] = [
-      {
-        ...common,
-        subvariant: 'Server',
-        checksums: { sha256: 'c'.repeat(64) },
-        format: 'raw.xz',
-        path: `Server/${arch}/images/Fedora-Server-${version}-${date}.${respin}.${arch}.raw.xz`,
-        size: 1234,
-        type: 'raw-xz',
-      },
-    ];
-  }
+      buildName: (arch: string) =>
+        spec.buildName?.(arch) ?? `Fedora-Cloud-Base-${version}-${date}.${respin}.${arch}`,
+      put: (arch: string, v: SampleCompose['images'][string]) => (images[arch] = v),
+    },
+    ...(spec.moreImages ?? []).map((m) => ({
+      ...m,
+      put: (arch: string, v: SampleCompose['images'][string]) => (more[`${m.variant}/${arch}`] = v),
+    })),
+  ];
+  // Seeds count on across the sets, so the main set's images are the same as without `moreImages`.
+  let seed = 0;
+  for (const set of sets)
+    for (const arch of spec.arches ?? ['x86_64']) {
+      const i = seed++;
+      const { variant, subvariant } = set;
+      entries[variant] ??= {};
+      const build = set.buildName(arch);
+      const rel = `${variant}/${arch}/images/${build}.raw`;
+      const rawSize = spec.rawSize ?? 64 * 1024 * 1024;
+      await writeRawImage(join(composeDir, rel), {
+        size: rawSize,
+        dataFraction: spec.dataFraction ?? 0.1,
+        seed: i + 1,
+      });
+      const xzPath = await compressFile(join(composeDir, rel), 'xz', { threads: 0 });
+      const { rm, stat } = await import('node:fs/promises');
+      await rm(join(composeDir, rel));
+      const sha256 = await sha256File(xzPath);
+      const size = (await stat(xzPath)).size;
+      set.put(arch, { path: `${rel}.xz`, sha256, rawSize, build });
+      const common = {
+        arch,
+        bootable: false,
+        disc_count: 1,
+        disc_number: 1,
+        implant_md5: null,
+        mtime: 1560244212,
+        subvariant,
+        volume_id: null,
+      };
+      entries[variant][arch] = [
+        {
+          ...common,
+          checksums: { sha256: 'a'.repeat(64) },
+          format: 'qcow2',
+          path: `${variant}/${arch}/images/${build}.qcow2`,
+          size: 316997632,
+          type: 'qcow2',
+        },
+        { ...common, checksums: { sha256 }, format: 'raw.xz', path: `${rel}.xz`, size, type: 'raw-xz' },
+        {
+          ...common,
+          checksums: { sha256: 'b'.repeat(64) },
+          format: 'vagrant-libvirt.box',
+          path: `${variant}/${arch}/images/${build.replace('Base', 'Base-Vagrant')}.vagrant-libvirt.box`,
+          size: 300512345,
+          type: 'vagrant-libvirt',
+        },
+      ];
+      entries.Server![arch] = [
+        {
+          ...common,
+          subvariant: 'Server',
+          checksums: { sha256: 'c'.repeat(64) },
+          format: 'raw.xz',
+          path: `Server/${arch}/images/Fedora-Server-${version}-${date}.${respin}.${arch}.raw.xz`,
+          size: 1234,
+          type: 'raw-xz',
+        },
+      ];
+    }
   entries.Server!.ppc64le = [
     {
       arch: 'ppc64le',
@@ -273,5 +297,5 @@ export async function writeSampleCompose(spec: SampleComposeSpec): Promise<Sampl
       2,
     ),
   );
-  return { root: spec.dir, composeId, composePath, images };
+  return { root: spec.dir, composeId, composePath, images, more };
 }

@@ -54,7 +54,11 @@ export interface QosConfig {
   prefetch_size: number;
 }
 
-export type ClientProperties = Record<string, string | number | boolean>;
+/**
+ * What RabbitMQ shows about a connection. fedora-messaging passes the table to pika as it is, and Fedora's
+ * own files list people there (`app_contacts_email = ["..."]`), so a list of strings is as good as a string.
+ */
+export type ClientProperties = Record<string, string | number | boolean | string[]>;
 
 export interface BusConfig {
   amqp_url: string;
@@ -165,7 +169,9 @@ const nonNegativeInt = z.int().min(0);
 /** What the file may say: every key optional (defaults fill the rest), nothing unknown. */
 const fileSchema = z.strictObject({
   amqp_url: amqpUrl.optional(),
-  client_properties: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+  client_properties: z
+    .record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.array(z.string())]))
+    .optional(),
   publish_exchange: z.string().optional(),
   topic_prefix: z.string().optional(),
   publish_priority: z.int().min(0).max(255).optional(),
@@ -264,8 +270,13 @@ function issueText(issue: z.core.$ZodIssue): string {
       return `${where}: must be at least ${String(issue.minimum)}, got ${describe(input)}`;
     case 'too_big':
       return `${where}: must be at most ${String(issue.maximum)}, got ${describe(input)}`;
-    case 'invalid_union':
-      return `${where}: expected a string, number or boolean, got ${describe(input)}`;
+    case 'invalid_union': {
+      if (Array.isArray(input)) {
+        const odd: unknown = (input as unknown[]).find((v) => typeof v !== 'string');
+        return `${where}: expected a list of strings, got a list holding ${describe(odd)}`;
+      }
+      return `${where}: expected a string, a list of strings, a number or a boolean, got ${describe(input)}`;
+    }
     default:
       return `${where}: ${issue.message}`;
   }

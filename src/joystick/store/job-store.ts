@@ -17,6 +17,8 @@ export interface ComposeRow {
   updatedAt: number;
   attempts: number;
   error?: string;
+  /** How many times a person asked to retry the compose (`joystick retry`); 0 at first. */
+  round: number;
 }
 
 export interface JobProgress {
@@ -48,6 +50,8 @@ export interface JobRow {
   record?: ReleaseRecord;
   error?: string;
   command?: string;
+  /** How many times a person asked to retry the job (`joystick retry`); 0 at first. */
+  round: number;
 }
 
 /** A message to publish, kept in the database until the broker confirms it (the outbox pattern). */
@@ -95,6 +99,7 @@ function toCompose(r: Record<string, unknown>): ComposeRow {
     updatedAt: Number(r.updated_at),
     attempts: Number(r.attempts),
     error: opt(r.error as string | null),
+    round: Number(r.retry_round ?? 0),
   };
 }
 
@@ -118,6 +123,7 @@ function toJob(r: Record<string, unknown>): JobRow {
     record: asRecord(parse<unknown>(r.record)),
     error: opt(r.error as string | null),
     command: opt(r.command as string | null),
+    round: Number(r.retry_round ?? 0),
   };
 }
 
@@ -380,15 +386,20 @@ export class JobStore {
     });
   }
 
-  /** Queue a compose's unfinished jobs again (and a failed compose's metadata read). */
+  /**
+   * Queue a compose's unfinished jobs again (and a failed compose's metadata read), in a new retry round:
+   * what they announce from now on (a second failure above all) is news, not a copy of the first round's.
+   */
   async retryCompose(composeId: string, now = Date.now()): Promise<{ jobs: number; compose: boolean }> {
     return this.db.tx(async (tx) => {
       const jobs = await tx.query(
-        `UPDATE jobs SET state = 'queued', attempts = 0, next_try_at = 0, error = NULL, updated_at = ? WHERE compose_id = ? AND state IN ('failed', 'partial') RETURNING id`,
+        `UPDATE jobs SET state = 'queued', attempts = 0, next_try_at = 0, error = NULL, retry_round = retry_round + 1, updated_at = ?
+         WHERE compose_id = ? AND state IN ('failed', 'partial') RETURNING id`,
         [now, composeId],
       );
       const composes = await tx.query(
-        `UPDATE composes SET status = 'received', attempts = 0, next_try_at = 0, error = NULL, updated_at = ? WHERE compose_id = ? AND status = 'failed' RETURNING compose_id`,
+        `UPDATE composes SET status = 'received', attempts = 0, next_try_at = 0, error = NULL, retry_round = retry_round + 1, updated_at = ?
+         WHERE compose_id = ? AND status = 'failed' RETURNING compose_id`,
         [now, composeId],
       );
       return { jobs: jobs.length, compose: composes.length > 0 };

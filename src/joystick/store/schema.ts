@@ -4,7 +4,7 @@ import type { Db } from './db.js';
  * One schema for both databases: TEXT for JSON, BIGINT epoch milliseconds for times, so the same SQL runs
  * on SQLite and PostgreSQL. Versioned so a later release can migrate an existing database.
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 const STATEMENTS = [
   `CREATE TABLE IF NOT EXISTS joystick_schema (version INTEGER NOT NULL)`,
@@ -20,7 +20,8 @@ const STATEMENTS = [
     next_try_at BIGINT NOT NULL DEFAULT 0,
     lease_owner TEXT,
     lease_until BIGINT,
-    error TEXT
+    error TEXT,
+    retry_round INTEGER NOT NULL DEFAULT 0
   )`,
   `CREATE INDEX IF NOT EXISTS composes_work ON composes (status, next_try_at)`,
   `CREATE TABLE IF NOT EXISTS jobs (
@@ -42,7 +43,8 @@ const STATEMENTS = [
     progress TEXT,
     record TEXT,
     error TEXT,
-    command TEXT
+    command TEXT,
+    retry_round INTEGER NOT NULL DEFAULT 0
   )`,
   `CREATE INDEX IF NOT EXISTS jobs_work ON jobs (state, next_try_at)`,
   `CREATE INDEX IF NOT EXISTS jobs_compose ON jobs (compose_id)`,
@@ -66,6 +68,22 @@ const STATEMENTS = [
   `CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (sent_at, created_at)`,
 ];
 
+/**
+ * What a database of an older version needs to reach each version (fresh databases are created at the
+ * current one by STATEMENTS above).
+ * 2: the retry round of composes and jobs: an announcement after a retry a person asked for is a new one,
+ *    so the round is part of the failure announcements' outbox keys.
+ */
+const UPGRADES: [version: number, statements: string[]][] = [
+  [
+    2,
+    [
+      'ALTER TABLE composes ADD COLUMN retry_round INTEGER NOT NULL DEFAULT 0',
+      'ALTER TABLE jobs ADD COLUMN retry_round INTEGER NOT NULL DEFAULT 0',
+    ],
+  ],
+];
+
 export async function migrate(db: Db): Promise<void> {
   await db.tx(async (tx) => {
     // Replicas start together: on PostgreSQL, concurrent CREATE TABLE IF NOT EXISTS can still collide,
@@ -73,10 +91,17 @@ export async function migrate(db: Db): Promise<void> {
     if (tx.dialect === 'postgres') await tx.query('SELECT pg_advisory_xact_lock(725675) AS locked');
     for (const sql of STATEMENTS) await tx.query(sql);
     const [row] = await tx.query<{ version: number }>('SELECT version FROM joystick_schema');
-    if (!row) await tx.query('INSERT INTO joystick_schema (version) VALUES (?)', [SCHEMA_VERSION]);
-    else if (Number(row.version) > SCHEMA_VERSION)
+    if (!row) {
+      await tx.query('INSERT INTO joystick_schema (version) VALUES (?)', [SCHEMA_VERSION]);
+      return;
+    }
+    const version = Number(row.version);
+    if (version > SCHEMA_VERSION)
       throw new Error(
         `the database has schema version ${row.version}, newer than this joystick (${SCHEMA_VERSION}); upgrade joystick`,
       );
+    for (const [to, statements] of UPGRADES)
+      if (version < to) for (const sql of statements) await tx.query(sql);
+    if (version < SCHEMA_VERSION) await tx.query('UPDATE joystick_schema SET version = ?', [SCHEMA_VERSION]);
   });
 }

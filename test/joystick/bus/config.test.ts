@@ -100,15 +100,17 @@ version = 1
 level = "WARNING"
 `;
 
-  it('rejects a list where fedora-messaging wants a string', () => {
-    // app_contacts_email must be a string in client properties
-    expect(fail(text).message).toMatch(
-      /client_properties\.app_contacts_email: expected a string, number or boolean, got an array/,
+  it('takes a list of strings in [client_properties], as Fedora writes app_contacts_email, or a string', () => {
+    expect(parse(text).client_properties.app_contacts_email).toEqual(['cloud@lists.fedoraproject.org']);
+    const one = parse(text.replace('["cloud@lists.fedoraproject.org"]', '"cloud@lists.fedoraproject.org"'));
+    expect(one.client_properties.app_contacts_email).toBe('cloud@lists.fedoraproject.org');
+    expect(fail(text.replace('["cloud@lists.fedoraproject.org"]', '["a@example.org", 3]')).message).toMatch(
+      /client_properties\.app_contacts_email: expected a list of strings, got a list holding the number 3/,
     );
   });
 
   it('loads, with the file replacing whole tables and the rest defaulted', () => {
-    const c = parse(text.replace('["cloud@lists.fedoraproject.org"]', '"cloud@lists.fedoraproject.org"'));
+    const c = parse(text);
     expect(c.amqp_url).toBe('amqps://joystick:s3cret@rabbitmq.fedoraproject.org/%2Fpubsub');
     expect(c.topic_prefix).toBe('org.fedoraproject.prod');
     expect(c.passive_declares).toBe(true);
@@ -199,7 +201,7 @@ describe('validation errors name the file, the key and what is expected', () => 
     [
       'client_properties value',
       '[client_properties]\napp = { a = 1 }',
-      /client_properties\.app: expected a string, number or boolean, got a table/,
+      /client_properties\.app: expected a string, a list of strings, a number or a boolean, got a table/,
     ],
     [
       'qos type',

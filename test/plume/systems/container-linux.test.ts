@@ -212,7 +212,9 @@ describe('container-linux release on the emulator', () => {
     expect(calls('StartSnapshot')).toBe(0);
   });
 
-  it('refuses to run without a key to check signatures with', async () => {
+  it('needs a key only to upload: a dry run plans without one, an upload without one is refused at once', async () => {
+    await world.emulator.reset();
+    await writeContainerLinuxBuild(buildsDir('alpha'), 'amd64-usr', '1003.0.0', key);
     await world.writeConfig(
       `
 [systems.container-linux.channels.alpha]
@@ -221,11 +223,15 @@ base_url = "${world.files.url}/cl/alpha/boards"
       ['us-east-1'],
     );
     try {
-      const res = await plume(['release', '-C', 'alpha', '-V', '1000.0.0', '--dry-run']);
+      const dry = await plume(['release', '-C', 'alpha', '-V', '1003.0.0', '--dry-run']);
+      expect(dry.code, dry.stderr).toBe(0);
+      expect(dry.stdout).toContain('key (none)');
+      const res = await plume(['release', '-C', 'alpha', '-V', '1003.0.0', '--aws-credentials', credentials]);
       expect(res.code).toBe(2);
-      expect(res.stderr.trim().split('\n').pop()).toBe(
-        'plume: error: container-linux images are signed and no key to check them is configured: set verify_key in [systems.container-linux] or pass --verify-key FILE (the ASCII-armoured public key)',
+      expect(res.stderr.trim().split('\n').pop()).toMatch(
+        /^plume: error: container-linux\/alpha\/amd64-usr\/1003\.0\.0\/aws: the image must be uploaded and its signature checked first, but no key to check it with is configured: pass --verify-key FILE or configure the system's key; releasing what a pre-release uploaded needs none$/,
       );
+      expect(calls('StartSnapshot')).toBe(0);
     } finally {
       await configure();
     }

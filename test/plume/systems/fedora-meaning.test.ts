@@ -1,4 +1,7 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   composeMeaning,
@@ -9,13 +12,27 @@ import {
   releasesForCompose,
   uploaderImageName,
 } from '../../../src/plume/systems/fedora/index.js';
+import { parsePungiBody } from '../../../src/joystick/pungi.js';
 import { DEFAULT_SOURCE_POLICY } from '../../../src/plume/source/policy.js';
 import { sourceAccess, targetSettings } from '../../../src/plume/runtime.js';
+import { awsModule } from '../../../src/plume/providers/aws/module.js';
+import type { SourcePolicy } from '../../../src/plume/source/policy.js';
+import type { Logger } from '../../../src/shared/log.js';
+
+/** How the runtime gives a system its sources: through the policy, for AWS here. */
+const locateCtx = (policy: SourcePolicy, log: Logger) => ({
+  source: sourceAccess(policy),
+  log,
+  providers: ['aws'],
+});
 import { parseConfig } from '../../../src/plume/config.js';
 import type { PlumeError } from '../../../src/shared/errors.js';
 import { createLogger } from '../../../src/shared/log.js';
 import { serveDirectory, type FileServer } from '../../../tools/compose/http-server.js';
 import type { ComposeWatch } from '../../../src/plume/systems/types.js';
+import { pungiBody } from '../../../tools/reliability/pungi.js';
+
+const GOLDEN_COMPOSES = join(new URL('../golden/', import.meta.url).pathname, 'composes');
 
 describe('what a compose means', () => {
   it.each([
@@ -87,6 +104,23 @@ describe('what a compose means', () => {
       { ours: true, channel: 'cloud', imageTypes: ['Cloud-Base'], labelKind: 'RC', labelVersion: '1.4' },
     ],
     [
+      "release candidate of Fedora 28's own compose, which held Atomic Host too",
+      {
+        composeId: 'Fedora-28-20180425.0',
+        releaseShort: 'Fedora',
+        composeType: 'production',
+        composeLabel: 'RC-1.1',
+        releaseVersion: '28',
+      },
+      {
+        ours: true,
+        channel: 'cloud',
+        imageTypes: ['Cloud-Base', 'AtomicHost'],
+        labelKind: 'RC',
+        labelVersion: '1.1',
+      },
+    ],
+    [
       'Fedora-Cloud two-week compose',
       {
         composeId: 'Fedora-Cloud-30-20190611.0',
@@ -149,6 +183,21 @@ describe('what a compose means', () => {
     const m = composeMeaning(input);
     expect(m.ours).toBe(false);
     expect(m.ours ? '' : m.reason).toContain(reason);
+  });
+
+  it.each([
+    ['http://kojipkgs.fedoraproject.org/compose//rawhide/Fedora-24-20151208.n.7/compose', 'rawhide'],
+    ['https://kojipkgs.fedoraproject.org/compose/rawhide/Fedora-24-20151208.n.7/compose/', 'rawhide'],
+    ['https://kojipkgs.fedoraproject.org/compose/branched/Fedora-24-20151208.n.7/compose', 'branched'],
+    // Only the directory holding the compose counts, not a word elsewhere in the URL.
+    ['https://rawhide.example.org/compose/Fedora-24-20151208.n.7/compose', 'branched'],
+    [undefined, 'branched'],
+  ])('an old-style Rawhide id (Fedora-24-20151208.n.7) at %s is %s', (location, channel) => {
+    expect(composeMeaning({ composeId: 'Fedora-24-20151208.n.7', location })).toMatchObject({
+      ours: true,
+      channel,
+      version: '24',
+    });
   });
 
   it('reads the updates release type from the compose id', () => {
@@ -326,23 +375,237 @@ describe('what a finished compose calls for', () => {
   });
 
   it('a watched compose without the images is broken, loudly', async () => {
-    // A two-week Atomic Host compose whose metadata lists no AtomicHost image (here: the F41 compose's).
+    // A two-week Atomic Host compose whose images.json lists no AtomicHost image (here: the F41 compose's
+    // images, under the Atomic compose's own composeinfo.json).
+    const id = 'Fedora-AtomicHost-28-20180625.1';
+    const dir = mkdtempSync(join(tmpdir(), 'plume-broken-'));
+    const meta = join(dir, id, 'compose', 'metadata');
+    mkdirSync(meta, { recursive: true });
+    const golden = (c: string, f: string) =>
+      readFileSync(join(GOLDEN_COMPOSES, c, 'compose', 'metadata', f), 'utf8');
+    writeFileSync(join(meta, 'composeinfo.json'), golden(id, 'composeinfo.json'));
+    writeFileSync(
+      join(meta, 'images.json'),
+      golden('Fedora-41-20240912.0', 'images.json').replaceAll('Fedora-41-20240912.0', id),
+    );
+    const local = await serveDirectory(dir);
+    try {
+      const d = await releasesForCompose(
+        { id, location: `${local.url}/${id}/compose`, status: 'FINISHED' },
+        watch,
+        ctx(),
+      );
+      expect(d.kind).toBe('broken');
+      expect(d.kind === 'broken' && d.reason).toContain(
+        `compose ${id} has no AtomicHost raw-xz image for x86_64: its raw-xz images are: Cloud/Cloud_Base/aarch64, Cloud/Cloud_Base/x86_64`,
+      );
+    } finally {
+      await local.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("Fedora 28's release candidate, its message carrying another label", () => {
+  // The real compose: label RC-1.1 in its composeinfo.json, Cloud and AtomicHost images for two arches
+  // (and qcow2, Vagrant and ppc64le files); the message edited to say RC-20180425.0.
+  const id = 'Fedora-28-20180425.0';
+  let server: FileServer;
+  beforeAll(async () => {
+    server = await serveDirectory(GOLDEN_COMPOSES);
+  });
+  afterAll(async () => server?.close());
+
+  async function decide(watchArches = ['x86_64', 'aarch64']) {
+    const lines: { msg: string; image?: string }[] = [];
+    const log = createLogger({
+      level: 'info',
+      destination: new Writable({
+        write(chunk: Buffer, _enc, done) {
+          for (const l of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(l) as never);
+          done();
+        },
+      }),
+    });
+    const message = pungiBody(id, `${server.url}/${id}/compose`, 'FINISHED', {
+      compose_label: 'RC-20180425.0',
+    });
+    const parsed = parsePungiBody(message);
+    if (!parsed.ok) throw new Error(parsed.reason);
+    const policy = { ...DEFAULT_SOURCE_POLICY, allowedHosts: ['127.0.0.1'], attempts: 1 };
     const d = await releasesForCompose(
-      {
-        ...facts('Fedora-AtomicHost-28-20180625.1'),
-        location: `${server.url}/Fedora-41-20240912.0/compose`,
-        releaseShort: 'Fedora-AtomicHost',
-        releaseVersion: '28',
-        type: 'production',
-        label: undefined,
-      },
-      watch,
-      ctx(),
+      parsed.compose,
+      { channels: ['cloud'], arches: watchArches },
+      locateCtx(policy, log),
     );
-    expect(d.kind).toBe('broken');
-    expect(d.kind === 'broken' && d.reason).toContain(
-      'compose Fedora-41-20240912.0 has no AtomicHost raw-xz image for x86_64: its raw-xz images are: Cloud/Cloud_Base/aarch64, Cloud/Cloud_Base/x86_64',
+    return { d, lines, policy, log };
+  }
+
+  it("publishes Cloud Base and Atomic Host for both arches, named from the compose's label", async () => {
+    const { d, policy, log } = await decide();
+    expect(d).toMatchObject({ kind: 'release', channel: 'cloud' });
+    if (d.kind !== 'release') return;
+    expect(d.requests.map((r) => `${r.imageType}/${r.arch}/${r.label}`)).toEqual([
+      'Cloud-Base/x86_64/RC-1.1',
+      'Cloud-Base/aarch64/RC-1.1',
+      'AtomicHost/x86_64/RC-1.1',
+      'AtomicHost/aarch64/RC-1.1',
+    ]);
+    const builds = [];
+    for (const request of d.requests) {
+      const facts = await fedora.locate(request, locateCtx(policy, log));
+      const plan = fedora.plan(
+        facts,
+        awsModule.targetSettings(
+          parseConfig('[aws]\nregions = ["us-east-1"]\nvolume_types = ["gp3"]'),
+          [[]],
+          {},
+        ),
+      );
+      builds.push(plan.build);
+      expect(plan.label).toBe('RC-1.1');
+    }
+    // The names the websites look for, not Fedora-Cloud-Base-28-20180425.0.x86_64.
+    expect(builds).toEqual([
+      'Fedora-Cloud-Base-28-1.1.x86_64',
+      'Fedora-Cloud-Base-28-1.1.aarch64',
+      'Fedora-AtomicHost-28-1.1.x86_64',
+      'Fedora-AtomicHost-28-1.1.aarch64',
+    ]);
+  });
+
+  it('says, one INFO line each, which cloud images it leaves out and why, and that it followed the compose', async () => {
+    const { lines } = await decide(['x86_64']);
+    const skipped = Object.fromEntries(
+      lines
+        .filter((l) => l.image)
+        .map((l) => [l.image!.split('/').pop(), l.msg.replace(/^not publishing [^:]+: /, '')]),
     );
+    expect(skipped).toEqual({
+      'Fedora-Cloud-Base-28-1.1.x86_64.qcow2':
+        'it is a qcow2 file; AWS images are made from the raw-xz disk image',
+      'Fedora-Cloud-Base-Vagrant-28-1.1.x86_64.vagrant-libvirt.box':
+        'it is a vagrant-libvirt file; AWS images are made from the raw-xz disk image',
+      'Fedora-Cloud-Base-28-1.1.aarch64.qcow2':
+        'it is a qcow2 file; AWS images are made from the raw-xz disk image',
+      'Fedora-Cloud-Base-28-1.1.aarch64.raw.xz': 'aarch64 is not among the watched arches',
+      'Fedora-Cloud-Base-Vagrant-28-1.1.aarch64.vagrant-libvirt.box':
+        'it is a vagrant-libvirt file; AWS images are made from the raw-xz disk image',
+      'Fedora-Cloud-Base-28-1.1.ppc64le.raw.xz': 'AWS runs no ppc64le images',
+      'Fedora-AtomicHost-28-1.1.x86_64.qcow2':
+        'it is a qcow2 file; AWS images are made from the raw-xz disk image',
+      'Fedora-AtomicHost-28-1.1.aarch64.qcow2':
+        'it is a qcow2 file; AWS images are made from the raw-xz disk image',
+      'Fedora-AtomicHost-28-1.1.aarch64.raw.xz': 'aarch64 is not among the watched arches',
+    });
+    // One line per image: nothing said twice, and the Server image (not a cloud variant) not at all.
+    expect(lines.filter((l) => l.image)).toHaveLength(Object.keys(skipped).length);
+    expect(lines.map((l) => l.msg)).toContain(
+      'following the compose\'s composeinfo.json where the message differs: label "RC-1.1" (the message said "RC-20180425.0")',
+    );
+  });
+});
+
+describe('an old-style Rawhide compose, as its fedmsg-bridged message announced it', () => {
+  it('is published on the rawhide channel, the location telling what the id does not', async () => {
+    const fixtures = new URL('../../fixtures/', import.meta.url).pathname;
+    const dump = JSON.parse(
+      readFileSync(join(fixtures, 'messages', 'pungi-status-finished-rawhide-2015-fedmsg.json'), 'utf8'),
+    ) as { body: { msg: { location: string } } };
+    const server = await serveDirectory(fixtures);
+    try {
+      // The same path (double slash and all) on the local server instead of kojipkgs.
+      const body = {
+        ...dump.body,
+        msg: {
+          ...dump.body.msg,
+          location: dump.body.msg.location.replace(
+            'http://kojipkgs.fedoraproject.org/compose/',
+            `${server.url}/composes/`,
+          ),
+        },
+      };
+      const parsed = parsePungiBody(body);
+      expect(parsed.ok).toBe(true);
+      if (!parsed.ok) return;
+      const d = await releasesForCompose(
+        parsed.compose,
+        { channels: ['rawhide', 'branched'], arches: ['x86_64'] },
+        locateCtx(
+          { ...DEFAULT_SOURCE_POLICY, allowedHosts: ['127.0.0.1'], attempts: 1 },
+          createLogger({ level: 'silent' }),
+        ),
+      );
+      expect(d).toMatchObject({ kind: 'release', channel: 'rawhide' });
+      if (d.kind !== 'release') return;
+      expect(d.requests.map((r) => [r.channel, r.imageType, r.arch, r.version])).toEqual([
+        ['rawhide', 'Cloud-Base', 'x86_64', '24'],
+      ]);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('a compose host that cannot be reached', () => {
+  const ctx = locateCtx(
+    { ...DEFAULT_SOURCE_POLICY, allowedHosts: ['127.0.0.1'], attempts: 1 },
+    createLogger({ level: 'silent' }),
+  );
+  const watch = { channels: ['cloud'], arches: ['x86_64'] };
+  it('ignores at once a compose whose message says it is none of ours, and retries one that may be', async () => {
+    const iot = pungiBody(
+      'Fedora-IoT-40-20240501.0',
+      'http://127.0.0.1:1/Fedora-IoT-40-20240501.0/compose',
+      'FINISHED',
+    );
+    const parsed = parsePungiBody(iot);
+    if (!parsed.ok) throw new Error(parsed.reason);
+    expect(await releasesForCompose(parsed.compose, watch, ctx)).toMatchObject({
+      kind: 'ignore',
+      reason: expect.stringContaining('Fedora-IoT composes') as string,
+    });
+    const cloud = parsePungiBody(
+      pungiBody(
+        'Fedora-Cloud-40-20240501.0',
+        'http://127.0.0.1:1/Fedora-Cloud-40-20240501.0/compose',
+        'FINISHED',
+      ),
+    );
+    if (!cloud.ok) throw new Error(cloud.reason);
+    const err = await releasesForCompose(cloud.compose, watch, ctx).then(
+      () => undefined,
+      (e: unknown) => e as PlumeError,
+    );
+    expect(err?.retryable).toBe(true);
+  });
+});
+
+describe('a message that points at another compose than it names', () => {
+  it('publishes nothing from it: broken when the message is ours, ignored when it is not', async () => {
+    const server = await serveDirectory(GOLDEN_COMPOSES);
+    const ctx = locateCtx(
+      { ...DEFAULT_SOURCE_POLICY, allowedHosts: ['127.0.0.1'], attempts: 1 },
+      createLogger({ level: 'silent' }),
+    );
+    const watch = { channels: ['cloud', 'branched'], arches: ['x86_64'] };
+    const at = (id: string) => {
+      const parsed = parsePungiBody(pungiBody(id, `${server.url}/Fedora-28-20180425.0/compose`, 'FINISHED'));
+      if (!parsed.ok) throw new Error(parsed.reason);
+      return parsed.compose;
+    };
+    try {
+      expect(await releasesForCompose(at('Fedora-28-20180426.0'), watch, ctx)).toEqual({
+        kind: 'broken',
+        channel: 'cloud',
+        reason: `the message names compose Fedora-28-20180426.0, but its location ${server.url}/Fedora-28-20180425.0/compose holds compose Fedora-28-20180425.0: nothing is published from it; check the message`,
+      });
+      expect(await releasesForCompose(at('Fedora-28-20180426.t.0'), watch, ctx)).toMatchObject({
+        kind: 'ignore',
+      });
+    } finally {
+      await server.close();
+    }
   });
 });
 

@@ -111,8 +111,9 @@ const FEDORA: [channel: string, composeId: string, imageTypes: string[]][] = [
   ['rawhide', 'Fedora-Rawhide-20180625.n.0', ['Cloud-Base', 'AtomicHost']],
   ['branched', 'Fedora-28-20180321.n.0', ['Cloud-Base', 'AtomicHost']],
   ['updates', 'Fedora-AtomicHost-28-20180625.1', ['Cloud-Base', 'AtomicHost']],
-  // AtomicHost is not released on cloud; a release candidate and a Beta pin both naming schemes.
-  ['cloud', 'Fedora-28-20180425.0', ['Cloud-Base']],
+  // A release candidate and a Beta pin both naming schemes; Fedora 28's release compose held Atomic Host
+  // too, released with it (Atomic Host ended with Fedora 29, so Fedora 41's has none).
+  ['cloud', 'Fedora-28-20180425.0', ['Cloud-Base', 'AtomicHost']],
   ['cloud', 'Fedora-41-20240912.0', ['Cloud-Base']],
 ];
 
@@ -139,6 +140,19 @@ describe('golden plans: fedora', () => {
     compareGolden(`fedora-${channel}-${composeId}-${imageType}-${arch}.json`, out);
   });
 
+  it("without --arch, x86_64, as plume's -A/--architecture defaulted", async () => {
+    const out = await dryRun([
+      'release',
+      '--distro',
+      'fedora',
+      '--channel',
+      'rawhide',
+      '--compose-id',
+      'Fedora-Rawhide-20180625.n.0',
+    ]);
+    compareGolden('fedora-rawhide-Fedora-Rawhide-20180625.n.0-Cloud-Base-x86_64.json', out);
+  });
+
   it('staging publishes privately to its own account and regions', async () => {
     const out = await dryRun([
       'release',
@@ -156,7 +170,44 @@ describe('golden plans: fedora', () => {
     compareGolden('fedora-rawhide-Fedora-Rawhide-20180625.n.0-Cloud-Base-x86_64-staging.json', out);
   });
 
-  it('AtomicHost on the cloud channel is refused', async () => {
+  it("a --label or --respin other than the compose's own is refused: its composeinfo.json is the truth", async () => {
+    for (const [flag, value, actual] of [
+      ['--label', 'RC-20180425.0', 'RC-1.1'],
+      ['--respin', '3', '0'],
+    ] as const) {
+      let err = '';
+      const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+        err += chunk.toString();
+        return true;
+      });
+      try {
+        const code = await main([
+          'node',
+          'plume',
+          'release',
+          '--system',
+          'fedora',
+          '--channel',
+          'cloud',
+          '--compose',
+          `${server.url}/Fedora-28-20180425.0/compose`,
+          flag,
+          value,
+          '--dry-run',
+          '--config',
+          configPath,
+        ]);
+        expect(code).toBe(2);
+      } finally {
+        write.mockRestore();
+      }
+      expect(err).toContain(
+        `plume: error: compose Fedora-28-20180425.0 has ${flag.slice(2)} ${actual}, not ${value}: check ${flag} and the compose`,
+      );
+    }
+  });
+
+  it('AtomicHost on the cloud channel is refused after Atomic Host ended', async () => {
     let err = '';
     const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
       err += chunk.toString();
@@ -172,7 +223,7 @@ describe('golden plans: fedora', () => {
         '--channel',
         'cloud',
         '--compose-id',
-        'Fedora-28-20180425.0',
+        'Fedora-41-20240912.0',
         '--image-type',
         'AtomicHost',
         '--arch',
@@ -186,7 +237,7 @@ describe('golden plans: fedora', () => {
       write.mockRestore();
     }
     expect(err).toContain(
-      'AtomicHost is not released on the cloud channel: use --channel updates or branched',
+      'AtomicHost is not released on the cloud channel from compose Fedora-41-20240912.0: only from the release composes of Fedora 29 and before: use --channel updates or branched',
     );
   });
 });

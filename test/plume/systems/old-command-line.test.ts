@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inspector } from '../../support/inspect.js';
@@ -204,6 +204,65 @@ describe("plume's old command lines", () => {
     expect(wrong.stderr.trim().split('\n').pop()).toBe(
       'plume: error: compose Fedora-Rawhide-20240501.n.0 has timestamp 20240501, not 20240502: check --timestamp and the compose',
     );
+  });
+
+  it('release publishes what pre-release uploaded with no signing key, and a dry run never needs one', async () => {
+    await writeContainerLinuxBuild(
+      join(world.dir, 'composes', 'cl', 'alpha', 'boards'),
+      'amd64-usr',
+      '1745.2.0',
+      key,
+    );
+    // The release job's machine has the key; whoever publishes later need not.
+    const noKey = join(world.dir, 'no-key.toml');
+    writeFileSync(noKey, readFileSync(world.configPath, 'utf8').replace(/^verify_key = .*$/m, ''));
+    const run = (args: string[]) =>
+      runCli('plume', [...args, '--config', noKey], {
+        ...world.env,
+        AWS_SHARED_CREDENTIALS_FILE: credentials,
+      });
+
+    const dry = await run([
+      'release',
+      '--distro',
+      'cl',
+      '--channel',
+      'stable',
+      '--version',
+      '1745.2.0',
+      '--board',
+      'amd64-usr',
+      '--dry-run',
+    ]);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain('CoreOS-stable-1745.2.0-hvm');
+
+    const alpha = ['-C', 'alpha', '-B', 'amd64-usr', '-V', '1745.2.0'];
+    const pre = await run(['pre-release', ...alpha, '--verify-key', key.keyFile]);
+    expect(pre.code, pre.stderr).toBe(0);
+    const uploads = count('StartSnapshot');
+    const rel = await run(['release', ...alpha]);
+    expect(rel.code, rel.stderr).toBe(0);
+    expect(count('StartSnapshot')).toBe(uploads);
+    expect(
+      (await aws.images('us-east-1'))
+        .filter((i) => i.Name === 'CoreOS-alpha-1745.2.0-hvm')
+        .map((i) => i.Public),
+    ).toEqual([true]);
+
+    // A build nobody pre-released must be uploaded, so checked: without a key, refused before any download.
+    await writeContainerLinuxBuild(
+      join(world.dir, 'composes', 'cl', 'alpha', 'boards'),
+      'amd64-usr',
+      '1745.3.0',
+      key,
+    );
+    const unchecked = await run(['release', '-C', 'alpha', '-B', 'amd64-usr', '-V', '1745.3.0']);
+    expect(unchecked.code).toBe(2);
+    expect(unchecked.stderr).toContain(
+      "the image must be uploaded and its signature checked first, but no key to check it with is configured: pass --verify-key FILE or configure the system's key",
+    );
+    expect(count('StartSnapshot')).toBe(uploads);
   });
 
   it('refuses a credentials file others can read', async () => {

@@ -262,7 +262,8 @@ export class AwsProvider implements Provider {
           target.location,
           target.name,
           plan.description,
-          clientToken(plan.key, target.location, target.variant, round),
+          // Everything the copy means (another name or source is another copy), and the repair round.
+          clientToken(source.location, source.id, target.location, target.name, plan.description, round),
           ctx.signal,
         ),
       );

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { PlumeError } from '../../../shared/errors.js';
-import type { Architecture, TargetPlan, TargetSettings } from '../../plan.js';
+import type { TargetPlan, TargetSettings } from '../../plan.js';
+import { awsArchitecture, defaultBootMode, type AwsArchitecture } from './arch.js';
 
 /**
  * AWS's words for what a target is: regions, accounts, root volume types, partitions, and how an AMI is
@@ -79,7 +80,7 @@ const AwsImageInput = z.strictObject({
 export interface AwsImage {
   partition: z.infer<typeof partition>;
   profile?: string;
-  architecture: 'x86_64' | 'arm64';
+  architecture: AwsArchitecture;
   bootMode: 'uefi' | 'uefi-preferred' | 'legacy-bios';
   imdsSupport?: 'v2.0';
   enaSupport: boolean;
@@ -87,9 +88,6 @@ export interface AwsImage {
   rootDeviceName: string;
   tpmSupport?: 'v2.0';
 }
-
-/** AWS's architecture names: the neutral `aarch64` is AWS's `arm64`. */
-export const AWS_ARCH: Record<Architecture, 'x86_64' | 'arm64'> = { x86_64: 'x86_64', aarch64: 'arm64' };
 
 /** The whole registration of a target from what the config and the system said; a usage error otherwise. */
 export function completeImage(
@@ -105,7 +103,7 @@ export function completeImage(
     );
   }
   const { imdsV2, ...s } = result.data;
-  const architecture = AWS_ARCH[plan.architecture];
+  const architecture = awsArchitecture(plan.architecture)!;
   if (s.architecture && s.architecture !== architecture)
     throw new PlumeError(
       'usage',
@@ -115,8 +113,7 @@ export function completeImage(
     partition: s.partition,
     ...(s.profile ? { profile: s.profile } : {}),
     architecture,
-    // x86_64 instances still boot BIOS where UEFI is missing; Graviton is UEFI only.
-    bootMode: s.bootMode ?? (architecture === 'arm64' ? 'uefi' : 'uefi-preferred'),
+    bootMode: s.bootMode ?? defaultBootMode(architecture),
     ...((s.imdsSupport ?? (imdsV2 ? 'v2.0' : undefined)) ? { imdsSupport: 'v2.0' as const } : {}),
     enaSupport: s.enaSupport,
     sriovNetSupport: s.sriovNetSupport,

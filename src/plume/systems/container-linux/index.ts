@@ -79,7 +79,8 @@ export interface ContainerLinuxFacts extends SourceFacts {
   baseDescription: string;
   imageUrl: string;
   signatureUrl: string;
-  keyFile: string;
+  /** Absent when none is configured: only an upload needs it (see verifySource). */
+  keyFile?: string;
 }
 
 function expandPath(path: string): string {
@@ -92,6 +93,15 @@ function boardOf(request: ReleaseRequest): string {
   if (request.board) return request.board;
   if (request.arch === 'x86_64' || request.arch === 'amd64') return 'amd64-usr';
   return request.arch ?? 'amd64-usr';
+}
+
+/** An upload is needed and nothing can check what would be uploaded. */
+function missingKey(key: string): PlumeError {
+  return new PlumeError(
+    'usage',
+    `${key}: the image must be uploaded, and ${NAME} images are signed, but no key to check them is configured`,
+    'set verify_key in [systems.container-linux] or pass --verify-key FILE (the ASCII-armoured public key); releasing what a pre-release uploaded needs none',
+  );
 }
 
 export const containerLinux: System = {
@@ -156,22 +166,19 @@ export const containerLinux: System = {
       throw new PlumeError('usage', `--version ${JSON.stringify(version)} is not a build version`);
     const settings = settingsOf(ctx.settings);
 
+    // The key checks an image before it is uploaded. As in plume's two stages, `release` publishes what
+    // `pre-release` uploaded and verified, and a dry run uploads nothing: neither needs one. A key that is
+    // given must be readable, found out now rather than after a download.
     const key = request.verifyKey ?? settings.verify_key;
-    if (!key)
-      throw new PlumeError(
-        'usage',
-        `${NAME} images are signed and no key to check them is configured`,
-        'set verify_key in [systems.container-linux] or pass --verify-key FILE (the ASCII-armoured public key)',
-      );
-    const keyFile = expandPath(key);
-    // Found out now, not after a download of the image.
-    await access(keyFile, constants.R_OK).catch((err: NodeJS.ErrnoException) => {
-      throw new PlumeError(
-        'usage',
-        `cannot read the OpenPGP key ${keyFile}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`,
-        'check verify_key / --verify-key',
-      );
-    });
+    const keyFile = key ? expandPath(key) : undefined;
+    if (keyFile)
+      await access(keyFile, constants.R_OK).catch((err: NodeJS.ErrnoException) => {
+        throw new PlumeError(
+          'usage',
+          `cannot read the OpenPGP key ${keyFile}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`,
+          'check verify_key / --verify-key',
+        );
+      });
 
     let base = settings.channels[spec.name]?.base_url ?? spec.baseUrl;
     if (base.includes('{user}')) {
@@ -253,8 +260,8 @@ export const containerLinux: System = {
 
   async verifySource(plan: TargetPlan, file: string, ctx: LocateContext): Promise<void> {
     const { signatureUrl, signatureKey } = plan.source;
-    if (!signatureUrl || !signatureKey)
-      throw new PlumeError('internal', `the plan of ${plan.key} has no signature to check`);
+    if (!signatureUrl) throw new PlumeError('internal', `the plan of ${plan.key} has no signature to check`);
+    if (!signatureKey) throw missingKey(plan.key);
     const signature = await ctx.source.document(signatureUrl);
     const good = await verifyDetachedSignature({
       file,

@@ -1,11 +1,12 @@
 import { PlumeError } from '../../../shared/errors.js';
+import type { Logger } from '../../../shared/log.js';
 import { childUrl } from '../../source/policy.js';
 import type { ComposeDecision, ComposeFacts, ComposeWatch, LocateContext, ReleaseRequest } from '../types.js';
-import { selectImage } from './images.js';
 import { composeMeaning } from './meaning.js';
 import { parseComposeInfo, parseImagesJson, type ImagesJson } from './productmd.js';
+import { FEDORA_ARCHES, planCloudImages } from './selection.js';
 
-export const FEDORA_ARCHES = ['x86_64', 'aarch64'] as const;
+export { FEDORA_ARCHES };
 
 /** `…/Fedora-Cloud-30-20190611.0` and `…/Fedora-Cloud-30-20190611.0/compose` both mean the latter. */
 export function composeLocation(location: string): string {
@@ -13,36 +14,60 @@ export function composeLocation(location: string): string {
   return /\/compose$/.test(trimmed) ? trimmed : `${trimmed}/compose`;
 }
 
+/** The fields of a compose its composeinfo.json states, by their names in ComposeFacts. */
+const STATED = ['releaseShort', 'releaseVersion', 'releaseType', 'type', 'label', 'date', 'respin'] as const;
+
 /**
- * Messages that carry only the id, location and status (and old fedmsg ones) leave the label, type and
- * release to the compose's own composeinfo.json. A compose without one is judged on what is known.
+ * The compose's own composeinfo.json is the truth about it (release, version, type, label, respin): the
+ * message only says where to look, and a message can be wrong (Fedora 28's release candidate went out
+ * labelled RC-1.1 while a message said RC-20180425.0). Where the two differ, one INFO line says so. A
+ * compose without the file (older composes) is judged on the message and its id.
  */
-async function completeFacts(facts: ComposeFacts, location: URL, ctx: LocateContext): Promise<ComposeFacts> {
-  const complete =
-    facts.releaseShort !== undefined &&
-    facts.releaseVersion !== undefined &&
-    facts.type !== undefined &&
-    (facts.label !== undefined || facts.type !== 'production');
-  if (complete) return facts;
+async function composeFacts(facts: ComposeFacts, location: URL, ctx: LocateContext): Promise<ComposeFacts> {
+  let stated: Partial<ComposeFacts>;
+  let statedId: string | undefined;
   try {
     const url = childUrl(location, 'metadata/composeinfo.json');
-    const info = parseComposeInfo(await ctx.source.document(url), url.href);
-    const p = info.payload;
-    return {
-      ...facts,
-      releaseShort: facts.releaseShort ?? p.release.short,
-      releaseVersion: facts.releaseVersion ?? p.release.version,
-      releaseType: facts.releaseType ?? p.release.type,
-      type: facts.type ?? p.compose.type,
-      label: facts.label ?? p.compose.label ?? undefined,
-      date: facts.date ?? p.compose.date,
-      respin: facts.respin ?? p.compose.respin,
+    const p = parseComposeInfo(await ctx.source.document(url), url.href).payload;
+    stated = {
+      releaseShort: p.release.short,
+      releaseVersion: p.release.version,
+      type: p.compose.type,
+      date: p.compose.date,
+      respin: p.compose.respin,
+      ...(p.release.type !== undefined ? { releaseType: p.release.type } : {}),
+      // `label: null` says the compose is unlabelled (a nightly): a statement too, unlike no key at all.
+      ...('label' in p.compose ? { label: p.compose.label ?? undefined } : {}),
     };
+    if (p.compose.id !== facts.id) statedId = p.compose.id;
   } catch (err) {
     // Not there (or not readable): judge on the message and the id. A network failure is worth another try.
     if (err instanceof PlumeError && !err.retryable) return facts;
     throw err;
   }
+  // The message points at another compose than the one it names: nothing it says can be trusted.
+  if (statedId !== undefined)
+    throw new PlumeError(
+      'input',
+      `the message names compose ${facts.id}, but its location ${location.href} holds compose ${statedId}`,
+      'nothing is published from it; check the message',
+    );
+  reportDisagreement(facts, stated, ctx.log);
+  return { ...facts, ...stated };
+}
+
+function reportDisagreement(message: ComposeFacts, stated: Partial<ComposeFacts>, log: Logger): void {
+  const differ = STATED.filter(
+    (k) => k in stated && message[k] !== undefined && String(message[k]) !== String(stated[k]),
+  );
+  if (differ.length === 0) return;
+  const show = (v: unknown) => (v === undefined ? 'none' : JSON.stringify(v));
+  log.info(
+    { compose: message.id },
+    `following the compose's composeinfo.json where the message differs: ${differ
+      .map((k) => `${k} ${show(stated[k])} (the message said ${show(message[k])})`)
+      .join(', ')}`,
+  );
 }
 
 /**
@@ -56,25 +81,33 @@ export async function releasesForCompose(
   ctx: LocateContext,
 ): Promise<ComposeDecision> {
   const location = ctx.source.check(composeLocation(raw.location));
-  const facts = await completeFacts(raw, location, ctx);
-  const meaning = composeMeaning({
-    composeId: facts.id,
-    releaseShort: facts.releaseShort,
-    composeType: facts.type,
-    composeLabel: facts.label,
-    releaseVersion: facts.releaseVersion,
-  });
+  const meaningOf = (f: ComposeFacts) =>
+    composeMeaning({
+      composeId: f.id,
+      releaseShort: f.releaseShort,
+      composeType: f.type,
+      composeLabel: f.label ?? null,
+      releaseVersion: f.releaseVersion,
+      location: location.href,
+    });
+  let facts: ComposeFacts;
+  try {
+    facts = await composeFacts(raw, location, ctx);
+  } catch (err) {
+    // The compose host is slow or down, or the message points at another compose: one whose message
+    // already says it is none of ours (another product, a test compose) is ignored now, rather than
+    // retried for an hour or reported failed.
+    const byMessage = meaningOf(raw);
+    if (!byMessage.ours) return { kind: 'ignore', reason: byMessage.reason };
+    if (err instanceof PlumeError && !err.retryable)
+      return { kind: 'broken', channel: byMessage.channel, reason: err.oneLine() };
+    throw err;
+  }
+  const meaning = meaningOf(facts);
   if (!meaning.ours) return { kind: 'ignore', reason: meaning.reason };
   const { channel } = meaning;
   if (!watch.channels.includes(channel))
     return { kind: 'ignore', reason: `${facts.id} is a ${channel} compose, a channel not watched` };
-  const types = meaning.imageTypes.filter((t) => !watch.imageTypes || watch.imageTypes.includes(t));
-  const arches = FEDORA_ARCHES.filter((a) => watch.arches.includes(a));
-  if (types.length === 0 || arches.length === 0)
-    return {
-      kind: 'ignore',
-      reason: `${facts.id} has ${meaning.imageTypes.join(', ')} images; none of the watched types and arches`,
-    };
 
   const imagesUrl = childUrl(location, 'metadata/images.json');
   let images: ImagesJson;
@@ -86,31 +119,39 @@ export async function releasesForCompose(
       return { kind: 'broken', channel, reason: err.oneLine() };
     throw err;
   }
-  const requests: ReleaseRequest[] = [];
-  const missing: string[] = [];
-  for (const imageType of types)
-    for (const arch of arches) {
-      try {
-        selectImage(images, imageType, arch);
-      } catch (err) {
-        if (!(err instanceof PlumeError) || err.kind !== 'input') throw err;
-        missing.push(err.oneLine());
-        continue;
-      }
-      requests.push({
-        system: 'fedora',
-        channel,
-        arch,
-        imageType,
-        compose: location.href,
-        composeId: facts.id,
-        version: meaning.version,
-        ...(facts.respin !== undefined ? { respin: facts.respin } : {}),
-        ...(facts.label ? { label: facts.label } : {}),
-        ...(watch.environment ? { environment: watch.environment } : {}),
-      });
-    }
-  if (requests.length === 0) return { kind: 'broken', channel, reason: missing.join('; ') };
-  for (const m of missing) ctx.log.warn({ compose: facts.id, channel }, `compose is missing an image: ${m}`);
+  const plan = planCloudImages(images, {
+    channel,
+    version: meaning.version,
+    imageTypes: meaning.imageTypes,
+    arches: watch.arches,
+    watchedTypes: watch.imageTypes,
+  });
+  // Every cloud image is published or said to be skipped, with why: fedimg published them all.
+  for (const s of plan.skipped)
+    ctx.log.info(
+      { compose: facts.id, channel, image: s.path },
+      `not publishing ${s.path.split('/').pop() ?? s.path}: ${s.reason}`,
+    );
+  if (plan.publish.length === 0)
+    return plan.missing.length > 0
+      ? { kind: 'broken', channel, reason: plan.missing.join('; ') }
+      : {
+          kind: 'ignore',
+          reason: `${facts.id} has ${meaning.imageTypes.join(', ')} images; none of the watched types and arches`,
+        };
+  for (const m of plan.missing)
+    ctx.log.warn({ compose: facts.id, channel }, `compose is missing an image: ${m}`);
+  const requests: ReleaseRequest[] = plan.publish.map(({ imageType, arch }) => ({
+    system: 'fedora',
+    channel,
+    arch,
+    imageType,
+    compose: location.href,
+    composeId: facts.id,
+    version: meaning.version,
+    ...(facts.respin !== undefined ? { respin: facts.respin } : {}),
+    ...(facts.label ? { label: facts.label } : {}),
+    ...(watch.environment ? { environment: watch.environment } : {}),
+  }));
   return { kind: 'release', channel, requests };
 }

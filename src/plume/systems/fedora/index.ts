@@ -7,7 +7,7 @@ import type { LocateContext, ReleaseRequest, SourceFacts, System, TargetSettings
 import { parseComposeId } from './compose-id.js';
 import { FEDORA_ARCHES, composeLocation, releasesForCompose } from './compose.js';
 import { IMAGE_TYPES, selectArtifact, type SelectedImage } from './images.js';
-import { composeMeaning } from './meaning.js';
+import { LAST_ATOMIC_RELEASE, composeMeaning } from './meaning.js';
 import { fedimgBuildName, parseLabel, subvariantOf, uploaderImageName } from './naming.js';
 import { parseComposeInfo, parseImagesJson } from './productmd.js';
 import { CHANNEL_BASE_URLS, environmentLayers, fedoraSettings } from './settings.js';
@@ -63,9 +63,9 @@ function isoDate(yyyymmdd: string): string {
     : yyyymmdd;
 }
 
-/** plume's old `--arch amd64` meant x86_64. */
-function archOf(request: ReleaseRequest): string | undefined {
-  return request.arch === 'amd64' ? 'x86_64' : request.arch;
+/** plume's old `--arch amd64` meant x86_64, and its `-A/--architecture` defaulted to x86_64. */
+function archOf(request: ReleaseRequest): string {
+  return request.arch === undefined || request.arch === 'amd64' ? 'x86_64' : request.arch;
 }
 
 /**
@@ -129,12 +129,6 @@ export const fedora: System = {
       this.imageTypes(),
       'fedora',
     );
-    if (imageType === 'AtomicHost' && request.channel === 'cloud')
-      throw new PlumeError(
-        'usage',
-        'AtomicHost is not released on the cloud channel',
-        'use --channel updates or branched',
-      );
     const settings = fedoraSettings(ctx.settings);
     const baseUrls = Object.fromEntries(Object.entries(settings.channels).map(([k, v]) => [k, v.base_url]));
 
@@ -144,7 +138,8 @@ export const fedora: System = {
     const compose = images.payload.compose;
     expectMatch('compose-id', request.composeId, compose.id, compose.id);
 
-    // composeinfo.json knows the release version and label; older or partial composes may lack it.
+    // composeinfo.json is the truth about the release version and label (older or partial composes may
+    // lack it): what a command line or a message says must agree with it, and fills in only what it lacks.
     let version: string | undefined;
     let releaseShort: string | undefined;
     let label = request.label;
@@ -153,13 +148,19 @@ export const fedora: System = {
       const info = parseComposeInfo(await ctx.source.document(infoUrl), infoUrl.href);
       version = info.payload.release.version;
       releaseShort = info.payload.release.short;
-      label ??= info.payload.compose.label ?? undefined;
+      const stated = info.payload.compose.label ?? undefined;
+      if (stated) {
+        expectMatch('label', request.label, stated, compose.id);
+        label = stated;
+      }
     } catch (err) {
       if (!(err instanceof PlumeError) || err.kind !== 'source') throw err;
       ctx.log.debug({ err: err.message }, 'no composeinfo.json; deriving the release from the compose id');
     }
     const parsedId = parseComposeId(compose.id);
     if (version) expectMatch('version', request.version, version, compose.id);
+    if (request.respin !== undefined)
+      expectMatch('respin', String(request.respin), String(compose.respin), compose.id);
     version ??= request.version ?? parsedId?.version;
     releaseShort ??= parsedId?.releaseShort ?? 'Fedora';
     if (!version)
@@ -176,11 +177,23 @@ export const fedora: System = {
       composeType: compose.type,
       composeLabel: label ?? null,
       releaseVersion: version,
+      location: location.href,
     });
     if (meaning.ours && meaning.channel !== request.channel)
       ctx.log.warn(
         { compose: compose.id, channel: request.channel, expected: meaning.channel },
         `this compose belongs to the ${meaning.channel} channel`,
+      );
+    // The cloud channel carries Atomic Host only where a release's own compose held it (up to Fedora 29).
+    if (
+      imageType === 'AtomicHost' &&
+      request.channel === 'cloud' &&
+      !(meaning.ours && meaning.channel === 'cloud' && meaning.imageTypes.includes('AtomicHost'))
+    )
+      throw new PlumeError(
+        'usage',
+        `AtomicHost is not released on the cloud channel from compose ${compose.id}: only from the release composes of Fedora ${LAST_ATOMIC_RELEASE} and before`,
+        'use --channel updates or branched',
       );
 
     // Each provider's file; a provider the compose has none for is left out with the reason, unless no
@@ -208,7 +221,7 @@ export const fedora: System = {
       composeId: compose.id,
       composeDate: compose.date,
       composeType: compose.type,
-      respin: request.respin ?? compose.respin,
+      respin: compose.respin,
       label,
       version,
       releaseShort,

@@ -15,6 +15,8 @@ export interface ComposeDescription {
   composeLabel?: string | null;
   /** `30`, `Rawhide`. */
   releaseVersion?: string;
+  /** Where the compose is (its `compose/` URL): evidence for the channel where the id leaves it open. */
+  location?: string;
 }
 
 export type ComposeMeaning =
@@ -39,11 +41,38 @@ function withAtomic(version: string): FedoraImageType[] {
 }
 
 /**
+ * The directory the compose was written under, when it names a nightly channel: Pungi writes composes to
+ * `.../compose/rawhide/{id}/compose` and `.../compose/branched/{id}/compose`. Only the directory right
+ * above the compose's own counts, so nothing else in a URL can pass for it.
+ */
+export function locationChannel(
+  composeId: string,
+  location: string | undefined,
+): 'rawhide' | 'branched' | undefined {
+  if (!location) return undefined;
+  let path: string;
+  try {
+    path = new URL(location).pathname;
+  } catch {
+    path = location;
+  }
+  const parts = path.split('/').filter(Boolean);
+  const at = parts.lastIndexOf(composeId);
+  const parent = at > 0 ? parts[at - 1] : undefined;
+  return parent === 'rawhide' || parent === 'branched' ? parent : undefined;
+}
+
+/**
  * What a compose means for Fedora's cloud images, from what its message says (the compose id fills in what
  * the message lacks). Pure; the controller asks it before reading any metadata.
- * - `Fedora-Rawhide-…n.N` nightlies are `rawhide`; nightlies of a numbered release are `branched`;
+ * - `Fedora-Rawhide-…n.N` nightlies are `rawhide`; nightlies of a numbered release are `branched`, except
+ *   where the compose lives under `rawhide/`: before Rawhide composes were named so, they carried the
+ *   number of the release Rawhide would become (`Fedora-24-20151208.n.7`), and only the location tells;
  * - `Fedora-Cloud` production composes (the two-week and release composes) and production `Fedora`
- *   composes labelled Beta or RC are `cloud` (Cloud Base only: AtomicHost is never released there);
+ *   composes labelled Beta or RC are `cloud`. A release's own compose (`Fedora`) also holds its Atomic Host
+ *   images until Atomic Host ended (Fedora 29), and those were released with it: fedimg published every
+ *   cloud image of Fedora 28's release candidate, and the release's Atomic Host AMIs are those. They go
+ *   with the compose, on `cloud`, rather than on `updates` (the two-week Atomic composes that came after);
  * - `Fedora-Atomic` / `Fedora-AtomicHost` production composes (the two-week Atomic releases) are `updates`;
  * - test, CI and development composes, updates composes (packages, no images), unlabelled or otherwise
  *   labelled production composes and other products are not ours, with the reason.
@@ -80,7 +109,7 @@ export function composeMeaning(c: ComposeDescription): ComposeMeaning {
   switch (short) {
     case 'Fedora':
       if (type === 'nightly')
-        return version === 'Rawhide'
+        return version === 'Rawhide' || locationChannel(c.composeId, c.location) === 'rawhide'
           ? { ours: true, channel: 'rawhide', imageTypes: ['Cloud-Base'], labelKind: 'none', version }
           : { ours: true, channel: 'branched', imageTypes: withAtomic(version), labelKind: 'none', version };
       if (version === 'Rawhide')
@@ -90,7 +119,7 @@ export function composeMeaning(c: ComposeDescription): ComposeMeaning {
         };
       if (label.kind === 'none')
         return { ours: false, reason: `${c.composeId} is a production compose without a Beta or RC label` };
-      return { ours: true, channel: 'cloud', imageTypes: ['Cloud-Base'], ...labelled, version };
+      return { ours: true, channel: 'cloud', imageTypes: withAtomic(version), ...labelled, version };
     case 'Fedora-Cloud':
       if (type !== 'production')
         return {
