@@ -32,8 +32,19 @@ export const test = it;
 
 const isObject = (v) => v !== null && typeof v === 'object';
 
+// vitest's asymmetric matchers (expect.stringContaining and the like): an expected value that
+// decides for itself whether an actual value matches, wherever it sits in an expected object.
+class Asymmetric {
+  constructor(test, description) {
+    this.test = test;
+    this.description = description;
+  }
+}
+const asymmetric = (test, description) => new Asymmetric(test, description);
+
 // toEqual: recursive equality that ignores undefined properties and object types; toStrictEqual does not.
 function equal(a, b, strict) {
+  if (b instanceof Asymmetric) return b.test(a);
   if (Object.is(a, b)) return true;
   if (!isObject(a) || !isObject(b)) return false;
   if (a instanceof Date || b instanceof Date) return a instanceof Date && b instanceof Date && a.getTime() === b.getTime();
@@ -54,6 +65,7 @@ function equal(a, b, strict) {
 // toMatchObject: every property of the expected object is in the actual one (recursively); arrays match
 // element by element and in length.
 function matches(actual, expected) {
+  if (expected instanceof Asymmetric) return expected.test(actual);
   if (Array.isArray(expected))
     return Array.isArray(actual) && actual.length === expected.length && expected.every((e, i) => matches(actual[i], e));
   if (isObject(expected) && !(expected instanceof Date) && !(expected instanceof RegExp))
@@ -133,6 +145,17 @@ export function expect(actual) {
   return m;
 }
 expect.unreachable = (message = 'this line should not be reached') => assert.fail(message);
+expect.stringContaining = (s) => asymmetric((v) => typeof v === 'string' && v.includes(s), `stringContaining ${s}`);
+expect.stringMatching = (re) =>
+  asymmetric((v) => typeof v === 'string' && (typeof re === 'string' ? v.includes(re) : re.test(v)), `stringMatching ${re}`);
+expect.objectContaining = (o) => asymmetric((v) => matches(v, o), 'objectContaining');
+expect.arrayContaining = (xs) =>
+  asymmetric((v) => Array.isArray(v) && xs.every((x) => v.some((y) => equal(y, x, false))), 'arrayContaining');
+expect.any = (c) =>
+  asymmetric(
+    (v) => v !== null && v !== undefined && (Object(v) instanceof c || (c === String && typeof v === 'string') || (c === Number && typeof v === 'number')),
+    `any ${c.name}`,
+  );
 
 export const vi = {
   // spyOn(object, method).mockImplementation(fn): replaces the method until mockRestore().
