@@ -6,7 +6,7 @@ import { backoffDelay } from '../shared/retry.js';
 import { primaryImages, variants, type TargetPlan } from '../plume/plan.js';
 import { awsArchitecture } from '../plume/providers/aws/arch.js';
 import type { ProviderFactory } from '../plume/providers/module.js';
-import { targetsOf, type ReleaseRecord, type TargetRecord } from '../plume/record.js';
+import type { ReleaseRecord, TargetRecord } from '../plume/record.js';
 import type { PlannedRelease } from '../plume/runtime.js';
 import { platformsFor, sourceAccess, sourcePolicy } from '../plume/runtime.js';
 import type { SystemRegistry } from '../plume/systems/registry.js';
@@ -299,9 +299,9 @@ export class Controller {
     };
   }
 
-  /** The announcements a finished release makes, AWS target by AWS target. */
+  /** The announcements a finished release makes, target by target. */
   private announcements(job: JobRow, planned: PlannedRelease, record: ReleaseRecord) {
-    return targetsOf(record, 'aws').flatMap((t: TargetRecord) =>
+    return Object.values(record.targets).flatMap((t: TargetRecord) =>
       releaseAnnouncements(this.imageFacts(job, planned, t.plan), t, {
         fedimg: this.app.publish_fedimg,
         uploader: this.app.publish_image_uploader,

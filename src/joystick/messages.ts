@@ -15,6 +15,8 @@ import type { OutboxItem } from './store/job-store.js';
  */
 
 export const UPLOADER_SCHEMA = 'fedora_image_uploader.published.v1.aws';
+export const UPLOADER_GCP_SCHEMA = 'fedora_image_uploader.published.v1.gcp';
+export const UPLOADER_AZURE_SCHEMA = 'fedora_image_uploader.published.v1.azure';
 
 /** What a job is about, for the messages. */
 export interface ImageFacts {
@@ -108,16 +110,40 @@ export function uploadFailed(
   );
 }
 
+export interface AnnounceOptions {
+  fedimg: boolean;
+  uploader: boolean;
+}
+
 /**
- * Everything a finished release announces: upload completed (base region), copy (each other region),
- * publish (every region and volume type that verified), the fedora-image-uploader message, and an ERROR
- * message naming each region that is missing.
+ * Everything a finished target announces, by its provider: AWS's fedimg and fedora-image-uploader messages,
+ * GCE's and Azure's fedora-image-uploader messages; then, for every provider, an ERROR message naming each
+ * location that is missing.
  */
 export function releaseAnnouncements(
   f: ImageFacts,
   record: TargetRecord,
-  opts: { fedimg: boolean; uploader: boolean },
+  opts: AnnounceOptions,
 ): OutboxItem[] {
+  const published = PUBLISHED[record.provider]?.(f, record, opts) ?? [];
+  return record.problems.length > 0 ? [...published, releaseProblems(f, record)] : published;
+}
+
+/** What a target of each provider announces when its images are there. */
+const PUBLISHED: Record<
+  string,
+  (f: ImageFacts, record: TargetRecord, opts: AnnounceOptions) => OutboxItem[]
+> = {
+  aws: awsPublished,
+  gcp: gcpPublished,
+  azure: azurePublished,
+};
+
+/**
+ * AWS: upload completed (base region), copy (each other region), publish (every region and volume type that
+ * verified), as fedimg announced them; and fedora-image-uploader's message.
+ */
+function awsPublished(f: ImageFacts, record: TargetRecord, opts: AnnounceOptions): OutboxItem[] {
   const out: OutboxItem[] = [];
   const primary = new Map(
     record.images.filter((i) => i.location === record.primaryLocation).map((i) => [i.variant, i]),
@@ -191,8 +217,75 @@ export function releaseAnnouncements(
       ),
     );
   }
-  if (record.problems.length > 0) out.push(releaseProblems(f, record));
   return out;
+}
+
+/** Whether a target published anything fedora-image-uploader's messages can name. */
+function uploaderFacts(f: ImageFacts, record: TargetRecord, opts: AnnounceOptions) {
+  return opts.uploader && f.uploader && record.mode === 'release' && record.images.length > 0
+    ? f.uploader
+    : undefined;
+}
+
+/**
+ * GCE: fedora-image-uploader's `published.v1.gcp`: the image, its family, where its data is kept, and its
+ * URL (the API's self link of the image).
+ */
+function gcpPublished(f: ImageFacts, record: TargetRecord, opts: AnnounceOptions): OutboxItem[] {
+  const u = uploaderFacts(f, record, opts);
+  const image = record.images[0];
+  if (!u || !image) return [];
+  const settings = record.plan.settings as { family?: string; storageLocations?: string[] };
+  return [
+    item(
+      `${f.jobId}:uploader:gcp:${image.name}`,
+      UPLOADER_GCP_SCHEMA,
+      {
+        architecture: f.architecture,
+        compose_id: f.composeId,
+        release: u.release,
+        subvariant: u.subvariant,
+        family: settings.family ?? '',
+        image_name: image.name,
+        image_url: `https://www.googleapis.com/compute/v1/${image.id}`,
+        storage_locations: settings.storageLocations ?? [],
+      },
+      INFO,
+      UPLOADER_GCP_SCHEMA,
+    ),
+  ];
+}
+
+/**
+ * Azure: fedora-image-uploader's `published.v1.azure`: the gallery image definition and version, the
+ * version's resource id (the community gallery's, when it is shared with the community) and the regions
+ * it was replicated to.
+ */
+function azurePublished(f: ImageFacts, record: TargetRecord, opts: AnnounceOptions): OutboxItem[] {
+  const u = uploaderFacts(f, record, opts);
+  const first = record.images[0];
+  if (!u || !first) return [];
+  const settings = record.plan.settings as { definition?: string };
+  const regions = [...new Set(record.images.map((i) => i.location))].sort();
+  // A later retry that adds regions announces again, under a key naming how many it covers.
+  return [
+    item(
+      `${f.jobId}:uploader:azure:${first.name}:${regions.length}`,
+      UPLOADER_AZURE_SCHEMA,
+      {
+        architecture: f.architecture,
+        compose_id: f.composeId,
+        image_definition_name: settings.definition ?? '',
+        image_version_name: first.name,
+        image_resource_id: first.id,
+        regions,
+        release: u.release,
+        subvariant: u.subvariant,
+      },
+      INFO,
+      UPLOADER_AZURE_SCHEMA,
+    ),
+  ];
 }
 
 /** A release that left regions missing or wrong: ERROR severity, every region named, so someone is paged. */

@@ -61,6 +61,7 @@ const image = (location: string, variant: string, id: string) => ({
   name: amiName(facts.build, location, variant, 0),
 });
 const complete = {
+  provider: 'aws',
   status: 'complete',
   mode: 'release',
   primaryLocation: 'us-east-1',

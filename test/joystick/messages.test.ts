@@ -45,6 +45,7 @@ const image = (location: string, variant: string, id: string) => ({
   name: `${facts.build}-hvm-${location}-${variant}-0`,
 });
 const record = {
+  provider: 'aws',
   status: 'complete',
   mode: 'release',
   primaryLocation: 'us-east-1',
@@ -224,5 +225,97 @@ describe("announcements keep fedimg's and fedora-image-uploader's fields", () =>
     expect(partial[0]).toMatchObject({ topic: 'joystick.release.partial', severity: 40 });
     expect(partial[0]!.body.regions).toEqual(['ap-south-1']);
     expect(composeFailed('C', 'L', 'cloud', 'no images.json').severity).toBe(40);
+  });
+});
+
+describe("GCE's and Azure's images are announced as fedora-image-uploader announced them", () => {
+  const f: ImageFacts = {
+    ...facts,
+    composeId: 'Fedora-40-20240414.0',
+    build: 'Fedora-Cloud-Base-GCE-40-1.14.x86_64',
+  };
+  const uploader = { imageName: 'x', subvariant: 'Cloud_Base', release: 40 };
+
+  it('GCE: one published.v1.gcp per image, with its family, URL and storage locations', () => {
+    const gce = {
+      ...record,
+      provider: 'gcp',
+      primaryLocation: 'global',
+      images: [
+        {
+          location: 'global',
+          variant: 'image',
+          name: 'fedora-cloud-40-1-14-x86-64',
+          id: 'projects/fedora-cloud/global/images/fedora-cloud-40-1-14-x86-64',
+        },
+      ],
+      plan: { images: [], settings: { family: 'fedora-cloud-40', storageLocations: ['us'] } },
+    } as unknown as TargetRecord;
+    const out = releaseAnnouncements({ ...f, uploader }, gce, { fedimg: true, uploader: true });
+    expect(out).toHaveLength(1);
+    expect(out[0]).toMatchObject({
+      topic: 'fedora_image_uploader.published.v1.gcp',
+      schema: 'fedora_image_uploader.published.v1.gcp',
+      severity: 20,
+    });
+    expect(out[0]!.body).toEqual({
+      architecture: 'x86_64',
+      compose_id: 'Fedora-40-20240414.0',
+      release: 40,
+      subvariant: 'Cloud_Base',
+      family: 'fedora-cloud-40',
+      image_name: 'fedora-cloud-40-1-14-x86-64',
+      image_url:
+        'https://www.googleapis.com/compute/v1/projects/fedora-cloud/global/images/fedora-cloud-40-1-14-x86-64',
+      storage_locations: ['us'],
+    });
+    expect(contractErrors(out[0]!.topic, out[0]!.body)).toEqual([]);
+    // No fedimg message for GCE: fedimg only ever spoke of EC2.
+    expect(out.filter((m) => m.topic.startsWith('fedimg.'))).toEqual([]);
+  });
+
+  it('Azure: one published.v1.azure per version, with its definition, resource id and regions', () => {
+    const id =
+      '/CommunityGalleries/Fedora-5e266ba4-2250-406d-adad-5d73860d958f/Images/Fedora-Cloud-40-x64/Versions/40.20240501.0';
+    const azure = {
+      ...record,
+      provider: 'azure',
+      primaryLocation: 'eastus',
+      images: ['eastus', 'eastus2', 'centralus'].map((location) => ({
+        location,
+        variant: 'version',
+        name: '40.20240501.0',
+        id,
+      })),
+      plan: { images: [], settings: { definition: 'Fedora-Cloud-40-x64' } },
+    } as unknown as TargetRecord;
+    const out = releaseAnnouncements({ ...f, composeId: 'Fedora-40-20240501.n.0', uploader }, azure, {
+      fedimg: true,
+      uploader: true,
+    });
+    expect(out.map((m) => m.topic)).toEqual(['fedora_image_uploader.published.v1.azure']);
+    expect(out[0]!.body).toEqual({
+      architecture: 'x86_64',
+      compose_id: 'Fedora-40-20240501.n.0',
+      image_definition_name: 'Fedora-Cloud-40-x64',
+      image_version_name: '40.20240501.0',
+      image_resource_id: id,
+      regions: ['centralus', 'eastus', 'eastus2'],
+      release: 40,
+      subvariant: 'Cloud_Base',
+    });
+    expect(contractErrors(out[0]!.topic, out[0]!.body)).toEqual([]);
+  });
+
+  it('a GCE or Azure target with problems pages someone, as an AWS one does', () => {
+    const failed = {
+      ...record,
+      provider: 'gcp',
+      status: 'failed',
+      images: [],
+      problems: [{ location: 'global', variant: 'image', kind: 'missing', detail: 'no image' }],
+    } as unknown as TargetRecord;
+    const out = releaseAnnouncements({ ...f, uploader }, failed, { fedimg: true, uploader: true });
+    expect(out.map((m) => [m.topic, m.severity])).toEqual([['joystick.release.failed', 40]]);
   });
 });

@@ -15,6 +15,8 @@ const validators = Object.fromEntries(
     'fedimg.image.copy',
     'fedimg.image.publish',
     'fedora_image_uploader.published.v1.aws',
+    'fedora_image_uploader.published.v1.gcp',
+    'fedora_image_uploader.published.v1.azure',
   ].map((name) => [
     name,
     ajv.compile(JSON.parse(readFileSync(new URL(`${name}.json`, SCHEMAS), 'utf8')) as object),

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 /** A deterministic pseudo-random generator (mulberry32), so generated images are the same every run. */
 export function prng(seed: number): () => number {
@@ -130,6 +130,8 @@ export interface SampleCompose {
   images: Record<string, { path: string; sha256: string; rawSize: number; build: string }>;
   /** The images of `moreImages`, by `{variant}/{arch}`. */
   more: Record<string, { path: string; sha256: string; rawSize: number; build: string }>;
+  /** With `gce`: the GCE archives (a tar.gz holding disk.raw), by arch. */
+  gce: Record<string, { path: string; sha256: string; rawSize: number; build: string }>;
 }
 
 export interface SampleComposeSpec {
@@ -154,6 +156,31 @@ export interface SampleComposeSpec {
   subvariant?: string;
   /** Cloud images of other variants in the same compose (a release compose's AtomicHost images). */
   moreImages?: { variant: string; subvariant: string; buildName: (arch: string) => string }[];
+  /** Also the GCE archive of each cloud image (`Fedora-Cloud-Base-GCE-...tar.gz`, type `tar-gz`). */
+  gce?: boolean;
+}
+
+/**
+ * A GCE image archive of a raw disk, as image builders make it: a gzip'd tar of a sparse member named
+ * disk.raw (`tar --format=oldgnu -S`), so a sparse disk stays small.
+ */
+export async function writeGceArchive(raw: string, out: string): Promise<void> {
+  await mkdir(dirname(out), { recursive: true });
+  const args = [
+    '--format=oldgnu',
+    '-Sczf',
+    out,
+    '-C',
+    dirname(raw),
+    '--transform',
+    's,.*,disk.raw,',
+    basename(raw),
+  ];
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('tar', args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`tar exited ${code}`))));
+  });
 }
 
 /**
@@ -172,6 +199,7 @@ export async function writeSampleCompose(spec: SampleComposeSpec): Promise<Sampl
   const subvariant = spec.subvariant ?? 'Cloud_Base';
   const images: SampleCompose['images'] = {};
   const more: SampleCompose['more'] = {};
+  const gce: SampleCompose['gce'] = {};
   const entries: Record<string, Record<string, unknown[]>> = { [variant]: {}, Server: {} };
   const sets = [
     {
@@ -201,8 +229,23 @@ export async function writeSampleCompose(spec: SampleComposeSpec): Promise<Sampl
         dataFraction: spec.dataFraction ?? 0.1,
         seed: i + 1,
       });
-      const xzPath = await compressFile(join(composeDir, rel), 'xz', { threads: 0 });
       const { rm, stat } = await import('node:fs/promises');
+      const extra: unknown[] = [];
+      if (spec.gce && set.variant === variant) {
+        const gceBuild = build.replace(/^Fedora-Cloud-Base-/, 'Fedora-Cloud-Base-GCE-');
+        const gceRel = `${variant}/${arch}/images/${gceBuild}.tar.gz`;
+        await writeGceArchive(join(composeDir, rel), join(composeDir, gceRel));
+        const gceSha = await sha256File(join(composeDir, gceRel));
+        gce[arch] = { path: gceRel, sha256: gceSha, rawSize, build: gceBuild };
+        extra.push({
+          checksums: { sha256: gceSha },
+          format: 'tar.gz',
+          path: gceRel,
+          size: (await stat(join(composeDir, gceRel))).size,
+          type: 'tar-gz',
+        });
+      }
+      const xzPath = await compressFile(join(composeDir, rel), 'xz', { threads: 0 });
       await rm(join(composeDir, rel));
       const sha256 = await sha256File(xzPath);
       const size = (await stat(xzPath)).size;
@@ -235,6 +278,7 @@ export async function writeSampleCompose(spec: SampleComposeSpec): Promise<Sampl
           size: 300512345,
           type: 'vagrant-libvirt',
         },
+        ...extra.map((e) => ({ ...common, ...(e as object) })),
       ];
       entries.Server![arch] = [
         {
@@ -297,5 +341,5 @@ export async function writeSampleCompose(spec: SampleComposeSpec): Promise<Sampl
       2,
     ),
   );
-  return { root: spec.dir, composeId, composePath, images, more };
+  return { root: spec.dir, composeId, composePath, images, more, gce };
 }

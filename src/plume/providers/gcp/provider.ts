@@ -349,15 +349,18 @@ export class GcpProvider implements Provider {
       await this.waitOperation(s, op.latestResponse as Operation, `creating image ${target.name}`, ctx);
     }
     const ready = await this.waitReady(plan, ctx);
-    // The archive has served its purpose; a failure to delete it is only worth a warning.
-    if (disk)
-      await c.storage
-        .bucket(s.bucket)
-        .file(disk.id.replace(/^gs:\/\/[^/]+\//, ''))
-        .delete({ ignoreNotFound: true })
-        .catch((err: unknown) =>
-          ctx.log.warn({ object: disk.id, err: errorMessage(err) }, 'could not delete the uploaded archive'),
-        );
+    // The archive has served its purpose (this run's, or one a run killed after the insert left behind); a
+    // failure to delete it is only worth a warning.
+    await c.storage
+      .bucket(s.bucket)
+      .file(objectName(plan))
+      .delete({ ignoreNotFound: true })
+      .catch((err: unknown) =>
+        ctx.log.warn(
+          { object: objectName(plan), err: errorMessage(err) },
+          'could not delete the uploaded archive',
+        ),
+      );
     const id = imagePath(s.project, ready.name!);
     const resolved = { ...target, name: ready.name! };
     ctx.emit({ type: 'image-ready', target: resolved, id, reused, primary: true });

@@ -125,6 +125,7 @@ export async function releasesForCompose(
     imageTypes: meaning.imageTypes,
     arches: watch.arches,
     watchedTypes: watch.imageTypes,
+    providers: ctx.providers,
   });
   // Every cloud image is published or said to be skipped, with why: fedimg published them all.
   for (const s of plan.skipped)
@@ -141,8 +142,15 @@ export async function releasesForCompose(
         };
   for (const m of plan.missing)
     ctx.log.warn({ compose: facts.id, channel }, `compose is missing an image: ${m}`);
-  const requests: ReleaseRequest[] = plan.publish.map(({ imageType, arch }) => ({
+  for (const p of plan.publish)
+    for (const u of p.unserved)
+      ctx.log.info(
+        { compose: facts.id, channel, imageType: p.imageType, arch: p.arch, provider: u.provider },
+        `not publishing ${p.imageType} ${p.arch} to ${u.provider}: ${u.reason}`,
+      );
+  const requests: ReleaseRequest[] = plan.publish.map(({ imageType, arch, images: files }) => ({
     system: 'fedora',
+    platforms: Object.keys(files),
     channel,
     arch,
     imageType,

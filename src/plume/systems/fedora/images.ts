@@ -22,6 +22,10 @@ export const IMAGE_TYPES: Record<string, ImageTypeRule> = {
 export interface ArtifactRule {
   /** What people call it, in messages. */
   what: string;
+  /** The provider's name as people say it. */
+  cloud: string;
+  /** What the provider's images are made from, for a line saying why a file is not published. */
+  madeFrom: string;
   types: readonly string[];
   /** Types a file is taken under only when its name carries the flavour. */
   typesIfFlavoured?: readonly string[];
@@ -29,14 +33,41 @@ export interface ArtifactRule {
 }
 
 export const ARTIFACTS: Record<string, ArtifactRule> = {
-  aws: { what: 'raw-xz', types: ['raw-xz'], flavour: /-AmazonEC2[.-]/ },
-  gcp: { what: 'GCE tar.gz', types: ['tar-gz'], typesIfFlavoured: ['docker'], flavour: /-(GCE|GCP)[.-]/ },
-  azure: { what: 'Azure vhdfixed.xz', types: ['vhd-compressed'], flavour: /-Azure[.-]/ },
+  aws: {
+    what: 'raw-xz',
+    cloud: 'AWS',
+    madeFrom: 'the raw-xz disk image',
+    types: ['raw-xz'],
+    flavour: /-AmazonEC2[.-]/,
+  },
+  gcp: {
+    what: 'GCE tar.gz',
+    cloud: 'GCE',
+    madeFrom: 'the tar.gz archive of disk.raw',
+    types: ['tar-gz'],
+    typesIfFlavoured: ['docker'],
+    flavour: /-(GCE|GCP)[.-]/,
+  },
+  azure: {
+    what: 'Azure vhdfixed.xz',
+    cloud: 'Azure',
+    madeFrom: 'the fixed VHD',
+    types: ['vhd-compressed'],
+    flavour: /-Azure[.-]/,
+  },
 };
 
 export type SelectedImage = ImageEntry & { variant: string };
 
 const fileName = (i: ImageEntry) => i.path.split('/').pop() ?? '';
+
+/** Whether a file of a compose is of the kind a provider publishes (whatever its image type and arch). */
+export function isArtifactOf(i: ImageEntry, artifact: ArtifactRule): boolean {
+  return (
+    artifact.types.includes(i.type) ||
+    (artifact.typesIfFlavoured?.includes(i.type) === true && artifact.flavour.test(fileName(i)))
+  );
+}
 
 /**
  * Choose the one file a provider publishes for an image type and arch. A compose holds raw-xz images of many
@@ -59,9 +90,7 @@ export function selectArtifact(
     );
   const artifact = ARTIFACTS[provider];
   if (!artifact) throw new PlumeError('usage', `fedora does not publish to ${provider}`);
-  const ofType = (i: ImageEntry) =>
-    artifact.types.includes(i.type) ||
-    (artifact.typesIfFlavoured?.includes(i.type) === true && artifact.flavour.test(fileName(i)));
+  const ofType = (i: ImageEntry) => isArtifactOf(i, artifact);
   const all = allImages(images);
   const candidates = all.filter(
     (i) =>

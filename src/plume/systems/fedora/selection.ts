@@ -1,5 +1,5 @@
 import { PlumeError } from '../../../shared/errors.js';
-import { IMAGE_TYPES, selectImage, type SelectedImage } from './images.js';
+import { ARTIFACTS, IMAGE_TYPES, isArtifactOf, selectArtifact, type SelectedImage } from './images.js';
 import { LAST_ATOMIC_RELEASE, type FedoraImageType } from './meaning.js';
 import { allImages, type ImagesJson } from './productmd.js';
 
@@ -8,7 +8,14 @@ export const FEDORA_ARCHES = ['x86_64', 'aarch64'] as const;
 
 /** What a compose's cloud images come to: the images to publish, and every other one with the reason. */
 export interface CloudImagePlan {
-  publish: { imageType: FedoraImageType; arch: string; image: SelectedImage }[];
+  /** Per image type and arch, each provider's file; providers without one are in `unserved`. */
+  publish: {
+    imageType: FedoraImageType;
+    arch: string;
+    images: Record<string, SelectedImage>;
+    /** Providers the compose has no file for, for this image type and arch, with why. */
+    unserved: { provider: string; reason: string }[];
+  }[];
   /** Every other image of the cloud variants, once each: the path and why it is not published. */
   skipped: { path: string; reason: string }[];
   /** Image types and arches the compose should hold and does not (each a one-line reason). */
@@ -23,6 +30,8 @@ export interface CloudImageScope {
   arches: readonly string[];
   /** The image types watched; all when absent. */
   watchedTypes?: readonly string[];
+  /** The providers published to (each takes its own file of a compose). */
+  providers: readonly string[];
 }
 
 const CLOUD_VARIANTS = new Set(Object.values(IMAGE_TYPES).flatMap((r) => r.variants));
@@ -44,35 +53,50 @@ const fileName = (path: string) => path.split('/').pop() ?? path;
 export function planCloudImages(images: ImagesJson, scope: CloudImageScope): CloudImagePlan {
   const wantedTypes = scope.imageTypes.filter((t) => !scope.watchedTypes || scope.watchedTypes.includes(t));
   const wantedArches = FEDORA_ARCHES.filter((a) => scope.arches.includes(a));
+  const providers = scope.providers.filter((p) => ARTIFACTS[p]);
   const publish: CloudImagePlan['publish'] = [];
   const missing: string[] = [];
-  /** Per image type and arch: the image chosen, or why none could be. */
-  const outcome = new Map<string, { chosen?: SelectedImage; error?: string }>();
+  /** Per image type and arch: the files chosen (by path), or why none could be. */
+  const outcome = new Map<string, { chosen: Map<string, string>; error?: string }>();
   for (const imageType of wantedTypes)
     for (const arch of wantedArches) {
-      try {
-        const image = selectImage(images, imageType, arch);
-        publish.push({ imageType, arch, image });
-        outcome.set(`${imageType}/${arch}`, { chosen: image });
-      } catch (err) {
-        if (!(err instanceof PlumeError) || err.kind !== 'input') throw err;
-        missing.push(err.oneLine());
-        outcome.set(`${imageType}/${arch}`, { error: err.message });
-      }
+      const chosen: Record<string, SelectedImage> = {};
+      const unserved: { provider: string; reason: string }[] = [];
+      for (const provider of providers)
+        try {
+          chosen[provider] = selectArtifact(images, imageType, arch, provider);
+        } catch (err) {
+          if (!(err instanceof PlumeError) || err.kind !== 'input') throw err;
+          unserved.push({ provider, reason: err.oneLine() });
+        }
+      const paths = new Map(Object.entries(chosen).map(([p, i]) => [i.path, p]));
+      if (paths.size > 0) publish.push({ imageType, arch, images: chosen, unserved });
+      else missing.push(unserved[0]?.reason ?? `no provider publishes ${imageType} images`);
+      outcome.set(`${imageType}/${arch}`, { chosen: paths, error: unserved[0]?.reason });
     }
 
   const skipped: CloudImagePlan['skipped'] = [];
+  const served = (i: SelectedImage) => providers.filter((p) => isArtifactOf(i, ARTIFACTS[p]!));
+  const madeFrom = providers.map(
+    (p) => `${ARTIFACTS[p]!.cloud} images are made from ${ARTIFACTS[p]!.madeFrom}`,
+  );
   for (const image of allImages(images)) {
     if (!CLOUD_VARIANTS.has(image.variant)) continue;
     const type = imageTypeOf(image.variant, image.subvariant);
     const o = type ? outcome.get(`${type}/${image.arch}`) : undefined;
-    if (o?.chosen?.path === image.path) continue;
+    if (o?.chosen.has(image.path)) continue;
+    const takers = served(image);
+    const other = Object.entries(ARTIFACTS).find(
+      ([p, a]) => !providers.includes(p) && isArtifactOf(image, a),
+    );
     let reason: string;
     if (!type) reason = `its subvariant ${image.subvariant} is neither a Cloud-Base nor an AtomicHost image`;
     else if (!(FEDORA_ARCHES as readonly string[]).includes(image.arch))
-      reason = `AWS runs no ${image.arch} images`;
-    else if (image.type !== 'raw-xz')
-      reason = `it is a ${image.type} file; AWS images are made from the raw-xz disk image`;
+      reason = `${providers.length === 1 ? ARTIFACTS[providers[0]!]!.cloud : 'no provider'} runs no ${image.arch} images`;
+    else if (takers.length === 0)
+      reason = other
+        ? `it is the ${other[1].cloud} image, and ${other[0]} is not published to`
+        : `it is a ${image.type} file; ${madeFrom.join('; ')}`;
     else if (!scope.imageTypes.includes(type))
       reason =
         type === 'AtomicHost' && Number(scope.version) > LAST_ATOMIC_RELEASE
@@ -81,8 +105,12 @@ export function planCloudImages(images: ImagesJson, scope: CloudImageScope): Clo
     else if (!wantedTypes.includes(type)) reason = `${type} is not among the watched image types`;
     else if (!(wantedArches as readonly string[]).includes(image.arch))
       reason = `${image.arch} is not among the watched arches`;
-    else if (o?.chosen) reason = `the dedicated AWS image ${fileName(o.chosen.path)} is published instead`;
-    else reason = o?.error ?? 'no image of its kind could be chosen';
+    else {
+      const instead = [...(o?.chosen ?? [])].find(([, p]) => takers.includes(p));
+      reason = instead
+        ? `the dedicated ${ARTIFACTS[instead[1]]!.cloud} image ${fileName(instead[0])} is published instead`
+        : (o?.error ?? 'no image of its kind could be chosen');
+    }
     skipped.push({ path: image.path, reason });
   }
   return { publish, skipped, missing };
