@@ -13,11 +13,28 @@ export const SourceConfig = z.strictObject({
   idle_timeout_seconds: z.number().positive().default(60),
 });
 
+/**
+ * What an image must be to be published at all, whoever built it: at least `min_data_mib` of data (an image
+ * with a partition table and a filesystem has far more; an empty or all-zero file is a broken build), and a
+ * volume of at most `max_volume_gib` (a decompression bomb makes a huge volume out of a small file).
+ * `[images.systems.NAME]` overrides either for one system; a system may bring its own defaults.
+ */
+const ImageLimitsToml = z.strictObject({
+  min_data_mib: z.number().min(0).max(1024).optional(),
+  max_volume_gib: z.number().int().min(1).max(16384).optional(),
+});
+export const ImagesConfig = z.strictObject({
+  min_data_mib: z.number().min(0).max(1024).default(1),
+  max_volume_gib: z.number().int().min(1).max(16384).default(64),
+  systems: z.record(z.string(), ImageLimitsToml).default({}),
+});
+
 export const PlumeConfig = z.strictObject({
   aws: AwsConfig.default(AwsConfig.parse({})),
   /** Google Compute Engine: published to when the section is present (and not `enabled = false`). */
   gcp: GcpConfig.optional(),
   source: SourceConfig.default(SourceConfig.parse({})),
+  images: ImagesConfig.default(ImagesConfig.parse({})),
   state: z
     .strictObject({
       path: z.string().optional(),

@@ -32,6 +32,10 @@ export interface SourceSpec {
   minVolumeGiB?: number;
   /** Fixed volume size; the image must fit. */
   volumeGiB?: number;
+  /** Least data (bytes in blocks that are not all zeros) an image must hold to be published (policy). */
+  minDataBytes?: number;
+  /** Largest volume an image may need (policy): a larger one is refused before anything is created. */
+  maxVolumeGiB?: number;
   /** Detached signature, for systems that sign instead of publishing checksums. */
   signatureUrl?: string;
   /** Public key file(s) the signature must verify against; checked before anything is uploaded. */

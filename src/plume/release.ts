@@ -166,6 +166,8 @@ async function runTarget(
                   fallbackVolumeGiB: plan.source.fallbackVolumeGiB,
                   minVolumeGiB: plan.source.minVolumeGiB,
                   volumeGiB: plan.source.volumeGiB,
+                  minDataBytes: plan.source.minDataBytes,
+                  maxVolumeGiB: plan.source.maxVolumeGiB,
                 },
                 staged?.policy ?? opts.policy,
                 opts.signal,

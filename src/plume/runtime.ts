@@ -22,6 +22,23 @@ export function sourcePolicy(config: PlumeConfig, system: System, allowFiles: bo
   };
 }
 
+/**
+ * The image limits of a system: the config's `[images.systems.NAME]`, else the system's own, else `[images]`.
+ * Pure.
+ */
+export function imageLimits(
+  config: PlumeConfig,
+  system: Pick<System, 'name' | 'imageLimits'>,
+): { minDataBytes: number; maxVolumeGiB: number } {
+  const own = system.imageLimits?.() ?? {};
+  const configured = config.images.systems[system.name] ?? {};
+  const minDataMiB = configured.min_data_mib ?? own.minDataMiB ?? config.images.min_data_mib;
+  return {
+    minDataBytes: Math.round(minDataMiB * 2 ** 20),
+    maxVolumeGiB: configured.max_volume_gib ?? own.maxVolumeGiB ?? config.images.max_volume_gib,
+  };
+}
+
 /** What systems read their sources through: the policy applied to every location and document. */
 export function sourceAccess(policy: SourcePolicy, signal?: AbortSignal): SourceAccess {
   return {
@@ -142,8 +159,14 @@ export async function planRelease(request: ReleaseRequest, deps: PlanDeps): Prom
   const resolved: TargetSettings[] = [];
   for (const s of settings) resolved.push(await resolveLocations(s, deps.providers, deps.log));
   const plan = system.plan(facts, resolved);
+  const limits = imageLimits(deps.config, system);
   return {
-    plan: { ...plan, targets: plan.targets.map((t) => providerModule(t.provider).check(t)) },
+    plan: {
+      ...plan,
+      targets: plan.targets.map((t) =>
+        providerModule(t.provider).check({ ...t, source: { ...t.source, ...limits } }),
+      ),
+    },
     providers: deps.providers,
     policy,
     system,

@@ -31,6 +31,8 @@ export interface RawImageSpec {
  * then files spread over the disk, not aligned to any block size.
  */
 export function dataExtents(spec: RawImageSpec): { offset: number; length: number }[] {
+  // No data at all: an empty or all-zero disk, the broken build plume must refuse.
+  if (spec.dataFraction <= 0 || spec.size === 0) return [];
   const rand = prng(spec.seed ?? 1);
   const extent = spec.extentBytes ?? 3 * 1024 * 1024 + 4096 * 3;
   const count = Math.max(1, Math.round((spec.size * spec.dataFraction) / extent));

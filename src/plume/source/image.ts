@@ -21,6 +21,38 @@ export interface ImageSpec {
   minVolumeGiB?: number;
   /** A fixed volume size (configured); an image that does not fit is refused before upload. */
   volumeGiB?: number;
+  /** Least data an image must hold (bytes in blocks that are not all zeros): checked before anything is made from it. */
+  minDataBytes?: number;
+  /** Largest volume allowed (policy): a bigger one is refused before any snapshot is started. */
+  maxVolumeGiB?: number;
+}
+
+const MiB = 2 ** 20;
+const size = (bytes: number) =>
+  bytes >= GiB
+    ? `${(bytes / GiB).toFixed(2)} GiB`
+    : bytes >= MiB
+      ? `${(bytes / MiB).toFixed(1)} MiB`
+      : `${bytes} bytes`;
+
+/** An image holding less data than the policy asks is a broken build: refuse it with one line. Pure. */
+export function checkImageData(dataBytes: number, minDataBytes: number | undefined, what: string): void {
+  if (minDataBytes === undefined || dataBytes >= minDataBytes) return;
+  throw new PlumeError(
+    'input',
+    `${what} holds ${dataBytes === 0 ? 'no data' : `only ${size(dataBytes)} of data`} (all zeros or empty), less than the ${size(minDataBytes)} an image must have; nothing was registered`,
+    'check the build that made it (or lower [images] min_data_mib for this system)',
+  );
+}
+
+/** A volume bigger than the policy allows is refused before any snapshot exists. Pure. */
+export function checkVolumeSize(volumeGiB: number, maxVolumeGiB: number | undefined, what: string): void {
+  if (maxVolumeGiB === undefined || volumeGiB <= maxVolumeGiB) return;
+  throw new PlumeError(
+    'input',
+    `${what} needs a ${volumeGiB} GiB volume, more than the ${maxVolumeGiB} GiB allowed; nothing was created`,
+    'check the image (a small file that decompresses to this much is a decompression bomb), or raise [images] max_volume_gib for this system',
+  );
 }
 
 export interface ReadSummary extends BlockStats {
@@ -79,6 +111,9 @@ export async function openImage(
       `cannot tell the image size of ${info.url.href} before reading it`,
       'serve it with byte ranges, or configure a volume size for this system',
     );
+  checkVolumeSize(volumeGiB, spec.maxVolumeGiB, info.url.href);
+  // Known before reading: a raw size below the minimum cannot hold enough data.
+  if (rawBytes !== undefined) checkImageData(rawBytes, spec.minDataBytes, info.url.href);
 
   return {
     info,
@@ -161,6 +196,8 @@ export async function openImage(
               `the image decompressed to ${stats.bytes} bytes but its index says ${rawBytes}`,
               'the file is corrupt',
             );
+          // The blocks that carry data are what a snapshot holds; an image of zeros makes an empty disk.
+          checkImageData((stats.blocks - stats.zeroBlocks) * blockSize, spec.minDataBytes, what);
           return { ...stats, sha256: digest.hex(), compressedBytes: digest.bytes };
         },
       };

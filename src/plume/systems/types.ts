@@ -89,6 +89,11 @@ export interface System {
   /** Hosts this system's images come from, added to the fetch policy's allow list. */
   sourceHosts(): string[];
   /**
+   * What an image of this system must be, where it knows better than the project's defaults (`[images]`);
+   * the config's `[images.systems.NAME]` overrides it.
+   */
+  imageLimits?(): { minDataMiB?: number; maxVolumeGiB?: number };
+  /**
    * Where a channel publishes with one provider, on top of the provider's section of the config: one list
    * of settings tables per target (e.g. AWS commercial and GovCloud, each with its own profile, base region
    * and regions), for the provider to validate and apply; `[[]]` (one target, nothing to add) when absent.

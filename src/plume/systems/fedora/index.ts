@@ -103,6 +103,10 @@ export const fedora: System = {
   imageTypes: () => Object.keys(IMAGE_TYPES),
   sourceHosts: () => ['kojipkgs.fedoraproject.org', 'dl.fedoraproject.org'],
 
+  // Fedora's cloud images are 5 GiB raw (Cloud Base) to 6 GiB (Atomic Host); 16 leaves room to grow and
+  // stops a bomb long before it costs anything.
+  imageLimits: () => ({ maxVolumeGiB: 16 }),
+
   providers: () => Object.keys(DECISIONS),
 
   channelTargets(channel, environment, raw, provider) {

@@ -1,0 +1,106 @@
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Inspector } from '../support/inspect.js';
+import { rehashImage } from '../support/xz.js';
+import { fedoraCloudArgs, runCli, startWorld, type RunResult, type World } from '../support/world.js';
+
+/**
+ * Issue 13: hostile and slow inputs. Each case is run as a person would (the built CLI against the AWS
+ * emulator and a local compose host) and ends with one clear line and nothing registered or left behind.
+ */
+
+const REGIONS = ['us-east-1', 'eu-west-1'];
+let world: World;
+let aws: Inspector;
+
+beforeAll(async () => {
+  world = await startWorld({ regions: REGIONS });
+  aws = new Inspector(world.emulator.endpoint);
+});
+afterAll(async () => {
+  aws?.destroy();
+  await world?.close();
+});
+
+function release(compose: string, extra: string[] = []): Promise<RunResult> {
+  return runCli('plume', [...fedoraCloudArgs(world, compose), ...extra], world.env);
+}
+
+async function expectCleanFailure(res: RunResult, code: number, line: RegExp): Promise<void> {
+  expect(res.code, res.stderr).toBe(code);
+  const last = res.stderr.trim().split('\n').pop()!;
+  expect(last).toMatch(/^plume: error: /);
+  expect(last).toMatch(line);
+  const inv = await aws.inventory(REGIONS);
+  expect(inv.images).toEqual([]);
+  expect(inv.snapshots).toEqual([]);
+}
+
+/** StartSnapshot calls the emulator saw. */
+const snapshotsStarted = () => world.emulator.calls().filter((c) => c.operation === 'StartSnapshot').length;
+
+describe('an image with no data is refused before anything is registered', () => {
+  it('a 0-byte raw image', async () => {
+    const compose = await world.compose({ rawSize: 0, dataFraction: 0, version: '40', date: '20240101' });
+    const before = snapshotsStarted();
+    await expectCleanFailure(
+      await release(compose.url),
+      1,
+      /\.raw\.xz holds no data \(all zeros or empty\), less than the 1\.0 MiB an image must have; nothing was registered: check the build/,
+    );
+    // Known from the xz index: refused before any snapshot was started.
+    expect(snapshotsStarted()).toBe(before);
+  });
+
+  it('a 64 MiB image of zeros', async () => {
+    const compose = await world.compose({
+      rawSize: 64 * 2 ** 20,
+      dataFraction: 0,
+      version: '40',
+      date: '20240102',
+    });
+    await expectCleanFailure(
+      await release(compose.url),
+      1,
+      /\.raw\.xz holds no data \(all zeros or empty\), less than the 1\.0 MiB an image must have; nothing was registered/,
+    );
+  });
+
+  it("the threshold is the system's, from [images.systems.NAME]", async () => {
+    const compose = await world.compose({ rawSize: 16 * 2 ** 20, version: '40', date: '20240103' });
+    await world.writeConfig('[images.systems.fedora]\nmin_data_mib = 12\n', REGIONS);
+    try {
+      await expectCleanFailure(
+        await release(compose.url),
+        1,
+        /holds only [\d.]+ MiB of data \(all zeros or empty\), less than the 12\.0 MiB an image must have/,
+      );
+    } finally {
+      await world.writeConfig('', REGIONS);
+    }
+  });
+});
+
+describe('a decompression bomb is bounded by policy, before StartSnapshot', () => {
+  it("concatenated zero streams that decode to more than Fedora's 16 GiB limit", async () => {
+    const compose = await world.compose({ rawSize: 4 * 2 ** 20, version: '40', date: '20240104' });
+    const dir = join(world.dir, 'composes', compose.composePath);
+    const image = join(dir, compose.images.x86_64!.path);
+    // 136 x 128 MiB of zeros after the real image: 17 GiB raw from about 3 MB of xz.
+    const zeros = execFileSync('sh', ['-c', 'head -c 134217728 /dev/zero | xz -1 -T1'], {
+      maxBuffer: 2 ** 26,
+    });
+    for (let i = 0; i < 136; i++) appendFileSync(image, zeros);
+    expect(readFileSync(image).length).toBeLessThan(8 * 2 ** 20);
+    rehashImage(join(dir, 'metadata', 'images.json'), compose.images.x86_64!.sha256, image);
+    const before = snapshotsStarted();
+    await expectCleanFailure(
+      await release(compose.url),
+      1,
+      /\.raw\.xz needs a 18 GiB volume, more than the 16 GiB allowed; nothing was created: check the image \(a small file that decompresses to this much is a decompression bomb\), or raise \[images\] max_volume_gib/,
+    );
+    expect(snapshotsStarted()).toBe(before);
+  });
+});
