@@ -11,6 +11,15 @@ export const SourceConfig = z.strictObject({
   allow_insecure_http: z.boolean().default(false),
   attempts: z.number().int().min(1).max(20).default(5),
   idle_timeout_seconds: z.number().positive().default(60),
+  /** A download slower than this over a whole `rate_window_seconds` is dropped and resumed; 0: no minimum. */
+  min_rate_bytes_per_second: z
+    .number()
+    .int()
+    .min(0)
+    .default(16 * 1024),
+  rate_window_seconds: z.number().positive().default(30),
+  /** Deadline of each attempt at a metadata document (images.json, a checksum list, a signature). */
+  document_timeout_seconds: z.number().positive().default(120),
 });
 
 /**

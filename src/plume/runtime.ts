@@ -19,6 +19,9 @@ export function sourcePolicy(config: PlumeConfig, system: System, allowFiles: bo
     allowInsecureHttp: config.source.allow_insecure_http,
     attempts: config.source.attempts,
     idleTimeoutMs: config.source.idle_timeout_seconds * 1000,
+    minBytesPerSecond: config.source.min_rate_bytes_per_second,
+    rateWindowMs: config.source.rate_window_seconds * 1000,
+    documentTimeoutMs: config.source.document_timeout_seconds * 1000,
   };
 }
 

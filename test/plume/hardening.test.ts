@@ -104,3 +104,79 @@ describe('a decompression bomb is bounded by policy, before StartSnapshot', () =
     expect(snapshotsStarted()).toBe(before);
   });
 });
+
+describe('every fetch has a deadline and a minimum rate', () => {
+  it('images.json served at 1 byte/s ends at the document deadline, with one line', async () => {
+    const compose = await world.compose({ rawSize: 4 * 2 ** 20, version: '41', date: '20240201' });
+    await writeSourceConfig('document_timeout_seconds = 2');
+    world.files.faults.push({ pathSuffix: 'metadata/images.json', bytesPerSecond: 1, times: Infinity });
+    const t0 = Date.now();
+    try {
+      const res = await runCli('plume', fedoraCloudArgs(world, compose.url), world.env, {
+        timeoutMs: 120_000,
+      });
+      await expectCleanFailure(
+        res,
+        1,
+        /cannot fetch http:\/\/127\.0\.0\.1:\d+\/.*\/metadata\/images\.json: .*images\.json: no complete answer within 2 s: check the URL, the network and that the host is up$/,
+      );
+    } finally {
+      world.files.faults.length = 0;
+      await world.writeConfig('', REGIONS);
+    }
+    // Three attempts of 2 s and their backoff, not minutes (a bound, not a timing assertion: the runaway
+    // case never ends).
+    expect(Date.now() - t0).toBeLessThan(110_000);
+  });
+
+  it('an image served at 100 bytes/s is dropped for its rate, resumed, then refused with one line', async () => {
+    const compose = await world.compose({ rawSize: 4 * 2 ** 20, version: '41', date: '20240202' });
+    await writeSourceConfig('min_rate_bytes_per_second = 1024\nrate_window_seconds = 1');
+    world.files.faults.push({
+      pathSuffix: '.raw.xz',
+      bytesPerSecond: 100,
+      streamOnly: true,
+      times: Infinity,
+    });
+    try {
+      const res = await runCli('plume', fedoraCloudArgs(world, compose.url), world.env, {
+        timeoutMs: 120_000,
+      });
+      await expectCleanFailure(
+        res,
+        1,
+        /cannot fetch http:\/\/127\.0\.0\.1:\d+\/.*\.raw\.xz: the image download: \d+ bytes\/s over 1 s, slower than the minimum 1024 bytes\/s: check the URL/,
+      );
+      // Each stalled attempt was resumed from where it stopped (Range), up to the configured attempts.
+      const gets = world.files.requests.filter((r) => r.method === 'GET' && r.path.endsWith('.raw.xz'));
+      expect(gets.filter((r) => r.range?.match(/^bytes=\d+-$/)).length).toBe(2);
+    } finally {
+      world.files.faults.length = 0;
+      await world.writeConfig('', REGIONS);
+    }
+  });
+});
+
+describe('redirects', () => {
+  it('a redirect to file:// is refused even though the command line may read local files', async () => {
+    const compose = await world.compose({ rawSize: 4 * 2 ** 20, version: '41', date: '20240203' });
+    world.files.faults.push({ pathSuffix: 'metadata/images.json', redirectTo: 'file:///etc/hostname' });
+    try {
+      await expectCleanFailure(
+        await release(compose.url),
+        1,
+        /refusing to read local file \/etc\/hostname: local files are only read when given on the command line$/,
+      );
+    } finally {
+      world.files.faults.length = 0;
+    }
+  });
+});
+
+/** Rewrite the world's config with extra keys in its [source] table. */
+async function writeSourceConfig(keys: string): Promise<void> {
+  await world.writeConfig('', REGIONS);
+  const { readFile, writeFile } = await import('node:fs/promises');
+  const text = await readFile(world.configPath, 'utf8');
+  await writeFile(world.configPath, text.replace('[source]\n', `[source]\n${keys}\n`));
+}

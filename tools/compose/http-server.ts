@@ -12,7 +12,16 @@ export interface FileFault {
   cutAfterBytes?: number;
   /** Answer this HTTP status instead. */
   status?: number;
-  /** How many times it fires (default once). */
+  /** Send the body at this many bytes per second (a slow or hostile host); headers go at once. */
+  bytesPerSecond?: number;
+  /** Answer 302 with this Location (a redirect to another host or scheme). */
+  redirectTo?: string;
+  /**
+   * Only for requests read to the end of the file (no Range, or an open `bytes=N-` resuming one): an image's
+   * body, not the bounded reads of its xz index.
+   */
+  streamOnly?: boolean;
+  /** How many times it fires (default once; Infinity for every request). */
   times?: number;
 }
 
@@ -36,10 +45,20 @@ export async function serveDirectory(root: string, port = 0): Promise<FileServer
     void (async () => {
       const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
       requests.push({ method: req.method ?? 'GET', path, range: req.headers.range });
-      const fault = faults.find((f) => path.endsWith(f.pathSuffix) && (f.times ?? 1) > 0);
+      const fault = faults.find(
+        (f) =>
+          path.endsWith(f.pathSuffix) &&
+          (f.times ?? 1) > 0 &&
+          !(f.streamOnly && req.headers.range && !/^bytes=\d+-$/.test(req.headers.range)),
+      );
       if (fault?.status) {
         fault.times = (fault.times ?? 1) - 1;
         res.writeHead(fault.status).end();
+        return;
+      }
+      if (fault?.redirectTo) {
+        fault.times = (fault.times ?? 1) - 1;
+        res.writeHead(302, { location: fault.redirectTo }).end();
         return;
       }
       const file = normalize(join(root, path));
@@ -86,6 +105,26 @@ export async function serveDirectory(root: string, port = 0): Promise<FileServer
       res.writeHead(status, headers);
       if (req.method === 'HEAD') {
         res.end();
+        return;
+      }
+      if (fault?.bytesPerSecond !== undefined) {
+        fault.times = (fault.times ?? 1) - 1;
+        const { readFile } = await import('node:fs/promises');
+        const body = (await readFile(file)).subarray(start, end + 1);
+        // Ten drips a second, at least a byte each: the client sees a live but crawling connection.
+        const step = Math.max(1, Math.round(fault.bytesPerSecond / 10));
+        const everyMs = (1000 * step) / fault.bytesPerSecond;
+        let sent = 0;
+        const drip = setInterval(() => {
+          if (res.destroyed || sent >= body.length) {
+            clearInterval(drip);
+            if (!res.destroyed) res.end();
+            return;
+          }
+          res.write(body.subarray(sent, sent + step));
+          sent += step;
+        }, everyMs);
+        res.on('close', () => clearInterval(drip));
         return;
       }
       const stream = createReadStream(file, { start, end, highWaterMark: 256 * 1024 });

@@ -40,6 +40,89 @@ function isTransient(err: unknown): boolean {
   return err instanceof TypeError || (err instanceof Error && 'code' in err);
 }
 
+/** What a transfer's watch decides at a tick: go on, or why to give up on this attempt. Pure. */
+export function transferVerdict(
+  t: { now: number; startedAt: number; lastByteAt: number; windowStartAt: number; windowBytes: number },
+  limits: { idleMs: number; minBytesPerSecond: number; windowMs: number; deadlineMs?: number },
+): string | undefined {
+  if (limits.deadlineMs !== undefined && t.now - t.startedAt >= limits.deadlineMs)
+    return `no complete answer within ${Math.round(limits.deadlineMs / 1000)} s`;
+  if (t.now - t.lastByteAt >= limits.idleMs)
+    return `nothing received for ${Math.round(limits.idleMs / 1000)} s`;
+  const elapsed = t.now - t.windowStartAt;
+  if (limits.minBytesPerSecond > 0 && elapsed >= limits.windowMs) {
+    const rate = (t.windowBytes * 1000) / elapsed;
+    if (rate < limits.minBytesPerSecond)
+      return `${Math.round(rate)} bytes/s over ${Math.round(elapsed / 1000)} s, slower than the minimum ${limits.minBytesPerSecond} bytes/s`;
+  }
+  return undefined;
+}
+
+/**
+ * A watch over one attempt at a transfer: its signal aborts (with a TransientError, so the attempt is
+ * retried or resumed) when the host sends nothing for the idle timeout, sends slower than the minimum rate
+ * over a whole window, or the attempt passes its deadline. One timer ticking a few times per window;
+ * nothing runs while bytes flow except a counter.
+ */
+function watchTransfer(
+  policy: SourcePolicy,
+  what: string,
+  signal: AbortSignal | undefined,
+  deadlineMs?: number,
+) {
+  const controller = new AbortController();
+  const startedAt = Date.now();
+  const state = { startedAt, lastByteAt: startedAt, windowStartAt: startedAt, windowBytes: 0 };
+  const limits = {
+    idleMs: policy.idleTimeoutMs,
+    minBytesPerSecond: policy.minBytesPerSecond,
+    windowMs: policy.rateWindowMs,
+    deadlineMs,
+  };
+  const tickMs = Math.max(
+    50,
+    Math.min(1000, policy.idleTimeoutMs / 4, policy.rateWindowMs / 4, (deadlineMs ?? Infinity) / 4),
+  );
+  let pausedAt: number | undefined;
+  const timer = setInterval(() => {
+    if (pausedAt !== undefined) return;
+    const now = Date.now();
+    const verdict = transferVerdict({ ...state, now }, limits);
+    if (verdict) {
+      clearInterval(timer);
+      controller.abort(new TransientError(`${what}: ${verdict}`));
+    } else if (now - state.windowStartAt >= limits.windowMs) {
+      state.windowStartAt = now;
+      state.windowBytes = 0;
+    }
+  }, tickMs);
+  return {
+    signal: signal ? AbortSignal.any([signal, controller.signal]) : controller.signal,
+    /** Why the watch gave up, when it did. */
+    reason: () => (controller.signal.aborted ? (controller.signal.reason as Error) : undefined),
+    received(n: number) {
+      state.lastByteAt = Date.now();
+      state.windowBytes += n;
+    },
+    /**
+     * While the consumer holds a chunk (the upload is behind, so the download waits), the host is not
+     * slow: that time is taken out of every clock.
+     */
+    pause() {
+      pausedAt ??= Date.now();
+    },
+    resume() {
+      if (pausedAt === undefined) return;
+      const held = Date.now() - pausedAt;
+      pausedAt = undefined;
+      state.startedAt += held;
+      state.lastByteAt += held;
+      state.windowStartAt += held;
+    },
+    stop: () => clearInterval(timer),
+  };
+}
+
 async function request(
   url: URL,
   policy: SourcePolicy,
@@ -51,8 +134,12 @@ async function request(
     const res = await fetch(current, { ...init, redirect: 'manual' });
     if (res.status >= 300 && res.status < 400 && res.headers.get('location')) {
       await res.body?.cancel();
-      // Every hop is checked: an allowed host must not bounce us to one that is not.
-      current = checkSource(new URL(res.headers.get('location')!, current).href, policy);
+      // Every hop is checked: an allowed host must not bounce us to one that is not, and never to a local
+      // file (the command line may allow files; what a server answers never can).
+      current = checkSource(new URL(res.headers.get('location')!, current).href, {
+        ...policy,
+        allowFiles: false,
+      });
       continue;
     }
     if (res.status >= 500 || res.status === 429 || res.status === 408) {
@@ -128,8 +215,9 @@ export async function fetchDocument(
     }
   }
   for (let attempt = 1; ; attempt++) {
+    const watch = watchTransfer(policy, url.href, signal, policy.documentTimeoutMs);
     try {
-      const res = await request(url, policy, { signal });
+      const res = await request(url, policy, { signal: watch.signal });
       const declared = Number(res.headers.get('content-length') ?? NaN);
       if (declared > policy.maxMetadataBytes) {
         await res.body?.cancel();
@@ -141,6 +229,7 @@ export async function fetchDocument(
       const chunks: Buffer[] = [];
       let size = 0;
       for await (const chunk of bodyChunks(res)) {
+        watch.received(chunk.byteLength);
         size += chunk.byteLength;
         if (size > policy.maxMetadataBytes)
           throw new PlumeError('input', `${url.href} is larger than ${policy.maxMetadataBytes} bytes`);
@@ -149,10 +238,13 @@ export async function fetchDocument(
       if (Number.isFinite(declared) && size !== declared)
         throw new TransientError(`${url.href} ended after ${size} of ${declared} bytes`);
       return Buffer.concat(chunks);
-    } catch (err) {
+    } catch (caught) {
+      const err = watch.reason() ?? caught;
       if (attempt >= policy.attempts || !isTransient(err) || signal?.aborted)
         throw describeFetchError(url, err);
       await sleep(backoffDelay(attempt, 500, 10_000), undefined, { signal });
+    } finally {
+      watch.stop();
     }
   }
 }
@@ -178,18 +270,22 @@ export async function probeSource(url: URL, policy: SourcePolicy, signal?: Abort
     return { url, size: info.size, ranges: true };
   }
   for (let attempt = 1; ; attempt++) {
+    const watch = watchTransfer(policy, url.href, signal, policy.documentTimeoutMs);
     try {
-      const res = await request(url, policy, { method: 'HEAD', signal });
+      const res = await request(url, policy, { method: 'HEAD', signal: watch.signal });
       const len = res.headers.get('content-length');
       return {
         url,
         size: len === null ? undefined : Number(len),
         ranges: res.headers.get('accept-ranges') === 'bytes',
       };
-    } catch (err) {
+    } catch (caught) {
+      const err = watch.reason() ?? caught;
       if (attempt >= policy.attempts || !isTransient(err) || signal?.aborted)
         throw describeFetchError(url, err);
       await sleep(backoffDelay(attempt, 500, 10_000), undefined, { signal });
+    } finally {
+      watch.stop();
     }
   }
 }
@@ -213,20 +309,24 @@ export async function readRange(
     }
   }
   for (let attempt = 1; ; attempt++) {
+    const watch = watchTransfer(policy, info.url.href, signal, policy.documentTimeoutMs);
     try {
       const res = await request(info.url, policy, {
         headers: { range: `bytes=${offset}-${offset + length - 1}` },
-        signal,
+        signal: watch.signal,
       });
       if (res.status !== 206) {
         await res.body?.cancel();
         throw new PlumeError('source', `${info.url.host} does not serve byte ranges`);
       }
       return Buffer.from(await res.arrayBuffer());
-    } catch (err) {
+    } catch (caught) {
+      const err = watch.reason() ?? caught;
       if (attempt >= policy.attempts || !isTransient(err) || signal?.aborted)
         throw describeFetchError(info.url, err);
       await sleep(backoffDelay(attempt, 500, 10_000), undefined, { signal });
+    } finally {
+      watch.stop();
     }
   }
 }
@@ -257,25 +357,20 @@ export async function* streamSource(
   let validator: string | undefined;
   let total: number | undefined;
   let failures = 0;
+  // An attempt that brought at least a window's worth at the minimum rate was real progress and starts the
+  // count of failures again; a host dripping a little per attempt must not resume forever.
+  const progressBytes = Math.max(1, policy.minBytesPerSecond * (policy.rateWindowMs / 1000));
   for (;;) {
-    const idle = new AbortController();
-    const combined = signal ? AbortSignal.any([signal, idle.signal]) : idle.signal;
-    let timer: NodeJS.Timeout | undefined;
-    const arm = () => {
-      clearTimeout(timer);
-      timer = setTimeout(
-        () => idle.abort(new TransientError('the image download stalled')),
-        policy.idleTimeoutMs,
-      );
-    };
+    // No overall deadline: an image takes as long as it takes, as long as it keeps the minimum rate.
+    const watch = watchTransfer(policy, 'the image download', signal);
+    const attemptStart = offset;
     try {
-      arm();
       const headers: Record<string, string> = {};
       if (offset > 0) {
         headers.range = `bytes=${offset}-`;
         if (validator) headers['if-range'] = validator;
       }
-      const res = await request(info.url, policy, { headers, signal: combined });
+      const res = await request(info.url, policy, { headers, signal: watch.signal });
       if (offset > 0 && res.status !== 206) {
         await res.body?.cancel();
         throw new PlumeError(
@@ -290,22 +385,24 @@ export async function* streamSource(
         total = len === null ? undefined : Number(len);
       }
       for await (const chunk of bodyChunks(res)) {
-        arm();
+        watch.received(chunk.byteLength);
         offset += chunk.byteLength;
-        failures = 0;
+        if (offset - attemptStart >= progressBytes) failures = 0;
+        watch.pause();
         yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        watch.resume();
       }
       if (total !== undefined && offset < total)
         throw new TransientError(`the image download ended at byte ${offset} of ${total}`);
       return;
     } catch (err) {
-      const reason: unknown = idle.signal.aborted ? idle.signal.reason : err;
+      const reason: unknown = watch.reason() ?? err;
       failures++;
       if (failures >= policy.attempts || !isTransient(reason) || signal?.aborted)
         throw describeFetchError(info.url, reason);
       await sleep(backoffDelay(failures, 500, 10_000), undefined, { signal });
     } finally {
-      clearTimeout(timer);
+      watch.stop();
     }
   }
 }

@@ -16,6 +16,14 @@ export interface SourcePolicy {
   attempts: number;
   /** A response that sends nothing for this long is abandoned and resumed. */
   idleTimeoutMs: number;
+  /**
+   * A response slower than this over a whole `rateWindowMs` is abandoned and resumed (a host dripping a
+   * byte a second never trips the idle timeout): 0 turns the check off.
+   */
+  minBytesPerSecond: number;
+  rateWindowMs: number;
+  /** Longest a metadata document (or an image's head or tail) may take to fetch, per attempt. */
+  documentTimeoutMs: number;
   /** Largest metadata document accepted (images.json and friends). */
   maxMetadataBytes: number;
 }
@@ -27,6 +35,9 @@ export const DEFAULT_SOURCE_POLICY: SourcePolicy = {
   allowInsecureHttp: false,
   attempts: 5,
   idleTimeoutMs: 60_000,
+  minBytesPerSecond: 16 * 1024,
+  rateWindowMs: 30_000,
+  documentTimeoutMs: 120_000,
   maxMetadataBytes: 64 * 1024 * 1024,
 };
 
