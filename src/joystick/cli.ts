@@ -187,26 +187,40 @@ async function replay(
   }
 }
 
+/** Control characters as visible escapes (`\x1b`), so a line shows what it holds. Pure. */
+export function visible(text: string): string {
+  return text.replace(
+    // eslint-disable-next-line no-control-regex -- matching control characters is the point
+    /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
+}
+
 async function status(o: Common & { json?: boolean; limit: string }): Promise<number> {
   const config = await load(o);
   const store = await JobStore.open(openDatabase(config.app.database));
   try {
-    const model = await statusModel(store, Number(o.limit) || 20);
+    const model = await statusModel(store, Number(o.limit) || 20, {
+      stallSeconds: config.app.compose_stall_seconds,
+    });
     if (o.json) {
       print(JSON.stringify(model, null, 2));
       return EXIT.ok;
     }
     if (model.composes.length === 0) print('no composes recorded yet');
+    // Everything below came from the bus or a compose host: control characters are shown, never sent to the
+    // terminal (an id with escape sequences could otherwise print a fake line).
+    const show = (line: string) => print(visible(line));
     for (const c of model.composes) {
-      print(
-        `${c.composeId}  ${c.status}${c.channel ? `  (${c.channel})` : ''}${c.error ? `: ${c.error}` : ''}`,
+      show(
+        `${c.composeId}  ${c.status}${c.channel ? `  (${c.channel})` : ''}${c.readingSeconds !== undefined ? `  ${c.stalled ? 'STALLED: ' : ''}reading its metadata for ${c.readingSeconds} s` : ''}${c.error ? `: ${c.error}` : ''}`,
       );
       for (const j of c.jobs) {
-        print(
+        show(
           `  ${j.build ?? j.id}  ${j.state}${j.step ? ` (${j.step})` : ''}, attempt ${j.attempts}${j.error ? `: ${j.error}` : ''}`,
         );
         for (const r of j.regions)
-          print(
+          show(
             `    ${r.padEnd(16)} ${j.variants.map((v) => `${v} ${j.grid[r]?.[v]?.id ?? j.grid[r]?.[v]?.state ?? '-'}${j.grid[r]?.[v]?.public ? ' (public)' : ''}`).join('  ')}`,
           );
       }

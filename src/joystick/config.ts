@@ -26,6 +26,10 @@ export const ConsumerConfig = z.strictObject({
   /** Image types to publish (all the channel has when absent). */
   image_types: z.array(z.string()).optional(),
   max_parallel_jobs: z.number().int().min(1).max(32).default(2),
+  /** Composes whose metadata is read at once: one slow compose host never holds back another compose. */
+  max_parallel_composes: z.number().int().min(1).max(32).default(4),
+  /** A compose still being read after this long is stalled: a WARN line, the status page and a metric say so. */
+  compose_stall_seconds: z.number().positive().default(120),
   http_listen: z.string().default('127.0.0.1:8080'),
   publish_fedimg: z.boolean().default(true),
   publish_image_uploader: z.boolean().default(true),

@@ -131,7 +131,10 @@ export class Controller {
         }
       })();
     this.loops = [
-      forever('composes', () => this.resolveOne()),
+      // Several compose readers: a compose host that answers slowly holds back only its own compose.
+      ...Array.from({ length: this.app.max_parallel_composes }, (_, i) =>
+        forever(`composes-${i}`, () => this.resolveOne()),
+      ),
       forever('outbox', () => this.sendOutbox()),
       ...Array.from({ length: this.app.max_parallel_jobs }, (_, i) =>
         forever(`worker-${i}`, () => this.workOne()),
@@ -199,6 +202,7 @@ export class Controller {
     if (!system.releasesForCompose)
       throw new PlumeError('usage', `system ${system.name} cannot be driven by composes`);
     const policy = sourcePolicy(config.plume, system, false);
+    const watch = this.watchResolution(facts.id);
     try {
       const decision = await system.releasesForCompose(facts, this.watch(), {
         source: sourceAccess(policy, this.abort.signal),
@@ -252,7 +256,42 @@ export class Controller {
         await store.deferCompose(facts.id, this.owner, errorMessage(err), Date.now() + delay);
       } else await this.failCompose(facts, undefined, errorMessage(err), compose.round);
       return true;
+    } finally {
+      watch.stop();
     }
+  }
+
+  /**
+   * While a compose's metadata is read: renew its lease (a slow host must not hand the compose to another
+   * replica mid-read), and once it takes longer than `compose_stall_seconds`, say so (a WARN line, the
+   * `joystick_composes_stalled` gauge; the status page shows it from the database).
+   */
+  private watchResolution(composeId: string) {
+    const { store, log, metrics } = this.deps;
+    const started = Date.now();
+    let stalled = false;
+    const renew = setInterval(() => {
+      store
+        .renewComposeLease(composeId, this.owner, this.leaseMs)
+        .catch((err: unknown) =>
+          log.warn({ compose: composeId, err: errorMessage(err) }, 'cannot renew the compose lease'),
+        );
+    }, this.leaseMs / 3);
+    const stall = setTimeout(() => {
+      stalled = true;
+      metrics.composesStalled.inc();
+      log.warn(
+        { compose: composeId, seconds: Math.round((Date.now() - started) / 1000) },
+        'compose stalled: its metadata is still being read',
+      );
+    }, this.app.compose_stall_seconds * 1000);
+    return {
+      stop() {
+        clearInterval(renew);
+        clearTimeout(stall);
+        if (stalled) metrics.composesStalled.dec();
+      },
+    };
   }
 
   private async failCompose(

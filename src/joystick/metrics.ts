@@ -101,6 +101,11 @@ export class Metrics {
     labelNames: ['state'],
     registers: [this.registry],
   });
+  readonly composesStalled = new Gauge({
+    name: 'joystick_composes_stalled',
+    help: 'Composes whose metadata this replica has been reading for longer than compose_stall_seconds',
+    registers: [this.registry],
+  });
   readonly unsent = new Gauge({
     name: 'joystick_outbox_unsent',
     help: 'Announcements stored but not yet confirmed by the broker',

@@ -14,10 +14,37 @@ export type ComposeStatus = z.infer<typeof ComposeStatus>;
 
 const nullableString = z.string().nullish();
 
+/**
+ * Pungi's compose id, as productmd writes it: `{release_short}-{version}[-{release_type}]-{date}{suffix}.{respin}`
+ * (`Fedora-Cloud-30-20190611.0`, `Fedora-Rawhide-20240501.n.0`, `Fedora-29-updates-20190101.0`). Checked
+ * before anything is stored: the id is a database key, a log field, a line in `joystick status` and a page
+ * heading, and must never carry anything but its grammar (no spaces, no control characters).
+ */
+export const COMPOSE_ID = /^[A-Za-z][A-Za-z0-9_+.]*(?:-[A-Za-z0-9_+.]+)*-\d{8}(?:\.(?:n|t|ci|d))?\.\d+$/;
+
+function isWebUrl(location: string): boolean {
+  try {
+    const url = new URL(location);
+    return url.protocol === 'https:' || url.protocol === 'http:';
+  } catch {
+    return false;
+  }
+}
+
 const PungiBody = z.looseObject({
   status: z.string(),
-  compose_id: z.string().min(1).max(256),
-  location: z.string().min(1).max(2048),
+  compose_id: z
+    .string()
+    .max(256)
+    .regex(
+      COMPOSE_ID,
+      "not a Pungi compose id ({release_short}-{version}[-{type}]-{date}[.n|.t|.ci|.d].{respin}, letters, digits, '.', '_', '+' and '-' only)",
+    ),
+  location: z
+    .string()
+    .min(1)
+    .max(2048)
+    .refine(isWebUrl, 'not an http(s) URL (a compose location is only ever fetched over http or https)'),
   compose_date: nullableString,
   compose_type: nullableString,
   compose_respin: z.union([z.number().int().nonnegative(), z.string().regex(/^\d+$/)]).nullish(),

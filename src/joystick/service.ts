@@ -91,6 +91,7 @@ export async function startService(
     metrics,
     log,
     busConnected: () => bus?.connection.isConnected ?? false,
+    stallSeconds: config.app.compose_stall_seconds,
   });
   log.info({ url: http.url }, 'status page, health and metrics listening');
   controller.start();

@@ -12,6 +12,8 @@ export interface HttpDeps {
   log: Logger;
   /** Whether the broker connection is up (readiness). */
   busConnected: () => boolean;
+  /** `compose_stall_seconds`: a compose read for longer shows as stalled on the status page. */
+  stallSeconds?: number;
 }
 
 export interface HttpServer {
@@ -74,9 +76,17 @@ export async function startHttp(listen: string, deps: HttpDeps): Promise<HttpSer
           }
           case '/':
           case '/status':
-            return send(200, 'text/html; charset=utf-8', statusHtml(await statusModel(deps.store)));
+            return send(
+              200,
+              'text/html; charset=utf-8',
+              statusHtml(await statusModel(deps.store, 30, { stallSeconds: deps.stallSeconds })),
+            );
           case '/status.json':
-            return send(200, 'application/json', JSON.stringify(await statusModel(deps.store), null, 2));
+            return send(
+              200,
+              'application/json',
+              JSON.stringify(await statusModel(deps.store, 30, { stallSeconds: deps.stallSeconds }), null, 2),
+            );
           default:
             return send(404, 'text/plain', 'not found\n');
         }

@@ -34,6 +34,10 @@ export interface ComposeStatus {
   location: string;
   receivedAt: string;
   error?: string;
+  /** Seconds a replica has been reading the compose's metadata, while it does. */
+  readingSeconds?: number;
+  /** Read for longer than `compose_stall_seconds`. */
+  stalled?: boolean;
   jobs: JobStatus[];
 }
 
@@ -99,12 +103,19 @@ export function jobStatus(job: JobRow): JobStatus {
   };
 }
 
-export async function statusModel(store: JobStore, limit = 30): Promise<StatusModel> {
+export async function statusModel(
+  store: JobStore,
+  limit = 30,
+  opts: { stallSeconds?: number; now?: number } = {},
+): Promise<StatusModel> {
   const composes: ComposeRow[] = await store.recentComposes(limit);
   const jobs = await store.jobs({ composeIds: composes.map((c) => c.composeId) });
+  const now = opts.now ?? Date.now();
+  const stallSeconds = opts.stallSeconds ?? 120;
   return {
-    generatedAt: new Date().toISOString(),
+    generatedAt: new Date(now).toISOString(),
     composes: composes.map((c) => ({
+      ...readingState(c, now, stallSeconds),
       composeId: c.composeId,
       status: composeState(
         c,
@@ -117,6 +128,27 @@ export async function statusModel(store: JobStore, limit = 30): Promise<StatusMo
       jobs: jobs.filter((j) => j.composeId === c.composeId).map(jobStatus),
     })),
   };
+}
+
+/** Whether a compose is being read, for how long, and whether that is a stall. Pure. */
+export function readingState(
+  c: Pick<ComposeRow, 'status' | 'leaseUntil' | 'updatedAt'>,
+  now: number,
+  stallSeconds: number,
+): { readingSeconds?: number; stalled?: boolean } {
+  if (c.status !== 'received' || c.leaseUntil === undefined || c.leaseUntil < now) return {};
+  const readingSeconds = Math.max(0, Math.round((now - c.updatedAt) / 1000));
+  return { readingSeconds, stalled: readingSeconds >= stallSeconds };
+}
+
+/** Only web links are rendered as links: a location from the bus could say `javascript:`. Pure. */
+export function safeHref(location: string): string | undefined {
+  try {
+    const url = new URL(location);
+    return url.protocol === 'https:' || url.protocol === 'http:' ? url.href : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A compose's overall state, from its own and its jobs'. */
@@ -166,7 +198,8 @@ export function statusHtml(model: StatusModel): string {
     .map(
       (c) => `<article class="compose" data-compose="${esc(c.composeId)}" data-status="${esc(c.status)}">
 <h2>${esc(c.composeId)} <span class="state ${esc(c.status)}">${esc(c.status)}</span></h2>
-<p class="meta">${esc(c.channel ?? 'channel unknown')} · received ${esc(c.receivedAt)} · <a href="${esc(c.location)}">compose</a></p>
+<p class="meta">${esc(c.channel ?? 'channel unknown')} · received ${esc(c.receivedAt)} · ${safeHref(c.location) ? `<a href="${esc(safeHref(c.location))}">compose</a>` : `compose at ${esc(c.location)}`}</p>
+${c.readingSeconds !== undefined ? `<p class="${c.stalled ? 'error stalled' : 'meta'}">${c.stalled ? 'stalled: ' : ''}reading its metadata for ${c.readingSeconds} s</p>` : ''}
 ${c.error ? `<p class="error">${esc(c.error)}</p>` : ''}
 ${c.jobs.map(jobHtml).join('\n')}
 </article>`,

@@ -19,6 +19,8 @@ export interface ComposeRow {
   error?: string;
   /** How many times a person asked to retry the compose (`joystick retry`); 0 at first. */
   round: number;
+  /** While a replica reads the compose's metadata: until when it holds it. */
+  leaseUntil?: number;
 }
 
 export interface JobProgress {
@@ -100,6 +102,7 @@ function toCompose(r: Record<string, unknown>): ComposeRow {
     attempts: Number(r.attempts),
     error: opt(r.error as string | null),
     round: Number(r.retry_round ?? 0),
+    leaseUntil: r.lease_until === null || r.lease_until === undefined ? undefined : Number(r.lease_until),
   };
 }
 
@@ -218,6 +221,24 @@ export class JobStore {
       );
       return claimed ? toCompose(claimed) : undefined;
     });
+  }
+
+  /**
+   * Extend the lease on a compose whose metadata is still being read (a slow host must not let another
+   * replica take it over meanwhile); false when it is no longer this owner's. `updated_at` is left alone:
+   * it says since when the compose has been read.
+   */
+  async renewComposeLease(
+    composeId: string,
+    owner: string,
+    leaseMs: number,
+    now = Date.now(),
+  ): Promise<boolean> {
+    const rows = await this.db.query(
+      `UPDATE composes SET lease_until = ? WHERE compose_id = ? AND lease_owner = ? AND status = 'received' RETURNING compose_id`,
+      [now + leaseMs, composeId, owner],
+    );
+    return rows.length > 0;
   }
 
   /** Store the compose's jobs and announcements in one transaction, and mark it planned. */
