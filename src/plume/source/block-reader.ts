@@ -5,6 +5,8 @@ import type { Block, BlockStats } from './blocks.js';
 /** Slots of the shared flow-control array. */
 const QUEUED = 0;
 const STOP = 1;
+/** Reads that found the pipe empty, counted by the worker (for tests and the benchmark). */
+const EMPTY = 2;
 
 /**
  * Reading the decompressor's pipe. It writes 8 KiB at a time into a 64 KiB pipe, and each write that finds
@@ -24,6 +26,15 @@ const STOP = 1;
 const PIPE_TARGET = 32 * 1024;
 const MIN_NAP_MS = 0.02;
 const MAX_NAP_MS = 0.05;
+/**
+ * When the writer has nothing (the download is slow, so the decompressor waits for input), sub-millisecond
+ * naps become a busy-wait: 23 % of a core at 1 byte/s. After IDLE_AFTER empty reads in a row (a few
+ * milliseconds of nothing, far longer than any gap while the decoder is working) the nap doubles up to
+ * IDLE_NAP_MS, and the first read that finds data goes back to pacing. A download that resumes waits at
+ * most that long to be noticed.
+ */
+const IDLE_AFTER = 64;
+const IDLE_NAP_MS = 25;
 
 /**
  * The worker's code, as plain JavaScript so it runs the same from dist/, under tsx and under vitest
@@ -66,7 +77,12 @@ const observe = (n) => {
   if (now > last) rate = rate === 0 ? n / (now - last) : rate * 0.7 + (n / (now - last)) * 0.3;
   last = now;
 };
+let empty = 0;
 const nap = () => {
+  if (empty > ${IDLE_AFTER}) {
+    Atomics.wait(flow, ${STOP}, 0, Math.min(${IDLE_NAP_MS}, ${MAX_NAP_MS} * 2 ** Math.min(20, empty - ${IDLE_AFTER})));
+    return;
+  }
   const ms = rate > 0 ? ${PIPE_TARGET} / rate : ${MAX_NAP_MS};
   Atomics.wait(flow, ${STOP}, 0, Math.min(${MAX_NAP_MS}, Math.max(${MIN_NAP_MS}, ms)));
 };
@@ -79,6 +95,8 @@ for (;;) {
   } catch (err) {
     if (err.code === 'EAGAIN') {
       observe(0);
+      empty++;
+      Atomics.add(flow, ${EMPTY}, 1);
       nap();
       continue;
     }
@@ -86,6 +104,7 @@ for (;;) {
     throw err;
   }
   if (n === 0) break;
+  empty = 0;
   if (pace) observe(n);
   if (bytes + n > maxBytes) {
     parentPort.postMessage({ t: 'too-large' });
@@ -170,7 +189,7 @@ export async function* readBlocks(
   ahead = 8,
 ): AsyncGenerator<Block> {
   const { fd } = source;
-  const control = new SharedArrayBuffer(8);
+  const control = new SharedArrayBuffer(12);
   const flow = new Int32Array(control);
   const { port1: recycle, port2: freed } = new MessageChannel();
   const worker = new Worker(WORKER_SOURCE, {
@@ -224,6 +243,7 @@ export async function* readBlocks(
       stats.bytes = m.bytes;
       stats.blocks = m.blocks;
       stats.zeroBlocks = m.zeroBlocks;
+      stats.emptyReads = Atomics.load(flow, EMPTY);
       if (m.t === 'progress') continue;
       if (m.t === 'end') {
         ended = true;
@@ -242,8 +262,10 @@ export async function* readBlocks(
     ended = true;
     Atomics.store(flow, STOP, 1);
     Atomics.notify(flow, QUEUED);
+    Atomics.notify(flow, STOP);
     await worker.terminate();
     await exited;
+    stats.emptyReads = Atomics.load(flow, EMPTY);
     recycle.close();
     await source.close();
     await source.finished().catch(() => undefined);

@@ -15,6 +15,8 @@ export interface BlockStats {
   bytes: number;
   blocks: number;
   zeroBlocks: number;
+  /** Reads of the decompressor's pipe that found it empty (a paced reader's naps); absent elsewhere. */
+  emptyReads?: number;
 }
 
 /**
