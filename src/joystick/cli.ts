@@ -3,7 +3,10 @@ import { Command, CommanderError } from 'commander';
 import { EXIT, PlumeError, errorMessage, exitCodeFor } from '../shared/errors.js';
 import { createLogger, redactUrl } from '../shared/log.js';
 import { checkCredentialFile, credentialFiles } from '../plume/providers/aws/clients.js';
+import { KNOWN_REGIONS, checkRegions } from '../plume/providers/aws/regions.js';
+import type { AwsTargetExtras } from '../plume/providers/aws/settings.js';
 import { providerFactory } from '../plume/providers/registry.js';
+import { platformsFor, targetSettings } from '../plume/runtime.js';
 import { builtinSystems } from '../plume/systems/builtin.js';
 import type { SystemRegistry } from '../plume/systems/registry.js';
 import {
@@ -66,6 +69,21 @@ function check(config: JoystickConfig, registry: SystemRegistry): string[] {
         `consumer_config.arches: unknown arch ${JSON.stringify(a)} for ${system.name}`,
         `choose from ${system.arches().join(', ')}`,
       );
+  // Every AWS region a watched channel publishes to must exist (the partition's list: --check connects to
+  // nothing; a release asks DescribeRegions as well).
+  for (const channel of config.app.channels) {
+    const request = { system: system.name, channel, environment: config.app.environment };
+    if (!platformsFor(config.plume, system, request).includes('aws')) continue;
+    for (const t of targetSettings(config.plume, system, request, {}, ['aws'])) {
+      const partition = (t.settings as unknown as AwsTargetExtras).partition;
+      checkRegions(
+        t.name,
+        [t.primaryLocation, ...t.locations],
+        KNOWN_REGIONS[partition],
+        `of the ${partition} partition (channel ${channel})`,
+      );
+    }
+  }
   // plume would refuse these at the first job; a service that starts and then fails every job is worse.
   const credentials = credentialFiles();
   for (const f of credentials) checkCredentialFile(f);

@@ -180,3 +180,53 @@ async function writeSourceConfig(keys: string): Promise<void> {
   const text = await readFile(world.configPath, 'utf8');
   await writeFile(world.configPath, text.replace('[source]\n', `[source]\n${keys}\n`));
 }
+
+describe('unknown regions are refused at start', () => {
+  it('us-east-9: refused in preflight against DescribeRegions, with one line and nothing created', async () => {
+    const compose = await world.compose({ rawSize: 4 * 2 ** 20, version: '42', date: '20240301' });
+    const res = await release(compose.url, ['--regions', 'us-east-1,us-east-9,eu-west-1']);
+    await expectCleanFailure(
+      res,
+      2,
+      /unknown AWS region for target aws: us-east-9 \(not among the \d+ regions DescribeRegions lists\): fix the regions \(or base_region\) in the config or --regions$/,
+    );
+    expect(
+      world.emulator.calls().filter((c) => c.operation === 'StartSnapshot' && c.region === 'us-east-9'),
+    ).toEqual([]);
+  });
+
+  it("with DescribeRegions denied, against the partition's known list", async () => {
+    const compose = await world.compose({ rawSize: 4 * 2 ** 20, version: '42', date: '20240302' });
+    const fault = world.emulator.addFault({
+      service: 'ec2',
+      operation: 'DescribeRegions',
+      kind: 'access-denied',
+    });
+    try {
+      await expectCleanFailure(
+        await release(compose.url, ['--regions', 'us-east-1,us-east-9']),
+        2,
+        /unknown AWS region for target aws: us-east-9 \(not among the \d+ regions plume knows in the aws partition \(DescribeRegions was refused\)\)/,
+      );
+    } finally {
+      world.emulator.removeFault(fault);
+    }
+  });
+
+  it('joystick run --check names them, connecting to nothing', async () => {
+    const { writeJoystickConfig } = await import('../support/joystick.js');
+    const config = await writeJoystickConfig(world, {
+      prefix: 'x',
+      queue: 'x',
+      database: `sqlite:///${join(world.dir, 'check.db')}`,
+      regions: ['us-east-1', 'us-east-9', 'eu-west-11'],
+    });
+    const res = await runCli('joystick', ['run', '--check', '--config', config], world.env);
+    expect(res.code, res.stderr).toBe(2);
+    expect(res.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(
+        /^joystick: error: unknown AWS regions for target aws: us-east-9, eu-west-11 \(not among the \d+ regions of the aws partition \(channel \w+\)\): fix the regions/,
+      ),
+    ]);
+  });
+});

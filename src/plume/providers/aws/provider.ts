@@ -37,6 +37,7 @@ import {
   waitSnapshotCompleted,
   type WaitSettings,
 } from './images.js';
+import { KNOWN_REGIONS, checkRegions } from './regions.js';
 import { awsImage } from './settings.js';
 import { expectedTags, mergeReports, verifyRegion } from './verify.js';
 
@@ -85,7 +86,37 @@ export class AwsProvider implements Provider {
       (o) => this.clients.sts(region).send(new GetCallerIdentityCommand({}), o),
       ctx.signal,
     );
+    await this.checkRegions(plan, ctx);
     return { account: id.Account ?? 'unknown' };
+  }
+
+  /**
+   * Every region of the plan must exist: a misspelt one would otherwise be retried for minutes and end in
+   * an XML parse error. Asked of DescribeRegions (all regions, enabled or not: one the account has not opted
+   * into is a different problem, said where it is met); the partition's known list when that is denied.
+   */
+  private async checkRegions(plan: TargetPlan, ctx: ProviderContext): Promise<void> {
+    const wanted = [plan.primaryLocation, ...locations(plan)];
+    const partition = awsImage(plan).partition;
+    let known: readonly string[];
+    let source: string;
+    try {
+      const res = await send(
+        this.clients,
+        'ec2:DescribeRegions',
+        plan.primaryLocation,
+        (o) =>
+          this.clients.ec2(plan.primaryLocation).send(new DescribeRegionsCommand({ AllRegions: true }), o),
+        ctx.signal,
+      );
+      known = (res.Regions ?? []).map((r) => r.RegionName!).filter(Boolean);
+      source = 'DescribeRegions lists';
+    } catch (err) {
+      if (!(err instanceof PlumeError && err.kind === 'credentials')) throw err;
+      known = KNOWN_REGIONS[partition];
+      source = `plume knows in the ${partition} partition (DescribeRegions was refused)`;
+    }
+    checkRegions(plan.name, wanted, known, source);
   }
 
   /** The primary images already there, by variant: when all exist, nothing needs uploading. */
