@@ -80,6 +80,7 @@ export async function startService(
     metrics,
     providers: providerFactory(config.plume, {
       onRetry: (kind) => metrics.retries.inc({ what: `aws-${kind.toLowerCase()}` }),
+      log,
     }),
     publish: async (message: Message) => {
       if (!bus) throw new Error('not connected to the message broker yet');

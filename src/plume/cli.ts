@@ -255,7 +255,7 @@ async function plans(session: Session, o: SelectorOptions): Promise<PlannedRelea
     log: session.log,
     allowFiles: true,
     overrides: overridesFrom(o),
-    providers: providerFactory(session.config),
+    providers: providerFactory(session.config, { log: session.log }),
   });
 }
 
@@ -398,7 +398,7 @@ async function doVerify(o: SelectorOptions, registry: SystemRegistry, repair: bo
     let providers: ProviderFactory;
     if (o.record) {
       targets = recordTargets(await readRecord(o.record));
-      providers = providerFactory(session.config);
+      providers = providerFactory(session.config, { log: session.log });
     } else
       ({
         plan: { targets },

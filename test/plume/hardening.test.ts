@@ -230,3 +230,36 @@ describe('unknown regions are refused at start', () => {
     ]);
   });
 });
+
+describe('throttling', () => {
+  it('throttle_attempts below max_attempts is honoured, each backoff is a WARN line, and the end says throttled', async () => {
+    const compose = await world.compose({ rawSize: 4 * 2 ** 20, version: '43', date: '20240401' });
+    await world.writeConfig('throttle_attempts = 2\nthrottle_base_ms = 10\n', REGIONS);
+    const fault = world.emulator.addFault({
+      service: 'sts',
+      operation: 'GetCallerIdentity',
+      kind: 'throttle',
+    });
+    world.emulator.clearCalls();
+    try {
+      const res = await release(compose.url);
+      await expectCleanFailure(
+        res,
+        1,
+        /sts:GetCallerIdentity in us-east-1 was still throttled \(Throttling\) when its attempts ran out: AWS is limiting the request rate: run again later, or raise \[aws\] throttle_attempts/,
+      );
+      // max_attempts is 6 in this config: throttling stops at its own 2.
+      expect(world.emulator.calls().filter((c) => c.operation === 'GetCallerIdentity')).toHaveLength(2);
+      const warns = res.stderr
+        .split('\n')
+        .filter((l) => l.includes('"level":"warn"') && l.includes('AWS is throttling'));
+      expect(warns).toHaveLength(1);
+      expect(warns[0]).toMatch(
+        /"code":"Throttling","attempt":1,"of":2,.*"msg":"AWS is throttling \(attempt 1 of 2\); backing off [\d.]+ s"/,
+      );
+    } finally {
+      world.emulator.removeFault(fault);
+      await world.writeConfig('', REGIONS);
+    }
+  });
+});

@@ -1,3 +1,4 @@
+import type { Logger } from '../../shared/log.js';
 import type { PlumeConfig } from '../config.js';
 import type { SettingsLayer, TargetPlan, TargetSettings } from '../plan.js';
 import type { Provider } from './types.js';
@@ -24,6 +25,8 @@ export interface Overrides {
 /** What the runtime may ask to be told about (joystick counts retries in its metrics). */
 export interface ProviderHooks {
   onRetry?: (errorType: string) => void;
+  /** Where each throttling backoff is logged at WARN (with its attempt count); silent when absent. */
+  log?: Logger;
 }
 
 /** Makes the provider that carries out a target (one per account and credentials, shared by its targets). */

@@ -8,6 +8,7 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { STSClient } from '@aws-sdk/client-sts';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { RetryErrorInfo, RetryStrategyV2, RetryToken } from '@smithy/types';
+import type { Logger } from '../../../shared/log.js';
 import { PlumeError } from '../../../shared/errors.js';
 import { backoffDelay } from '../../../shared/retry.js';
 import { assertTlsVerified } from '../../source/policy.js';
@@ -95,7 +96,9 @@ export class PlumeRetryStrategy implements RetryStrategyV2 {
     const s = this.settings;
     const attempt = token.getRetryCount() + 1;
     const throttled = info.errorType === 'THROTTLING';
-    const limit = throttled ? Math.max(s.throttleAttempts, s.maxAttempts) : s.maxAttempts;
+    // Each kind has its own configured limit, honoured as written (throttling used to be raised to
+    // max_attempts silently).
+    const limit = throttled ? s.throttleAttempts : s.maxAttempts;
     if ((!throttled && info.errorType !== 'TRANSIENT') || attempt >= limit)
       // The middleware then throws the call's own error.
       return Promise.reject(new Error('not retried'));
@@ -162,13 +165,20 @@ export class AwsClients {
     readonly settings: AwsClientSettings,
     /** Told of every retry (joystick counts them in its metrics). */
     onRetry?: (errorType: string) => void,
+    log?: Logger,
   ) {
     // Before the SDK reads them (at the first call).
     for (const file of credentialFiles()) checkCredentialFile(file);
     assertTlsVerified();
-    this.retryStrategy = new PlumeRetryStrategy(settings, (info) => {
+    this.retryStrategy = new PlumeRetryStrategy(settings, (info, attempt, delayMs) => {
       this.retries[info.errorType] = (this.retries[info.errorType] ?? 0) + 1;
       onRetry?.(info.errorType);
+      // A region that throttles every call takes minutes to give up: say so at each backoff.
+      if (info.errorType === 'THROTTLING')
+        log?.warn(
+          { code: awsErrorCode(info.error), attempt, of: settings.throttleAttempts, delayMs },
+          `AWS is throttling (attempt ${attempt} of ${settings.throttleAttempts}); backing off ${Math.round(delayMs / 100) / 10} s`,
+        );
     });
     const agentOptions = { keepAlive: true, maxSockets: settings.maxSockets };
     this.handler = new NodeHttpHandler({
@@ -224,6 +234,21 @@ export class AwsClients {
   }
 }
 
+/** AWS's throttling error codes (those the SDK classifies as THROTTLING). */
+const THROTTLING = new Set([
+  'Throttling',
+  'ThrottlingException',
+  'ThrottledException',
+  'RequestThrottledException',
+  'TooManyRequestsException',
+  'RequestLimitExceeded',
+  'RequestThrottled',
+  'SlowDown',
+  'EC2ThrottledException',
+  'BandwidthLimitExceeded',
+  'PriorRequestNotComplete',
+]);
+
 const ACCESS_DENIED = new Set([
   'UnauthorizedOperation',
   'AccessDenied',
@@ -262,6 +287,13 @@ export function describeAwsError(err: unknown, action: string, region: string): 
       'credentials',
       `AWS refused ${action} in ${region} (${code})`,
       'check the credentials and that their policy allows this action (docs/iam-policy.json)',
+      { cause: err },
+    );
+  if (code && THROTTLING.has(code))
+    return new PlumeError(
+      'provider',
+      `${action} in ${region} was still throttled (${code}) when its attempts ran out`,
+      'AWS is limiting the request rate: run again later, or raise [aws] throttle_attempts / lower the concurrency',
       { cause: err },
     );
   if (code === 'TimeoutError' || code === 'AbortError' || /aborted|timed? ?out/i.test(message))

@@ -117,7 +117,7 @@ export const awsModule: ProviderModule = {
       let p = cache.get(key);
       if (!p) {
         const s = awsProviderSettings(config, profile);
-        cache.set(key, (p = new AwsProvider(s, new AwsClients(s.client, hooks.onRetry))));
+        cache.set(key, (p = new AwsProvider(s, new AwsClients(s.client, hooks.onRetry, hooks.log))));
       }
       return p;
     };
