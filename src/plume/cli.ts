@@ -287,6 +287,33 @@ function describePlan(plan: ReleasePlan): string {
   ].join('\n');
 }
 
+/**
+ * SIGINT and SIGTERM stop a release cleanly: the signal aborts every step in flight (each provider deletes
+ * what cannot be resumed, such as a half-written snapshot), and the command exits 130 or 143 as a shell
+ * expects. A second signal exits at once.
+ */
+function interruptOnSignals(log: Logger) {
+  const controller = new AbortController();
+  let received: NodeJS.Signals | undefined;
+  const on = (signal: NodeJS.Signals) => {
+    if (received) process.exit(signal === 'SIGINT' ? 130 : 143);
+    received = signal;
+    log.warn({ signal }, `${signal} received: stopping and cleaning up (send it again to exit at once)`);
+    controller.abort(new PlumeError('internal', `interrupted by ${signal}`));
+  };
+  process.on('SIGINT', on);
+  process.on('SIGTERM', on);
+  return {
+    signal: controller.signal,
+    name: () => received ?? 'a signal',
+    exitCode: () => (received === 'SIGINT' ? 130 : 143),
+    dispose() {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+    },
+  };
+}
+
 function print(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }
@@ -306,29 +333,58 @@ async function doRelease(
     }
     const journal = session.journal();
     const before = new Map(plan.targets.map((t) => [t.name, journal.get(t.key)]));
-    const record = await runRelease(plan, {
-      providerFor: providers,
-      journal,
-      policy,
-      log: session.log,
-      emit: session.progress.emit,
-      mode,
-      repairRounds: session.config.release.repair_rounds,
-      writeRecord: async (r) => {
-        await writeFileAtomic(
-          o.record ?? join(session.recordsDir, recordFileName(r.key)),
-          JSON.stringify(r, null, 2) + '\n',
+    const interrupt = interruptOnSignals(session.log);
+    const reached = new Map<string, string>();
+    let record: ReleaseRecord;
+    try {
+      record = await runRelease(plan, {
+        providerFor: providers,
+        journal,
+        policy,
+        log: session.log,
+        signal: interrupt.signal,
+        emit: (event) => {
+          if (event.type === 'step' && event.state === 'started')
+            reached.set(event.targetName ?? '', event.step);
+          session.progress.emit(event);
+        },
+        mode,
+        repairRounds: session.config.release.repair_rounds,
+        writeRecord: async (r) => {
+          await writeFileAtomic(
+            o.record ?? join(session.recordsDir, recordFileName(r.key)),
+            JSON.stringify(r, null, 2) + '\n',
+          );
+        },
+        verifySource: system.verifySource
+          ? (t, file) =>
+              system.verifySource!(t, file, {
+                source: sourceAccess(policy),
+                log: session.log,
+                providers: [t.provider],
+              })
+          : undefined,
+      });
+    } catch (err) {
+      if (!interrupt.signal.aborted) throw err;
+      // Stopped on purpose: what cannot be resumed (an unfinished snapshot) was deleted on the way out;
+      // the journal says where each target stopped, and the same command resumes from there.
+      const where = [...reached].map(([t, step]) => (reached.size > 1 ? `${t} at ${step}` : step)).join(', ');
+      for (const t of plan.targets)
+        journal.finish(
+          t.key,
+          'failed',
+          undefined,
+          `interrupted by ${interrupt.name()} during ${reached.get(t.name) ?? 'preflight'}`,
         );
-      },
-      verifySource: system.verifySource
-        ? (t, file) =>
-            system.verifySource!(t, file, {
-              source: sourceAccess(policy),
-              log: session.log,
-              providers: [t.provider],
-            })
-        : undefined,
-    });
+      session.progress.stop();
+      process.stderr.write(
+        `plume: interrupted by ${interrupt.name()} during ${where || 'preflight'}; nothing unfinished was left behind: run the same command again to resume\n`,
+      );
+      return interrupt.exitCode();
+    } finally {
+      interrupt.dispose();
+    }
     for (const t of Object.values(record.targets)) {
       // The upload step ran this time only if it has a timing (a rerun keeps the first upload's figures).
       const created = t.timings.upload !== undefined && t.upload && !t.upload.reused;

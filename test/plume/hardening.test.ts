@@ -4,7 +4,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inspector } from '../support/inspect.js';
 import { rehashImage } from '../support/xz.js';
-import { fedoraCloudArgs, runCli, startWorld, type RunResult, type World } from '../support/world.js';
+import {
+  fedoraCloudArgs,
+  runCli,
+  startCli,
+  startWorld,
+  type RunResult,
+  type World,
+} from '../support/world.js';
 
 /**
  * Issue 13: hostile and slow inputs. Each case is run as a person would (the built CLI against the AWS
@@ -262,4 +269,60 @@ describe('throttling', () => {
       await world.writeConfig('', REGIONS);
     }
   });
+});
+
+describe('signals', () => {
+  for (const [signal, code] of [
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+  ] as const)
+    it(`${signal} mid-upload: the unfinished snapshot is deleted, the stop recorded, exit ${code}`, async () => {
+      const compose = await world.compose({
+        rawSize: 16 * 2 ** 20,
+        version: '44',
+        date: code === 143 ? '20240501' : '20240502',
+      });
+      // Hold every block in flight, so the signal arrives while the snapshot is being written.
+      const hold = world.emulator.addFault({
+        service: 'ebs',
+        operation: 'PutSnapshotBlock',
+        kind: 'latency',
+        latencyMs: 4000,
+      });
+      try {
+        const plume = startCli('plume', fedoraCloudArgs(world, compose.url), world.env, {
+          timeoutMs: 120_000,
+        });
+        const end = Date.now() + 60_000;
+        while (!plume.output().stderr.includes('"msg":"snapshot started"')) {
+          if (Date.now() > end || plume.child.exitCode !== null) throw new Error(plume.output().stderr);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        plume.child.kill(signal);
+        const res = await plume.done;
+        expect(res.code, res.stderr).toBe(code);
+        const last = res.stderr.trim().split('\n').pop()!;
+        expect(last).toBe(
+          `plume: interrupted by ${signal} during upload; nothing unfinished was left behind: run the same command again to resume`,
+        );
+        expect(res.stderr).toMatch(
+          new RegExp(`"signal":"${signal}".*"msg":"${signal} received: stopping and cleaning up`),
+        );
+        const inv = await aws.inventory(REGIONS);
+        expect(inv.snapshots).toEqual([]);
+        expect(inv.images).toEqual([]);
+        // Where it stopped is in the state database.
+        const st = await runCli(
+          'plume',
+          ['status', '--output', 'json', '--config', world.configPath],
+          world.env,
+        );
+        const rows = JSON.parse(st.stdout) as { key: string; status: string; error?: string }[];
+        const row = rows.find((r) => r.key.includes('Fedora-Cloud-44'))!;
+        expect(row.status).toBe('failed');
+        expect(row.error).toBe(`interrupted by ${signal} during upload`);
+      } finally {
+        world.emulator.removeFault(hold);
+      }
+    });
 });
