@@ -326,3 +326,40 @@ describe('signals', () => {
       }
     });
 });
+
+describe('two runs of the same release at once', () => {
+  it("the second waits for the first one's upload instead of deleting its snapshot", async () => {
+    const compose = await world.compose({ rawSize: 16 * 2 ** 20, version: '45', date: '20240601' });
+    const slow = world.emulator.addFault({
+      service: 'ebs',
+      operation: 'PutSnapshotBlock',
+      kind: 'latency',
+      latencyMs: 6000,
+    });
+    world.emulator.clearCalls();
+    try {
+      const first = startCli('plume', fedoraCloudArgs(world, compose.url), world.env, { timeoutMs: 180_000 });
+      const end = Date.now() + 60_000;
+      while (!first.output().stderr.includes('"msg":"snapshot started"')) {
+        if (Date.now() > end || first.child.exitCode !== null) throw new Error(first.output().stderr);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const second = startCli('plume', fedoraCloudArgs(world, compose.url), world.env, {
+        timeoutMs: 180_000,
+      });
+      const [a, b] = await Promise.all([first.done, second.done]);
+      expect(a.code, a.stderr).toBe(0);
+      expect(b.code, b.stderr).toBe(0);
+      expect(b.stderr).toMatch(/"msg":"another run \([^)]+:\d+\) is uploading this release; waiting for it"/);
+      expect(b.stderr).not.toContain('removing a snapshot left by an interrupted upload');
+      // One upload: the second run used the first one's snapshot. Then the uploaded one and a copy per
+      // image copied to the other region, as an undisturbed run leaves (none orphaned).
+      expect(world.emulator.calls().filter((c) => c.operation === 'StartSnapshot')).toHaveLength(1);
+      const inv = await aws.inventory(REGIONS);
+      const ours = inv.snapshots.filter((s) => JSON.stringify(s).includes('Fedora-Cloud-45'));
+      expect(ours).toHaveLength(3);
+    } finally {
+      world.emulator.removeFault(slow);
+    }
+  });
+});

@@ -35,5 +35,7 @@ export const AwsConfig = z.strictObject({
   snapshot_wait_minutes: z.number().positive().default(60),
   poll_min_ms: z.number().int().positive().default(5000),
   poll_max_ms: z.number().int().positive().default(30000),
+  /** An upload's lease on its snapshot (renewed every third): a second run of the release waits while it is live. */
+  upload_lease_seconds: z.number().int().min(5).max(3600).default(30),
 });
 export type AwsConfig = z.infer<typeof AwsConfig>;

@@ -44,6 +44,11 @@ export const TAG_SOURCE = 'plume:source-sha256';
 export const TAG_VARIANT = 'plume:volume-type';
 /** On the uploaded disk once CompleteSnapshot succeeded: the source sha256 whose blocks it holds. */
 export const TAG_UPLOADED = 'plume:uploaded';
+/**
+ * `OWNER UNTIL`: the run writing the snapshot and until when (epoch ms) it holds it; renewed while it
+ * uploads. Another run (here or on another machine) leaves a snapshot under a live lease alone.
+ */
+export const TAG_LEASE = 'plume:lease';
 
 export function toTags(tags: Record<string, string>) {
   return Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));

@@ -31,6 +31,7 @@ export function awsProviderSettings(config: PlumeConfig, profile?: string): AwsP
     },
     uploadConcurrency: a.upload_concurrency,
     copyConcurrency: a.copy_concurrency,
+    uploadLeaseMs: a.upload_lease_seconds * 1000,
   };
 }
 

@@ -1,5 +1,7 @@
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { DescribeRegionsCommand, type Image, type Snapshot } from '@aws-sdk/client-ec2';
+import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import PQueue from 'p-queue';
 import { PlumeError, errorMessage } from '../../../shared/errors.js';
 import { mapSettled } from '../../../shared/concurrency.js';
@@ -22,6 +24,7 @@ import {
   DEFAULT_WAIT,
   TAG_RELEASE,
   TAG_SOURCE,
+  TAG_LEASE,
   TAG_UPLOADED,
   clientToken,
   copyImage,
@@ -44,10 +47,25 @@ import { expectedTags, mergeReports, verifyRegion } from './verify.js';
 export interface AwsProviderSettings {
   client: AwsClientSettings;
   wait: WaitSettings;
+  /**
+   * How long an upload's lease on its snapshot lasts unless renewed (every third of it). A second run of
+   * the same release waits while it is live; a killed run's snapshot is removed once it lapses.
+   */
+  uploadLeaseMs?: number;
   /** PutSnapshotBlock requests in flight. */
   uploadConcurrency: number;
   /** CopyImage requests in flight (waiting for copies is not bounded: it is only polling). */
   copyConcurrency: number;
+}
+
+const LEASE_OWNER = `${hostname()}:${process.pid}`;
+
+/** Who holds a live lease on a snapshot (its upload is running somewhere), or undefined. Pure but for the clock. */
+export function leaseHolder(snap: Pick<Snapshot, 'Tags'>, now = Date.now()): string | undefined {
+  const value = snap.Tags?.find((t) => t.Key === TAG_LEASE)?.Value;
+  const m = value ? /^(\S+) (\d+)$/.exec(value) : null;
+  if (!m || Number(m[2]) <= now || m[1] === LEASE_OWNER) return undefined;
+  return m[1];
 }
 
 export const DEFAULT_AWS_SETTINGS: AwsProviderSettings = {
@@ -75,6 +93,15 @@ export class AwsProvider implements Provider {
 
   destroy(): void {
     this.clients.destroy();
+  }
+
+  private get leaseMs(): number {
+    return this.settings.uploadLeaseMs ?? 30_000;
+  }
+
+  /** This run's lease on a snapshot it writes: who, and until when. */
+  private lease(): string {
+    return `${LEASE_OWNER} ${Date.now() + this.leaseMs}`;
   }
 
   async preflight(plan: TargetPlan, ctx: ProviderContext): Promise<{ account: string }> {
@@ -173,6 +200,16 @@ export class AwsProvider implements Provider {
         return { location: region, id: snap.SnapshotId!, reused: true, sizeGiB: snap.VolumeSize! };
       }
     }
+    // A snapshot another run is still writing (its lease is live): wait for that run, then look again.
+    const leased = snapshots.find((snap) => snap.State === 'pending' && !uploaded(snap) && leaseHolder(snap));
+    if (leased) {
+      ctx.log.info(
+        { snapshotId: leased.SnapshotId, holder: leaseHolder(leased) },
+        `another run (${leaseHolder(leased)}) is uploading this release; waiting for it`,
+      );
+      await sleep(Math.min(5_000, this.leaseMs / 3), undefined, { signal: ctx.signal });
+      return this.uploadDisk(plan, open, ctx);
+    }
     // Any other pending or failed snapshot is what an interrupted upload leaves: it can never complete.
     for (const snap of snapshots.filter((s) => s.State !== 'completed')) {
       ctx.log.warn(
@@ -184,6 +221,7 @@ export class AwsProvider implements Provider {
 
     const image = await open();
     let started: string | undefined;
+    let renew: NodeJS.Timeout | undefined;
     try {
       const result = await uploadSnapshot(
         this.clients,
@@ -191,12 +229,27 @@ export class AwsProvider implements Provider {
         {
           region,
           description: plan.description,
-          tags: { ...plan.tags, Name: plan.build, [TAG_RELEASE]: plan.key, [TAG_SOURCE]: sourceTag },
+          tags: {
+            ...plan.tags,
+            Name: plan.build,
+            [TAG_RELEASE]: plan.key,
+            [TAG_SOURCE]: sourceTag,
+            [TAG_LEASE]: this.lease(),
+          },
           concurrency: this.settings.uploadConcurrency,
         },
         ctx,
-        (id) => (started = id),
+        (id) => {
+          started = id;
+          renew = setInterval(() => {
+            createTags(this.clients, region, [id], { [TAG_LEASE]: this.lease() }, ctx.signal).catch(
+              (err: unknown) =>
+                ctx.log.warn({ snapshotId: id, err: errorMessage(err) }, 'cannot renew the upload lease'),
+            );
+          }, this.leaseMs / 3);
+        },
       );
+      clearInterval(renew);
       // From here on the snapshot is whole: mark it so, and keep it if the wait below runs out.
       await createTags(this.clients, region, [result.snapshotId], { [TAG_UPLOADED]: sourceTag }, ctx.signal);
       started = undefined;
@@ -213,6 +266,7 @@ export class AwsProvider implements Provider {
         blocksSent: result.blocksSent,
       };
     } catch (err) {
+      clearInterval(renew);
       if (started) {
         const id = started;
         await deleteSnapshot(this.clients, region, id).catch((e: unknown) =>
