@@ -65,7 +65,7 @@ export function parseConsumerConfig(raw: Record<string, unknown>, where: string)
     const issue = result.error.issues[0]!;
     throw new PlumeError(
       'usage',
-      `${where}: consumer_config.${issue.path.join('.')}: ${issue.message}`,
+      `${where}: ${['consumer_config', ...issue.path].join('.')}: ${issue.message}`,
       'fix the config file',
     );
   }

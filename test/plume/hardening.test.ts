@@ -363,3 +363,65 @@ describe('two runs of the same release at once', () => {
     }
   });
 });
+
+describe('smaller things', () => {
+  it('an OptInRequired region says to opt the account in or drop the region, not "run again"', async () => {
+    const compose = await world.compose({ rawSize: 4 * 2 ** 20, version: '46', date: '20240701' });
+    const fault = world.emulator.addFault({
+      operation: 'CopyImage',
+      region: 'eu-west-1',
+      kind: 'error',
+      code: 'OptInRequired',
+      status: 401,
+      message: 'You are not subscribed to this service. Please go to http://aws.amazon.com to subscribe.',
+    });
+    try {
+      const res = await release(compose.url);
+      expect(res.code, res.stderr).toBe(3);
+      expect(res.stderr).toMatch(
+        /eu-west-1 is not enabled for this account \(ec2:CopyImage: OptInRequired\): opt the account in to eu-west-1 \(AWS console, Account, AWS Regions\), or drop it from the regions/,
+      );
+    } finally {
+      world.emulator.removeFault(fault);
+    }
+  });
+
+  it('an AWS message ending in a period reads as one sentence before the hint', async () => {
+    const compose = await world.compose({ rawSize: 4 * 2 ** 20, version: '46', date: '20240702' });
+    const fault = world.emulator.addFault({
+      service: 'sts',
+      operation: 'GetCallerIdentity',
+      kind: 'error',
+      code: 'ValidationError',
+      status: 400,
+      message: 'Request limit exceeded.',
+    });
+    try {
+      const res = await release(compose.url);
+      expect(res.code, res.stderr).toBe(1);
+      const last = res.stderr.trim().split('\n').pop()!;
+      expect(last).toMatch(/ValidationError: Request limit exceeded: run again/);
+      expect(last).not.toContain('.:');
+    } finally {
+      world.emulator.removeFault(fault);
+    }
+  });
+
+  it('an unknown key in consumer_config is named without a stray period', async () => {
+    const { writeJoystickConfig } = await import('../support/joystick.js');
+    const config = await writeJoystickConfig(
+      world,
+      {
+        prefix: 'x',
+        queue: 'x',
+        database: `sqlite:///${join(world.dir, 'k.db')}`,
+        regions: REGIONS,
+        extra: 'bogus = 1',
+      },
+      'bogus.toml',
+    );
+    const res = await runCli('joystick', ['run', '--check', '--config', config], world.env);
+    expect(res.code).toBe(2);
+    expect(res.stderr.trim()).toMatch(/: consumer_config: Unrecognized key: "bogus": fix the config file$/);
+  });
+});

@@ -141,7 +141,8 @@ describe('credentials come from the environment or from files nobody else can re
     async (variable, _mode, name, mode) => {
       const path = file(name, mode);
       const res = await release(compose.url, { ...envWithout(), [variable]: path });
-      expect(res.code, res.stderr).toBe(1);
+      // The same exit status as --aws-credentials with a bad mode (issue 13): a usage error.
+      expect(res.code, res.stderr).toBe(2);
       expect(res.stderr.trim().split('\n').pop()).toBe(
         `plume: error: refusing AWS credentials file ${path}: its mode 0${mode.toString(8)} lets group or others read it: chmod 600 ${path}`,
       );

@@ -134,9 +134,11 @@ export function checkCredentialFile(path: string, kind: 'usage' | 'credentials' 
   }
   const mode = st.mode & 0o777;
   const groupOk = st.uid === 0 && typeof process.getgid === 'function' && st.gid === process.getgid();
+  // One rule wherever the file came from (environment, ~/.aws, --aws-credentials): a file mode is
+  // configuration a person fixes, so it is a usage error (exit 2).
   if ((mode & 0o007) !== 0 || ((mode & 0o070) !== 0 && !groupOk))
     throw new PlumeError(
-      kind,
+      'usage',
       `refusing AWS credentials file ${path}: its mode ${mode.toString(8).padStart(4, '0')} lets group or others read it`,
       `chmod 600 ${path}`,
     );
@@ -289,6 +291,13 @@ export function describeAwsError(err: unknown, action: string, region: string): 
       'check the credentials and that their policy allows this action (docs/iam-policy.json)',
       { cause: err },
     );
+  if (code === 'OptInRequired')
+    return new PlumeError(
+      'provider',
+      `${region} is not enabled for this account (${action}: OptInRequired)`,
+      `opt the account in to ${region} (AWS console, Account, AWS Regions), or drop it from the regions`,
+      { cause: err, retryable: false },
+    );
   if (code && THROTTLING.has(code))
     return new PlumeError(
       'provider',
@@ -303,9 +312,10 @@ export function describeAwsError(err: unknown, action: string, region: string): 
       'AWS or the network is slow; run again to resume',
       { cause: err },
     );
+  // AWS ends its messages with a period; the line goes on with ': what to do'.
   const text =
     message && message !== 'UnknownError'
-      ? message
+      ? message.replace(/\.+$/, '')
       : `HTTP ${(err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ?? '?'}`;
   return new PlumeError(
     'provider',
