@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage, PlumeError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { backoffDelay } from '../shared/retry.js';
+import { POLICIES, delayFor } from '../shared/retry.js';
 import { primaryImages, variants, type TargetPlan } from '../plume/plan.js';
 import { awsArchitecture } from '../plume/providers/aws/arch.js';
 import type { ProviderFactory } from '../plume/providers/module.js';
@@ -125,7 +125,7 @@ export class Controller {
           } catch (err) {
             failures++;
             this.deps.log.error({ loop: name, err: errorMessage(err) }, 'loop step failed; retrying');
-            await sleep(backoffDelay(failures, 500, 30_000) + 500);
+            await sleep(delayFor(failures, POLICIES.controllerLoop));
           }
           if (!busy && !this.stopped) await this.idle();
         }
@@ -247,7 +247,7 @@ export class Controller {
       const retryable = err instanceof PlumeError ? err.retryable : true;
       const ageMs = Date.now() - compose.receivedAt;
       if (retryable && ageMs < this.app.metadata_retry_minutes * 60_000) {
-        const delay = backoffDelay(compose.attempts, 5_000, 300_000) + 1000;
+        const delay = delayFor(compose.attempts, POLICIES.composeMetadata);
         metrics.retries.inc({ what: 'compose-metadata' });
         log.warn(
           { compose: facts.id, err: errorMessage(err), retryInSeconds: Math.round(delay / 1000) },
@@ -455,7 +455,7 @@ export class Controller {
     }
     const retryable = err instanceof PlumeError ? err.retryable : true;
     if (retryable && job.attempts < this.app.max_job_attempts) {
-      const delay = backoffDelay(job.attempts, 10_000, 600_000) + 5_000;
+      const delay = delayFor(job.attempts, POLICIES.job);
       metrics.releases.inc({ outcome: 'retry', channel: job.channel });
       log.warn(
         { job: job.id, err: reason, retryInSeconds: Math.round(delay / 1000) },
@@ -516,7 +516,7 @@ export class Controller {
         return await write();
       } catch (err) {
         if (!isTransientDbError(err) || this.stopped) throw err;
-        const delay = backoffDelay(attempt, 500, 15_000) + 500;
+        const delay = delayFor(attempt, POLICIES.databaseWrite);
         log.warn(
           { err: errorMessage(err), retryInSeconds: Math.round(delay / 1000) },
           'cannot record the job yet: the database is unavailable',

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { backoffDelay } from '../shared/retry.js';
+import { POLICIES, delayFor } from '../shared/retry.js';
 import { providerFactory } from '../plume/providers/registry.js';
 import type { SystemRegistry } from '../plume/systems/registry.js';
 import { Bus, type ConsumerExit, type Message } from './bus/index.js';
@@ -30,7 +30,7 @@ async function openBus(config: JoystickConfig, log: Logger, signal: AbortSignal)
       return await Bus.open(config.bus, { logger: log });
     } catch (err) {
       if (signal.aborted) throw err;
-      const delay = backoffDelay(attempt, 1000, 60_000) + 1000;
+      const delay = delayFor(attempt, POLICIES.brokerStart);
       log.error(
         { err: errorMessage(err), retryInSeconds: Math.round(delay / 1000) },
         'cannot reach the message broker',
@@ -52,7 +52,7 @@ async function openStore(config: JoystickConfig, log: Logger): Promise<JobStore>
     } catch (err) {
       await db.close().catch(() => undefined);
       if (!isTransientDbError(err)) throw err;
-      const delay = backoffDelay(attempt, 1000, 30_000) + 1000;
+      const delay = delayFor(attempt, POLICIES.databaseStart);
       log.error(
         { err: errorMessage(err), retryInSeconds: Math.round(delay / 1000) },
         'database unavailable; retrying',

@@ -1,4 +1,5 @@
 import { setTimeout as sleepTimer } from 'node:timers/promises';
+import { POLICIES, delayFor } from '../../shared/retry.js';
 
 export interface BackoffOptions {
   /** The delay before the first retry. */
@@ -11,23 +12,30 @@ export interface BackoffOptions {
   jitter?: number;
 }
 
+/** The bus's reconnection backoff: `POLICIES.busReconnect` in the project's one retry table. */
 export const DEFAULT_BACKOFF: BackoffOptions = {
-  initialDelayMs: 500,
-  maxDelayMs: 30_000,
-  factor: 2,
-  jitter: 0.5,
+  initialDelayMs: POLICIES.busReconnect.baseMs,
+  maxDelayMs: POLICIES.busReconnect.maxMs,
+  factor: POLICIES.busReconnect.factor,
+  jitter: POLICIES.busReconnect.jitter,
 };
 
-/** The delay before retry number `attempt` (1-based): exponential, capped, the top `jitter` share random. */
+/** The delay before retry number `attempt` (1-based): the project's one backoff (shared/retry.ts). */
 export function backoffDelay(
   attempt: number,
   opts: BackoffOptions,
   random: () => number = Math.random,
 ): number {
-  const factor = opts.factor ?? 2;
-  const jitter = Math.min(1, Math.max(0, opts.jitter ?? 0.5));
-  const base = Math.min(opts.maxDelayMs, opts.initialDelayMs * factor ** Math.max(0, attempt - 1));
-  return Math.round(base * (1 - jitter) + base * jitter * random());
+  return delayFor(
+    attempt,
+    {
+      baseMs: opts.initialDelayMs,
+      maxMs: opts.maxDelayMs,
+      factor: opts.factor ?? 2,
+      jitter: opts.jitter ?? 0.5,
+    },
+    random,
+  );
 }
 
 /**

@@ -1,5 +1,6 @@
 import { IllegalOperationError, type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { silentLogger, type Logger } from '../../shared/log.js';
+import { POLICIES } from '../../shared/retry.js';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 import { closeQuietly } from './close.js';
 import type { BusConfig } from './config.js';
@@ -37,10 +38,10 @@ export interface PublishOptions {
 }
 
 const DEFAULT_PUBLISH_BACKOFF: BackoffOptions = {
-  initialDelayMs: 200,
-  maxDelayMs: 5_000,
-  factor: 2,
-  jitter: 0.5,
+  initialDelayMs: POLICIES.busPublish.baseMs,
+  maxDelayMs: POLICIES.busPublish.maxMs,
+  factor: POLICIES.busPublish.factor,
+  jitter: POLICIES.busPublish.jitter,
 };
 
 /** One confirm channel on one connection; replaced when either dies. */

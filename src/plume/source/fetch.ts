@@ -3,7 +3,7 @@ import { open, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { PlumeError } from '../../shared/errors.js';
-import { backoffDelay } from '../../shared/retry.js';
+import { POLICIES, delayFor } from '../../shared/retry.js';
 import { assertTlsVerified, checkSource, type SourcePolicy } from './policy.js';
 
 const MAX_REDIRECTS = 5;
@@ -242,7 +242,7 @@ export async function fetchDocument(
       const err = watch.reason() ?? caught;
       if (attempt >= policy.attempts || !isTransient(err) || signal?.aborted)
         throw describeFetchError(url, err);
-      await sleep(backoffDelay(attempt, 500, 10_000), undefined, { signal });
+      await sleep(delayFor(attempt, POLICIES.sourceFetch), undefined, { signal });
     } finally {
       watch.stop();
     }
@@ -283,7 +283,7 @@ export async function probeSource(url: URL, policy: SourcePolicy, signal?: Abort
       const err = watch.reason() ?? caught;
       if (attempt >= policy.attempts || !isTransient(err) || signal?.aborted)
         throw describeFetchError(url, err);
-      await sleep(backoffDelay(attempt, 500, 10_000), undefined, { signal });
+      await sleep(delayFor(attempt, POLICIES.sourceFetch), undefined, { signal });
     } finally {
       watch.stop();
     }
@@ -324,7 +324,7 @@ export async function readRange(
       const err = watch.reason() ?? caught;
       if (attempt >= policy.attempts || !isTransient(err) || signal?.aborted)
         throw describeFetchError(info.url, err);
-      await sleep(backoffDelay(attempt, 500, 10_000), undefined, { signal });
+      await sleep(delayFor(attempt, POLICIES.sourceFetch), undefined, { signal });
     } finally {
       watch.stop();
     }
@@ -400,7 +400,7 @@ export async function* streamSource(
       failures++;
       if (failures >= policy.attempts || !isTransient(reason) || signal?.aborted)
         throw describeFetchError(info.url, reason);
-      await sleep(backoffDelay(failures, 500, 10_000), undefined, { signal });
+      await sleep(delayFor(failures, POLICIES.sourceFetch), undefined, { signal });
     } finally {
       watch.stop();
     }
