@@ -140,6 +140,9 @@ async function main(): Promise<number> {
         arches: P.arches,
         maxParallelJobs: P.maxParallelJobs,
         leaseSeconds: 10,
+        // A slow compose host fails its attempt in seconds, not minutes, and shows as stalled meanwhile.
+        extra: 'compose_stall_seconds = 4',
+        sourceExtra: 'document_timeout_seconds = 10',
       }),
     );
   const env = emulatorEnv(emulator.endpoint);
@@ -187,6 +190,10 @@ async function main(): Promise<number> {
       { kind: 'AWS added latency', rule: { kind: 'latency', probability: 0.05, latencyMs: 400 } },
     ];
     const ruleIds = rules.map((r) => ({ ...r, id: emulator.addFault(r.rule) }));
+    // Slow compose hosts: images.json at 1 byte/s to the first request of each.
+    const slow = season.composes.filter((c) => c.slow);
+    for (const c of slow)
+      files.faults.push({ pathSuffix: `/${c.id}/compose/metadata/images.json`, bytesPerSecond: 1, times: 1 });
 
     // The season: messages at their times; broker drops, database drops and kills alongside.
     const span = Math.max(...season.messages.map((m) => m.at)) + 1000;
@@ -292,8 +299,14 @@ async function main(): Promise<number> {
     const check = (name: string, ok: boolean, detail: string) => checks.push({ name, ok, detail });
 
     const expectedJobs = season.composes.flatMap((c) =>
-      c.expect === 'publish' ? c.arches.map((a) => ({ compose: c, arch: a })) : [],
+      c.expect === 'publish' && !c.refused ? c.arches.map((a) => ({ compose: c, arch: a })) : [],
     );
+    // Jobs whose image must be refused (empty, bomb): they fail at their first attempt, announced at ERROR.
+    const refusedJobs = season.composes.flatMap((c) =>
+      c.expect === 'publish' && c.refused ? c.arches.map((a) => ({ compose: c, arch: a })) : [],
+    );
+    const refusedIds = new Set(refusedJobs.map(({ compose }) => compose.id));
+    const isRefused = (j: JobRow) => refusedIds.has(j.composeId);
     check(
       'no joystick process died on its own',
       died.length === 0,
@@ -307,8 +320,36 @@ async function main(): Promise<number> {
     );
     check(
       'every expected job, each complete',
-      jobs.length === expectedJobs.length && jobs.every((j) => j.state === 'complete'),
-      `${jobs.filter((j) => j.state === 'complete').length} complete of ${jobs.length} jobs; ${expectedJobs.length} expected; states: ${JSON.stringify(countBy(jobs.map((j) => j.state)))}`,
+      jobs.length === expectedJobs.length + refusedJobs.length &&
+        jobs.filter((j) => !isRefused(j)).every((j) => j.state === 'complete'),
+      `${jobs.filter((j) => j.state === 'complete').length} complete of ${jobs.length} jobs; ${expectedJobs.length} expected to complete, ${refusedJobs.length} to be refused; states: ${JSON.stringify(countBy(jobs.map((j) => j.state)))}`,
+    );
+    const refusedBuilds = refusedJobs.map(({ compose, arch }) =>
+      compose.files[arch]!.replace(/\.raw\.xz$/, ''),
+    );
+    const refusedPublished = inventory.images.filter((i) =>
+      refusedBuilds.some((b) => i.name.startsWith(`${b}-hvm-`)),
+    );
+    check(
+      'no empty or oversized image published',
+      refusedPublished.length === 0 &&
+        jobs.filter(isRefused).every((j) => j.state === 'failed' && j.attempts === 1),
+      `${refusedJobs.length} job(s) with an empty image or a bomb: ${JSON.stringify(countBy(jobs.filter(isRefused).map((j) => j.state)))}, ${refusedPublished.length} of their images published`,
+    );
+    // No compose starved: for each slow compose, one received after it had a job running before it did.
+    const firstStart = (composeId: string) =>
+      Math.min(...jobs.filter((j) => j.composeId === composeId).map((j) => j.startedAt ?? Infinity));
+    const recordedAt = new Map(composes.map((c) => [c.composeId, c.receivedAt]));
+    const overtaken = slow.filter((c) =>
+      composes.some(
+        (o) =>
+          o.receivedAt > (recordedAt.get(c.id) ?? Infinity) && firstStart(o.composeId) < firstStart(c.id),
+      ),
+    );
+    check(
+      'no compose starved behind a slow compose host',
+      overtaken.length === slow.length && slow.every((c) => firstStart(c.id) < Infinity),
+      `${slow.length} slow compose host(s) (images.json at 1 byte/s); ${overtaken.length} overtaken by a later compose, each published once read`,
     );
     const recordedIds = new Set(composes.map((c) => c.composeId));
     const ignored = season.composes.filter((c) => c.expect === 'ignore');
@@ -366,6 +407,14 @@ async function main(): Promise<number> {
       if (compose.kind !== 'rawhide') expectedKeys.add(`uploader ${compose.id} ${arch}`);
     }
     for (const c of broken) expectedKeys.add(`compose failed ${c.id}`);
+    for (const { compose, arch } of refusedJobs) {
+      const build = compose.files[arch]!.replace(/\.raw\.xz$/, '');
+      for (const vol of P.volumeTypes) {
+        expectedKeys.add(`upload started ${build} ${vol}`);
+        expectedKeys.add(`upload failed ${build} ${vol}`);
+      }
+      expectedKeys.add(`release failed ${compose.id} ${arch}`);
+    }
     const seenKeys = new Map<string, Set<string>>();
     const unexpected: string[] = [];
     for (const d of ledger.messages()) {
@@ -423,7 +472,7 @@ async function main(): Promise<number> {
     check('outbox empty', unsent.length === 0, `${unsent.length} unsent`);
     const held = await queueHeld(queue);
     check('queue empty (every message acked)', held.ready + held.unacked === 0, JSON.stringify(held));
-    const needsHuman = jobs.filter((j) => j.state !== 'complete').length + unsent.length;
+    const needsHuman = jobs.filter((j) => j.state !== 'complete' && !isRefused(j)).length + unsent.length;
 
     // ---- the table ----------------------------------------------------------------------------------
     const allLogs = processes.flat();
@@ -486,6 +535,21 @@ async function main(): Promise<number> {
         'compose missing its cloud images or its metadata',
         broken.length,
         `compose failed, announced at ERROR (${failedAnnouncements.length})`,
+      ),
+      row(
+        'slow compose host (images.json at 1 byte/s)',
+        slow.length,
+        `${count(/compose stalled: its metadata is still being read/)} stall(s) logged; ${overtaken.length} overtaken by a later compose; each published once read`,
+      ),
+      row(
+        'empty image (all zeros)',
+        refusedJobs.filter(({ compose }) => compose.refused === 'empty').length,
+        'refused before anything was registered; job failed, announced at ERROR',
+      ),
+      row(
+        'decompression bomb (17 GiB of zeros in ~3 MB of xz)',
+        refusedJobs.filter(({ compose }) => compose.refused === 'bomb').length,
+        'refused before StartSnapshot; job failed, announced at ERROR',
       ),
       row(
         'minimal and fedmsg-bridged message shapes',
@@ -552,6 +616,8 @@ function announcementKey(d: Delivery): string {
       return `publish ${s(b.image_name)} ${s(b.destination)} ${s(extra.vol_type)}`;
     case 'joystick.compose.failed':
       return `compose failed ${s(b.compose_id)}`;
+    case 'joystick.release.failed':
+      return `release failed ${s(b.compose_id)} ${s(b.architecture)}`;
     default:
       if (d.topic.startsWith('fedora_image_uploader.published.v1.aws.'))
         return `uploader ${s(b.compose_id)} ${s(b.architecture)}`;

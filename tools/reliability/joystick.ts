@@ -29,6 +29,8 @@ export interface JoystickToml {
   extra?: string;
   /** More `[consumer_config.plume.aws]` lines. */
   awsExtra?: string;
+  /** More `[consumer_config.plume.source]` lines. */
+  sourceExtra?: string;
 }
 
 /** A fedora-messaging config.toml for `joystick run` against the emulator and a compose host on 127.0.0.1. */
@@ -87,6 +89,7 @@ ${c.awsExtra ?? ''}
 allowed_hosts = ["127.0.0.1"]
 attempts = 3
 idle_timeout_seconds = 10
+${c.sourceExtra ?? ''}
 `,
   );
   return c.path;

@@ -1,4 +1,4 @@
-import { link, mkdir, stat, writeFile } from 'node:fs/promises';
+import { appendFile, copyFile, link, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { compressFile, prng, sha256File, writeRawImage } from '../compose/sample-compose.js';
 import { pungiBody } from './pungi.js';
@@ -24,6 +24,13 @@ export interface SeasonCompose {
   expect: 'publish' | 'ignore' | 'broken';
   /** Why it is broken, for the report. */
   broken?: 'no-images' | 'no-metadata';
+  /**
+   * Its image must never be published: all zeros, or a decompression bomb (more than Fedora's 16 GiB
+   * maximum volume from a few MB of xz). Its jobs fail and are announced at ERROR.
+   */
+  refused?: 'empty' | 'bomb';
+  /** Its compose host serves images.json at 1 byte/s to the first request: no other compose may wait for it. */
+  slow?: boolean;
   /** Arches whose cloud image the compose holds. */
   arches: string[];
   shape: Shape;
@@ -168,6 +175,13 @@ export function planSeason(o: SeasonOptions): Season {
     pick().shape = 'minimal';
     pick().shape = 'fedmsg';
   }
+  // Hostile inputs (issue 13): an empty image, a bomb, and slow compose hosts.
+  if (nightlies.length >= 4) {
+    pick().refused = 'empty';
+    pick().refused = 'bomb';
+    pick().slow = true;
+    pick().slow = true;
+  }
   for (const c of composes)
     if (c.expect !== 'ignore' && rand() < duplicateRate) c.duplicates = rand() < 0.3 ? 2 : 1;
 
@@ -211,18 +225,37 @@ export interface SeasonImage {
   size: number;
 }
 
-/** One small raw image per arch, compressed once; every compose links to it under its own name. */
+/**
+ * One small raw image per arch, compressed once; every compose links to it under its own name. Beside
+ * them (`ARCH/empty`, `ARCH/bomb`) an image of zeros and a bomb: the same image followed by 136 xz streams
+ * of 128 MiB of zeros, 17 GiB raw from about 3 MB.
+ */
 export async function makeImages(
   dir: string,
   arches: string[],
   rawBytes: number,
 ): Promise<Record<string, SeasonImage>> {
   const out: Record<string, SeasonImage> = {};
+  const entry = async (xz: string) => ({
+    path: xz,
+    sha256: await sha256File(xz),
+    size: (await stat(xz)).size,
+  });
+  const zeros = join(dir, 'zeros-128m.raw');
+  await writeRawImage(zeros, { size: 128 * 2 ** 20, dataFraction: 0 });
+  const zerosXz = await readFile(await compressFile(zeros, 'xz', { threads: 1 }));
   for (const [i, arch] of arches.entries()) {
     const raw = join(dir, `season-${arch}.raw`);
     await writeRawImage(raw, { size: rawBytes, dataFraction: 0.25, seed: i + 11 });
     const xz = await compressFile(raw, 'xz', { threads: 0 });
-    out[arch] = { path: xz, sha256: await sha256File(xz), size: (await stat(xz)).size };
+    out[arch] = await entry(xz);
+    const empty = join(dir, `season-${arch}-empty.raw`);
+    await writeRawImage(empty, { size: rawBytes, dataFraction: 0 });
+    out[`${arch}/empty`] = await entry(await compressFile(empty, 'xz', { threads: 0 }));
+    const bomb = join(dir, `season-${arch}-bomb.raw.xz`);
+    await copyFile(xz, bomb);
+    for (let k = 0; k < 136; k++) await appendFile(bomb, zerosXz);
+    out[`${arch}/bomb`] = await entry(bomb);
   }
   return out;
 }
@@ -239,7 +272,7 @@ export async function writeSeasonCompose(
   const common = { bootable: false, disc_count: 1, disc_number: 1, implant_md5: null, mtime: 1722470400 };
   for (const [arch, file] of Object.entries(c.files)) {
     const rel = `Cloud/${arch}/images/${file}`;
-    const img = images[arch]!;
+    const img = images[c.refused ? `${arch}/${c.refused}` : arch]!;
     await mkdir(dirname(join(dir, rel)), { recursive: true });
     await link(img.path, join(dir, rel));
     entries.Cloud![arch] = [
