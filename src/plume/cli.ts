@@ -199,6 +199,16 @@ function useCredentialsFile(path: string | undefined): void {
   if (!path) return;
   checkCredentialFile(path, 'usage');
   process.env.AWS_SHARED_CREDENTIALS_FILE = path;
+  // The file's keys are the ones used (as plume always did); keys in the environment too would make the
+  // SDK print a nine-line warning at the first call. Say it once, in one line, and drop them.
+  if (process.env.AWS_ACCESS_KEY_ID || process.env.AWS_SECRET_ACCESS_KEY) {
+    process.stderr.write(
+      `plume: warning: using the keys in ${path} (--aws-credentials); AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN from the environment are ignored\n`,
+    );
+    delete process.env.AWS_ACCESS_KEY_ID;
+    delete process.env.AWS_SECRET_ACCESS_KEY;
+    delete process.env.AWS_SESSION_TOKEN;
+  }
 }
 
 interface Session {

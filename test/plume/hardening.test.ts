@@ -424,4 +424,22 @@ describe('smaller things', () => {
     expect(res.code).toBe(2);
     expect(res.stderr.trim()).toMatch(/: consumer_config: Unrecognized key: "bogus": fix the config file$/);
   });
+
+  it("--aws-credentials with keys in the environment too: one line, not the SDK's nine", async () => {
+    const compose = await world.compose({ rawSize: 4 * 2 ** 20, version: '46', date: '20240703' });
+    const { chmodSync, writeFileSync } = await import('node:fs');
+    const keys = join(world.dir, 'keys');
+    writeFileSync(
+      keys,
+      '[default]\naws_access_key_id = AKIAFILE0000000TEST\naws_secret_access_key = file-secret\n',
+    );
+    chmodSync(keys, 0o600);
+    const res = await release(compose.url, ['--aws-credentials', keys]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stderr).not.toContain('Multiple credential sources detected');
+    const lines = res.stderr.split('\n').filter((l) => l.includes('--aws-credentials'));
+    expect(lines).toEqual([
+      `plume: warning: using the keys in ${keys} (--aws-credentials); AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN from the environment are ignored`,
+    ]);
+  });
 });
