@@ -18,7 +18,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -584,7 +584,8 @@ async function main(): Promise<number> {
       },
       faults,
       checks,
-      logs: work,
+      // Relative to the repository: a record kept in docs/ names no path outside it.
+      logs: relative(process.cwd(), work),
     };
     await mkdir(join(out, '..'), { recursive: true });
     await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);
