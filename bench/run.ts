@@ -18,6 +18,7 @@ import ts from 'typescript';
 import { serveDirectory } from '../tools/compose/http-server.js';
 import { ensureInputs, type BenchFile, type BenchImage } from './inputs.js';
 import type { Job, Measured } from './measure.js';
+import { measureProviders, type ProvidersMeasured } from './providers.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const DIR = join(ROOT, '.bench');
@@ -233,7 +234,9 @@ async function main() {
       copyMs: COPY_MS,
       workDir: join(DIR, 'work-fanout'),
     });
-    await report({ machine, images, perImage, idle, moto, fanout, inputsDone });
+    log('one compose to two providers: each alone, then both (joystick, simulated provider latencies)');
+    const providers = await measureProviders(join(DIR, 'work-providers'));
+    await report({ machine, images, perImage, idle, moto, fanout, providers, inputsDone });
   } finally {
     sink.child.kill('SIGTERM');
     emulator.child.kill('SIGTERM');
@@ -259,6 +262,7 @@ interface Report {
   idle: Measured;
   moto: Measured;
   fanout: Measured;
+  providers: ProvidersMeasured;
   inputsDone: number;
 }
 
@@ -339,6 +343,15 @@ function report(r: Report) {
     `${f.parallelSeconds!.toFixed(1)} s vs ${f.serialSeconds!.toFixed(1)} s (${(f.serialSeconds! / f.parallelSeconds!).toFixed(1)}x faster)`,
   ]);
   summary.fanout = { parallelSeconds: f.parallelSeconds, serialSeconds: f.serialSeconds, regions: f.regions };
+  const { aws, gcp, 'aws+gcp': both } = r.providers.seconds;
+  const slowest = Math.max(aws!, gcp!);
+  rows.push([
+    'one compose to AWS and GCE: both / slowest alone',
+    (both! / slowest).toFixed(2),
+    `${both!.toFixed(2)} s vs AWS alone ${aws!.toFixed(2)} s, GCE alone ${gcp!.toFixed(2)} s ` +
+      `(one after the other would be ${((aws! + gcp!) / slowest).toFixed(2)}); target <= 1.10`,
+  ]);
+  summary.providers = { ...r.providers.seconds, ratio: both! / slowest };
   if (r.images.length > 1) {
     const [a, b] = [r.images[0]!, r.images[r.images.length - 1]!];
     for (const what of ['pipeline', 'upload'] as const) {
@@ -384,7 +397,7 @@ function report(r: Report) {
     images: r.images,
     summary,
     table: rows.map(([measure, ratio, detail]) => ({ measure, ratio, detail })),
-    samples: { idle: r.idle, perImage: r.perImage, moto: r.moto, fanout: r.fanout },
+    samples: { idle: r.idle, perImage: r.perImage, moto: r.moto, fanout: r.fanout, providers: r.providers },
   };
   return writeFile(join(DIR, 'results.json'), JSON.stringify(json, null, 2)).then(() =>
     log(`wrote ${join(DIR, 'results.json')}`),
