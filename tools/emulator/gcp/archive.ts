@@ -51,7 +51,7 @@ export async function checkArchive(stream: Readable): Promise<ArchiveCheck> {
   stream.on('error', (e) => gunzip.destroy(e));
   stream.pipe(gunzip);
 
-  let pending = Buffer.alloc(0);
+  let pending: Buffer = Buffer.alloc(0);
   /** Bytes of member data (and padding) still to skip before the next header. */
   let skip = 0;
   /** Headers that modify the next member: a GNU long name, pax records. */

@@ -11,15 +11,17 @@ export interface ServiceAccount {
   publicKey: KeyObject;
   /** The key file, mode 0600 in a 0700 directory of its own (removed by `remove`). */
   keyFilePath: string;
+  /** (Re)write the key file naming this token endpoint. */
+  setTokenUri(uri: string): void;
   remove(): void;
 }
 
 /**
  * A new RSA key for `name@project.iam.gserviceaccount.com`, written as Google writes a service account's
  * JSON key (type, project_id, private_key_id, private_key in PKCS#8 PEM, client_email, client_id, the URIs),
- * with `token_uri` pointing at the emulator: the one field a client must honour to get tokens here.
+ * with `token_uri` pointing at the emulator (`setTokenUri`): the one field a client must honour to get tokens here.
  */
-export function createServiceAccount(project: string, name: string, tokenUri: string): ServiceAccount {
+export function createServiceAccount(project: string, name: string): ServiceAccount {
   const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const email = `${name}@${project}.iam.gserviceaccount.com`;
   const keyId = randomBytes(20).toString('hex');
@@ -27,7 +29,7 @@ export function createServiceAccount(project: string, name: string, tokenUri: st
   const dir = mkdtempSync(join(tmpdir(), 'plume-gcp-key-'));
   chmodSync(dir, 0o700);
   const keyFilePath = join(dir, `${project}-${keyId.slice(0, 12)}.json`);
-  const key = {
+  const key = (tokenUri: string) => ({
     type: 'service_account',
     project_id: project,
     private_key_id: keyId,
@@ -39,14 +41,15 @@ export function createServiceAccount(project: string, name: string, tokenUri: st
     auth_provider_x509_cert_url: 'https://www.googleapis.com/oauth2/v1/certs',
     client_x509_cert_url: `https://www.googleapis.com/robot/v1/metadata/x509/${encodeURIComponent(email)}`,
     universe_domain: 'googleapis.com',
-  };
-  writeFileSync(keyFilePath, `${JSON.stringify(key, null, 2)}\n`, { mode: 0o600 });
+  });
   return {
     email,
     keyId,
     clientId,
     publicKey,
     keyFilePath,
+    setTokenUri: (uri) =>
+      writeFileSync(keyFilePath, `${JSON.stringify(key(uri), null, 2)}\n`, { mode: 0o600 }),
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
