@@ -79,9 +79,18 @@ export class GcpProvider implements Provider {
 
   constructor(readonly settings: GcpProviderSettings) {}
 
+  /** One set of clients per project and credentials (a target's key file, or Application Default Credentials). */
   private clientsFor(s: GcpImage): GcpClients {
-    let c = this.clients.get(s.project);
-    if (!c) this.clients.set(s.project, (c = new GcpClients(this.settings.client, s.project)));
+    const key = `${s.project}\0${s.jsonKey ?? ''}`;
+    let c = this.clients.get(key);
+    if (!c)
+      this.clients.set(
+        key,
+        (c = new GcpClients(
+          { ...this.settings.client, ...(s.jsonKey ? { jsonKey: s.jsonKey } : {}) },
+          s.project,
+        )),
+      );
     return c;
   }
 
