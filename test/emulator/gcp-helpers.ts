@@ -1,4 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { closeSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { ImagesClient, GlobalOperationsClient, ProjectsClient } from '@google-cloud/compute';
 import { Storage } from '@google-cloud/storage';
 import { JWT } from 'google-auth-library';
@@ -68,4 +71,43 @@ export async function rejection(p: Promise<unknown>): Promise<Error & Record<str
     return e as Error & Record<string, unknown>;
   }
   throw new Error('expected the call to fail, it succeeded');
+}
+
+/**
+ * An image archive as image builders make one (`tar --format=oldgnu -Sczf`): a sparse raw disk of `rawBytes`
+ * with 64 KiB of data at its start, stored as `member` (GCE wants disk.raw).
+ */
+export async function gceArchive(dir: string, rawBytes: number, member = 'disk.raw'): Promise<Buffer> {
+  const raw = join(dir, `raw-${randomUUID()}`);
+  const out = join(dir, `${randomUUID()}.tar.gz`);
+  const fd = openSync(raw, 'w');
+  writeSync(fd, randomBytes(64 * 1024), 0, 64 * 1024, 0);
+  ftruncateSync(fd, rawBytes);
+  closeSync(fd);
+  execFileSync('tar', [
+    '--format=oldgnu',
+    '-Sczf',
+    out,
+    '-C',
+    dir,
+    '--transform',
+    `s,.*,${member},`,
+    basename(raw),
+  ]);
+  return readFileSync(out);
+}
+
+/** Store `data` as an object with one simple upload. */
+export async function putObject(storage: Storage, bucket: string, name: string, data: Buffer): Promise<void> {
+  await storage.bucket(bucket).file(name).save(data, { resumable: false, contentType: 'application/gzip' });
+}
+
+/** Poll until the image leaves PENDING (the fake reads its archive in the background). */
+export async function settled(images: ImagesClient, project: string, image: string) {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const [found] = await images.get({ project, image });
+    if (found.status !== 'PENDING' || Date.now() > deadline) return found;
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

@@ -254,7 +254,7 @@ export class ComputeApi {
       invalidField('deprecationStatus.state', state, 'Must be one of ACTIVE, DEPRECATED, OBSOLETE, DELETED.');
     const status: Record<string, unknown> = { state };
     if (body.replacement !== undefined && body.replacement !== '') {
-      const r = String(body.replacement);
+      const r = typeof body.replacement === 'string' ? body.replacement : JSON.stringify(body.replacement);
       const path = r.startsWith(COMPUTE_BASE) ? r.slice(COMPUTE_BASE.length) : r;
       if (!IMAGE_PATH.test(path)) invalidField('deprecationStatus.replacement', r, 'Must be an image URL.');
       status.replacement = `${COMPUTE_BASE}${path}`;

@@ -44,7 +44,8 @@ function lookup(resource: Record<string, unknown>, path: string): unknown {
 }
 
 function compare(actual: unknown, op: string, value: string): boolean {
-  const values = Array.isArray(actual) ? actual.map(String) : actual === undefined ? [] : [String(actual)];
+  const text = (v: unknown) => (typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v));
+  const values = Array.isArray(actual) ? actual.map(text) : actual === undefined ? [] : [text(actual)];
   switch (op) {
     case '=':
       return values.includes(value);
