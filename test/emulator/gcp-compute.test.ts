@@ -183,6 +183,9 @@ describe('images: list, family, deprecate, labels, IAM, delete', () => {
     expect(await filtered('labels.release = img-b')).toEqual(['img-b']);
     expect(await filtered('(family = fam) (name != img-a)')).toEqual(['img-b', 'img-c']);
     expect(await filtered('name eq img-[ab] OR name = img-c')).toEqual(['img-a', 'img-b', 'img-c']);
+    // What gcloud sends for --filter=family=fam: a quoted regex whose backslashes are the regex's.
+    expect(await filtered('family eq ".*\\bfam\\b.*"')).toEqual(['img-a', 'img-b', 'img-c']);
+    expect(await filtered('family eq ".*\\bfa\\b.*"')).toEqual([]);
     const err = await rejection(images.list({ project: project(), filter: 'name = (' }));
     expect(err.httpStatusCode).toBe(400);
   });

@@ -4,7 +4,8 @@ import { fail } from './errors.js';
  * Compute Engine's list `filter`: comparisons `field = value`, `field != value`, `field eq regex`,
  * `field ne regex`, `field : value` (has), `field > value`, `field < value`, combined with AND (or by
  * juxtaposing parenthesised terms) and OR, parentheses grouping. Fields are dotted paths into the resource
- * (`labels.channel`, `deprecated.state`). Values are bare words or quoted strings. Anything else is a 400.
+ * (`labels.channel`, `deprecated.state`). Values are bare words or quoted strings; a quoted regex keeps its
+ * backslashes (gcloud sends `family eq ".*\bcheck\b.*"` for `--filter=family=check`). Anything else is a 400.
  */
 export type Predicate = (resource: Record<string, unknown>) => boolean;
 
@@ -22,7 +23,7 @@ function tokens(filter: string): Token[] {
     at = re.lastIndex;
     if (m[1]) out.push({ kind: 'lparen', text: '(' });
     else if (m[2]) out.push({ kind: 'rparen', text: ')' });
-    else if (m[3]) out.push({ kind: 'string', text: m[3].slice(1, -1).replace(/\\(.)/g, '$1') });
+    else if (m[3]) out.push({ kind: 'string', text: m[3].slice(1, -1).replace(/\\(["'])/g, '$1') });
     else if (m[4]) out.push({ kind: 'op', text: m[4] });
     else if (m[5]) out.push({ kind: 'word', text: m[5] });
   }
