@@ -200,6 +200,81 @@ describe('killed and run again', () => {
   });
 });
 
+describe('pre-release, then release', () => {
+  it('keeps the image private until the release makes it public', async () => {
+    const compose = await world.compose({ version: '41', date: '20241007', rawSize: 4 * MiB, gce: true });
+    const users = async (name: string) =>
+      (await images.getIamPolicy({ project: project(), resource: name }))[0].bindings?.find(
+        (b) => b.role === 'roles/compute.imageUser',
+      )?.members ?? [];
+    const pre = await runCli(
+      'plume',
+      [
+        ...fedoraCloudArgs(world, compose.url, { verb: 'pre-release' }),
+        '--platform',
+        'gcp',
+        '--output',
+        'json',
+      ],
+      world.env,
+    );
+    expect(pre.code, pre.stderr).toBe(0);
+    const name = JSON.parse(pre.stdout).targets.gcp.images[0].name as string;
+    expect((await images.get({ project: project(), image: name }))[0].status).toBe('READY');
+    expect(await users(name)).toEqual([]);
+    world.gcp!.clearCalls();
+    const rel = await runCli(
+      'plume',
+      [...fedoraCloudArgs(world, compose.url), '--platform', 'gcp', '--output', 'json'],
+      world.env,
+    );
+    expect(rel.code, rel.stderr).toBe(0);
+    expect(gcpCalls('images.insert')).toEqual([]);
+    expect(await users(name)).toEqual(['allAuthenticatedUsers']);
+  });
+});
+
+describe('faults', () => {
+  it('retries what Google throttles, fails with 5xx or drops, and publishes once', async () => {
+    const compose = await world.compose({ version: '41', date: '20241006', rawSize: 8 * MiB, gce: true });
+    const gcp = world.gcp!;
+    const ids = [
+      gcp.addFault({ service: 'compute', operation: 'images.insert', kind: 'throttle', times: 1 }),
+      gcp.addFault({
+        service: 'storage',
+        operation: 'objects.insert.chunk',
+        kind: 'server-error',
+        skip: 2,
+        times: 1,
+      }),
+      gcp.addFault({ service: 'compute', operation: 'globalOperations.wait', kind: 'drop', times: 1 }),
+      gcp.addFault({ service: 'compute', operation: 'images.setIamPolicy', kind: 'server-error', times: 1 }),
+    ];
+    try {
+      const res = await runCli(
+        'plume',
+        [...fedoraCloudArgs(world, compose.url), '--platform', 'gcp', '--output', 'json'],
+        world.env,
+      );
+      expect(res.code, res.stderr).toBe(0);
+      const name = JSON.parse(res.stdout).targets.gcp.images[0].name as string;
+      expect(
+        gcp
+          .faultStats()
+          .filter((f) => ids.includes(f.id))
+          .map((f) => f.fired),
+      ).toEqual([1, 1, 1, 1]);
+      const [image] = await images.get({ project: project(), image: name });
+      expect(image.status).toBe('READY');
+      const [policy] = await images.getIamPolicy({ project: project(), resource: name });
+      expect(policy.bindings?.[0]?.members).toEqual(['allAuthenticatedUsers']);
+      expect((await listImages()).filter((i) => i.name === name)).toHaveLength(1);
+    } finally {
+      for (const id of ids) gcp.removeFault(id);
+    }
+  });
+});
+
 describe('a family over three releases', () => {
   it("deprecates each image in favour of the next, as mantle's GCE release did", async () => {
     const names: string[] = [];
@@ -215,15 +290,15 @@ describe('a family over three releases', () => {
     }
     const family = (await listImages()).filter((i) => i.family === 'fedora-cloud-40');
     const byName = new Map(family.map((i) => [i.name, i]));
-    expect(byName.get(names[0]!)?.deprecated).toMatchObject({
+    expect(byName.get(names[0])?.deprecated).toMatchObject({
       state: 'DEPRECATED',
       replacement: expect.stringContaining(names[1]!),
     });
-    expect(byName.get(names[1]!)?.deprecated).toMatchObject({
+    expect(byName.get(names[1])?.deprecated).toMatchObject({
       state: 'DEPRECATED',
       replacement: expect.stringContaining(names[2]!),
     });
-    expect(byName.get(names[2]!)?.deprecated?.state ?? 'ACTIVE').toBe('ACTIVE');
+    expect(byName.get(names[2])?.deprecated?.state ?? 'ACTIVE').toBe('ACTIVE');
     const [latest] = await images.getFromFamily({ project: project(), family: 'fedora-cloud-40' });
     expect(latest.name).toBe(names[2]);
   });
