@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { GlobalOperationsClient, ImagesClient, ProjectsClient } from '@google-cloud/compute';
+import type { GlobalOperationsClient, ImagesClient, ProjectsClient, protos } from '@google-cloud/compute';
 import type { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startGcpEmulator, type GcpEmulator } from '../../tools/emulator/gcp/index.js';
@@ -11,6 +11,8 @@ import { computeClients, gceArchive, putObject, rejection, settled, storageClien
  * Compute Engine's images, global operations and project as the fake serves them, driven through
  * @google-cloud/compute's REST transport; archives go up through @google-cloud/storage.
  */
+
+type Operation = protos.google.cloud.compute.v1.IOperation;
 
 const MiB = 2 ** 20;
 const BUCKET = 'plume-images';
@@ -50,7 +52,7 @@ async function insert(name: string, extra: Record<string, unknown> = {}, request
     ...(requestId ? { requestId } : {}),
     imageResource: { name, rawDisk: { source: SOURCE }, ...extra },
   });
-  return op.latestResponse as { name: string; status: string; operationType: string; targetLink: string };
+  return op.latestResponse as Operation & { name: string };
 }
 
 async function waitDone(opName: string) {
@@ -125,7 +127,7 @@ describe('images.insert', () => {
       project: project(),
       imageResource: { name: 'bad', rawDisk: { source: `gs://${BUCKET}/bad.tar.gz` } },
     });
-    const done = await waitDone((op.latestResponse as { name: string }).name);
+    const done = await waitDone((op.latestResponse as Operation & { name: string }).name);
     expect(done.status).toBe('DONE');
     expect(done.httpErrorStatusCode).toBe(400);
     expect(done.error?.errors?.[0]).toMatchObject({
@@ -199,7 +201,7 @@ describe('images: list, family, deprecate, labels, IAM, delete', () => {
       image: 'new',
       deprecationStatusResource: { state: 'DEPRECATED', replacement: newImage.selfLink! },
     });
-    expect((op.latestResponse as { status: string }).status).toBe('DONE');
+    expect((op.latestResponse as Operation).status).toBe('DONE');
     expect((await images.getFromFamily({ project: project(), family: 'fam' }))[0].name).toBe('old');
     expect((await images.get({ project: project(), image: 'new' }))[0].deprecated).toMatchObject({
       state: 'DEPRECATED',
@@ -264,7 +266,7 @@ describe('images: list, family, deprecate, labels, IAM, delete', () => {
   it("deletes an image; a missing one is 404 in Compute Engine's words", async () => {
     await ready('gone');
     const [op] = await images.delete({ project: project(), image: 'gone' });
-    expect((op.latestResponse as { operationType: string }).operationType).toBe('delete');
+    expect((op.latestResponse as Operation).operationType).toBe('delete');
     const err = await rejection(images.get({ project: project(), image: 'gone' }));
     expect(err.httpStatusCode).toBe(404);
     expect(err.message).toBe(`The resource 'projects/${project()}/global/images/gone' was not found`);
