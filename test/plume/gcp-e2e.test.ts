@@ -275,6 +275,30 @@ describe('faults', () => {
   });
 });
 
+describe('an image GCE could not create', () => {
+  it('fails the release, and the next run replaces the FAILED image with one that is READY', async () => {
+    const compose = await world.compose({ version: '41', date: '20241008', rawSize: 4 * MiB, gce: true });
+    const args = [...fedoraCloudArgs(world, compose.url), '--platform', 'gcp', '--output', 'json'];
+    const id = world.gcp!.addFault({
+      service: 'compute',
+      operation: 'images.insert',
+      kind: 'image-failed',
+      code: 'INVALID_IMAGE_FILE',
+      times: 1,
+    });
+    const failed = await runCli('plume', args, world.env);
+    world.gcp!.removeFault(id);
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).toContain('INVALID_IMAGE_FILE');
+    const again = await runCli('plume', args, world.env);
+    expect(again.code, again.stderr).toBe(0);
+    const name = JSON.parse(again.stdout).targets.gcp.images[0].name as string;
+    const named = (await listImages()).filter((i) => i.name === name);
+    expect(named.map((i) => i.status)).toEqual(['READY']);
+    expect(await objects()).toEqual([]);
+  });
+});
+
 describe('a family over three releases', () => {
   it("deprecates each image in favour of the next, as mantle's GCE release did", async () => {
     const names: string[] = [];

@@ -319,7 +319,11 @@ export class GcpProvider implements Provider {
     const target = plan.images[0]!;
     let image = await this.findImage(plan, ctx);
     let reused = image !== undefined;
+    // The id of a FAILED image replaced here: part of the new insert's request id, because GCE answers a
+    // request id it has seen with that request's operation, and the first insert's failed.
+    let replacing: string | undefined;
     if (image?.status === 'FAILED') {
+      replacing = String(image.id);
       ctx.log.warn({ image: image.name }, 'removing an image GCE could not create');
       await this.deleteImage(s, image.name!, ctx);
       image = undefined;
@@ -335,7 +339,7 @@ export class GcpProvider implements Provider {
           c.images.insert(
             {
               project: s.project,
-              requestId: requestId(plan.key, target.name, disk.id),
+              requestId: requestId(plan.key, target.name, disk.id, ...(replacing ? [replacing] : [])),
               imageResource: {
                 name: target.name,
                 family: s.family,
