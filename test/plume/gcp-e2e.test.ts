@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImagesClient } from '@google-cloud/compute';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -272,6 +272,33 @@ describe('faults', () => {
     } finally {
       for (const id of ids) gcp.removeFault(id);
     }
+  });
+});
+
+describe('a long image creation', () => {
+  it('is waited for in one globalOperations.wait call, longer than the request timeout', async () => {
+    // GCE holds wait until the operation is done (up to two minutes): its call must outlast a short timeout.
+    const configPath = join(world.dir, 'plume-short-timeout.toml');
+    writeFileSync(
+      configPath,
+      readFileSync(world.configPath, 'utf8').replace('[gcp]\n', '[gcp]\nrequest_timeout_seconds = 1\n'),
+    );
+    const compose = await world.compose({ version: '41', date: '20241009', rawSize: 4 * MiB, gce: true });
+    world.gcp!.setPendingMs(2500);
+    world.gcp!.clearCalls();
+    try {
+      const res = await runCli(
+        'plume',
+        [...fedoraCloudArgs({ configPath }, compose.url), '--platform', 'gcp'],
+        world.env,
+      );
+      expect(res.code, res.stderr).toBe(0);
+    } finally {
+      world.gcp!.setPendingMs(50);
+    }
+    const waits = gcpCalls('globalOperations.wait').filter((c) => c.durationMs > 1000);
+    expect(waits).toHaveLength(1);
+    expect(gcpCalls('globalOperations.wait').filter((c) => c.status !== 200)).toEqual([]);
   });
 });
 

@@ -33,6 +33,11 @@ type Image = protos.google.cloud.compute.v1.IImage;
 type Operation = protos.google.cloud.compute.v1.IOperation;
 
 const GiB = 2 ** 30;
+/**
+ * globalOperations.wait answers when the operation is done or as it nears two minutes: its call needs a
+ * deadline past that, whatever the configured request timeout, or a long insert would look like a timeout.
+ */
+const WAIT_CALL_MS = 150_000;
 /** Who may create instances from an image: what "public" means for a GCE image. */
 const IMAGE_USER = 'roles/compute.imageUser';
 const ALL_USERS = 'allAuthenticatedUsers';
@@ -265,7 +270,11 @@ export class GcpProvider implements Provider {
       if (ctx.signal?.aborted) throw ctx.signal.reason;
       [current] = await this.retrying(
         'compute.globalOperations.wait',
-        () => c.operations.wait({ project: s.project, operation: current.name! }, c.callOptions()),
+        () =>
+          c.operations.wait(
+            { project: s.project, operation: current.name! },
+            { timeout: Math.max(c.settings.requestTimeoutMs, WAIT_CALL_MS) },
+          ),
         ctx,
       );
       if (current.status !== 'DONE')
