@@ -289,12 +289,25 @@ export class StorageProxy {
       await readAll(req);
       return jsonReply(200, session.result);
     }
+    // A chunk held by a latency fault whose client has since gone (killed): its body is lost with the
+    // connection, as it would be on Cloud Storage, and nothing is persisted.
+    if (req.destroyed) fail(499, 'clientClosedRequest', 'Client Closed Request');
     const range = parseContentRange(req.headers['content-range']);
     let complete: boolean;
     if (range.kind === 'query') {
       await readAll(req);
       complete = range.total !== undefined && this.opts.sessions.complete(session, range.total);
-    } else complete = await this.opts.sessions.write(session, range, req);
+    } else
+      complete = await this.opts.sessions.write(session, range, req).catch((e: unknown) => {
+        // The client went away mid-body: nothing of this request is persisted, and there is no one to tell.
+        if (
+          req.destroyed ||
+          (e as { code?: string }).code === 'ECONNRESET' ||
+          (e as Error).message === 'aborted'
+        )
+          fail(499, 'clientClosedRequest', 'Client Closed Request');
+        throw e;
+      });
     if (!complete) {
       const headers: Record<string, string | number> = {
         'content-length': 0,
