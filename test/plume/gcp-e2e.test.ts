@@ -284,7 +284,7 @@ describe('a long image creation', () => {
       readFileSync(world.configPath, 'utf8').replace('[gcp]\n', '[gcp]\nrequest_timeout_seconds = 1\n'),
     );
     const compose = await world.compose({ version: '41', date: '20241009', rawSize: 4 * MiB, gce: true });
-    world.gcp!.setPendingMs(2500);
+    world.gcp!.setPendingMs(4000);
     world.gcp!.clearCalls();
     try {
       const res = await runCli(
