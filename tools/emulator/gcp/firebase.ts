@@ -29,7 +29,8 @@ export async function startFirebaseStorage(project: string): Promise<ChildServer
         HOME: dir,
         TMPDIR: dir,
         XDG_CONFIG_HOME: dir,
-        // No update check, no usage reports.
+        // No update check, no usage reports (the emulator's own tracking also needs IS_FIREBASE_CLI, which only
+        // the CLI's entry sets, and an opt-in stored under HOME, which is empty).
         NO_UPDATE_NOTIFIER: '1',
         FIREBASE_CLI_DISABLE_UPDATE_CHECK: 'true',
         CI: 'true',
