@@ -110,12 +110,15 @@ export async function startGcpEmulator(opts: GcpEmulatorOptions = {}): Promise<G
     });
     const storagePort = await storage.listen(opts.storagePort ?? 0);
     stack.push(storage);
+    // The Compute fake's own reads of archives: a connection of their own, closed at stop.
+    const sourceReads = new HttpUpstream(firebase.port);
+    stack.push({ close: () => sourceReads.close() });
     const api = new ComputeApi({
       project,
       projectNumber,
       images,
       ops,
-      sources: new ImageSources(new HttpUpstream(firebase.port), buckets),
+      sources: new ImageSources(sourceReads, buckets),
       buckets,
       pendingMs: () => pendingMs,
       listPageSize: opts.listPageSize ?? DEFAULTS.listPageSize,
