@@ -5,6 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../tools/emulator/index.js';
+import { startGcpEmulator, type GcpEmulator } from '../../tools/emulator/gcp/index.js';
 import { emulatorEnv } from '../../tools/reliability/joystick.js';
 import { iamAction } from './iam.js';
 import { serveDirectory, type FileServer } from '../../tools/compose/http-server.js';
@@ -27,9 +28,14 @@ function recordActions(emulator: Emulator): void {
   writeFileSync(join(dir, `${process.pid}-${randomUUID()}.json`), JSON.stringify(actions));
 }
 
+/** The bucket GCE targets stage their archives in, in the world's Google Cloud emulator. */
+export const GCP_BUCKET = 'plume-images';
+
 export interface World {
   dir: string;
   emulator: Emulator;
+  /** With `gcp`: the Google Cloud emulator, and a `[gcp]` section in the config pointing at it. */
+  gcp?: GcpEmulator;
   files: FileServer;
   env: Record<string, string>;
   configPath: string;
@@ -64,10 +70,28 @@ export function fedoraCloudArgs(
 
 /** The emulator, a compose host and a plume config in a temporary directory. */
 export async function startWorld(
-  opts: { emulator?: EmulatorOptions; regions?: string[] } = {},
+  opts: { emulator?: EmulatorOptions; regions?: string[]; gcp?: boolean } = {},
 ): Promise<World> {
   const dir = await mkdtemp(join(tmpdir(), 'plume-world-'));
   const emulator = await startEmulator(opts.emulator);
+  const gcp = opts.gcp ? await startGcpEmulator() : undefined;
+  gcp?.createBucket(GCP_BUCKET);
+  const gcpSection = gcp
+    ? `
+[gcp]
+project = "${gcp.project}"
+bucket = "${GCP_BUCKET}"
+json_key = "${gcp.keyFilePath}"
+compute_endpoint = "${gcp.endpoints.compute}"
+storage_endpoint = "${gcp.endpoints.storage}"
+upload_chunk_mib = 1
+poll_min_ms = 20
+poll_max_ms = 200
+operation_wait_minutes = 1
+max_attempts = 4
+retry_base_ms = 50
+`
+    : '';
   const files = await serveDirectory(join(dir, 'composes'));
   const configPath = join(dir, 'plume.toml');
   const statePath = join(dir, 'state.db');
@@ -75,6 +99,7 @@ export async function startWorld(
   const world: World = {
     dir,
     emulator,
+    ...(gcp ? { gcp } : {}),
     files,
     env: awsEnv(emulator.endpoint),
     configPath,
@@ -97,6 +122,7 @@ snapshot_wait_minutes = 1
 max_attempts = 6
 upload_concurrency = 8
 ${extra}
+${gcpSection}
 [source]
 allowed_hosts = ["127.0.0.1"]
 attempts = 3
@@ -116,6 +142,7 @@ records_dir = "${recordsDir}"
       await files.close();
       recordActions(emulator);
       await emulator.stop();
+      await gcp?.stop();
       await rm(dir, { recursive: true, force: true });
     },
   };
