@@ -11,7 +11,8 @@ import { regionKey, sharingGroups, type AzureImage } from './settings.js';
 
 /** Pure decisions of the Azure provider: what a definition should be, what differs, what sharing to do. */
 
-export type RegionState = 'Completed' | 'Replicating' | 'Failed' | 'Unknown' | string;
+/** Azure's regional replication states: Completed, Replicating, Failed, Unknown. */
+export type RegionState = string;
 
 /** Each region's replication state, by plume's region names. */
 export function regionStates(v: GalleryImageVersion): Record<string, RegionState> {

@@ -93,7 +93,7 @@ export async function uploadPages(
     return r !== undefined && r.start <= start && r.end >= end;
   };
   const footerStart = opts.bytes - FOOTER_SIZE;
-  let failure: unknown;
+  let failure: Error | undefined;
   let bytesSent = 0;
   let pagesSent = 0;
   let pagesResumed = 0;
@@ -129,7 +129,7 @@ export async function uploadPages(
           bytesSent += data.length;
           pagesSent++;
         } catch (err) {
-          failure ??= err;
+          failure ??= err as Error;
           abort.abort();
         } finally {
           block.release?.();
@@ -148,7 +148,7 @@ export async function uploadPages(
       }
     }
   } catch (err) {
-    failure ??= err;
+    failure ??= err as Error;
     abort.abort();
   }
   await queue.onIdle();

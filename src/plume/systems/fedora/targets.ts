@@ -11,8 +11,8 @@ export interface FedoraRelease {
   respin: number;
   /** The label's kind, when the compose has one (a Beta is not the release). */
   labelKind: 'Beta' | 'RC' | 'none' | 'other';
-  /** The compose's date, `YYYYMMDD`. */
-  date: string;
+  /** The compose's date, `YYYYMMDD` (Azure's version names carry it). */
+  date?: string;
 }
 
 /**
@@ -58,7 +58,8 @@ export function azureDefinition(r: FedoraRelease): { definition: string; sku: st
  */
 export function azureVersionName(r: FedoraRelease): string {
   const release = /^\d+$/.test(r.version) ? Number(r.version) : 0;
-  return `${release}.${r.date}.${r.respin}`;
+  // Without a date the name is not a version name, and the provider's check says so.
+  return `${release}.${r.date ?? 'undated'}.${r.respin}`;
 }
 
 /**
