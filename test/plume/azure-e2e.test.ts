@@ -3,6 +3,9 @@ import { join } from 'node:path';
 import { ComputeManagementClient } from '@azure/arm-compute';
 import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { releaseAnnouncements } from '../../src/joystick/messages.js';
+import type { TargetRecord } from '../../src/plume/record.js';
+import { contractErrors } from '../support/schemas.js';
 import { fedoraCloudArgs, runCli, startCli, startWorld, type World } from '../support/world.js';
 
 /**
@@ -119,6 +122,30 @@ describe('a release to AWS and Azure from one compose', () => {
     ]);
     expect(version.storageProfile?.osDiskImage?.sizeInGB).toBe(1);
     expect(version.tags).toMatchObject({ Channel: 'cloud', Version: '41', ComposeID: compose.composeId });
+    // What the record says is what joystick announces, as fedora-image-uploader's schema defines it.
+    const [announced] = releaseAnnouncements(
+      {
+        jobId: 'job-1',
+        composeId: compose.composeId,
+        imageUrl: azure.source.url,
+        build: 'Fedora-Cloud-Base-Azure-41-20241001.0.x86_64',
+        architecture: 'x86_64',
+        ec2Architecture: 'x86_64',
+        channel: 'cloud',
+        uploader: { imageName: 'Fedora-Cloud-Base-41-1.4.x86_64', subvariant: 'Cloud_Base', release: 41 },
+      },
+      azure as TargetRecord,
+      { fedimg: true, uploader: true },
+    );
+    expect(announced!.topic).toBe('fedora_image_uploader.published.v1.azure');
+    expect(announced!.body).toMatchObject({
+      image_definition_name: 'Fedora-Cloud-41-x64',
+      image_version_name: '41.20241001.0',
+      image_resource_id: communityId,
+      regions: ['eastus', 'northeurope', 'westus2'],
+      release: 41,
+    });
+    expect(contractErrors(announced!.topic, announced!.body)).toEqual([]);
     // The VHD went up as a sparse page blob (only the pages holding data), then was deleted.
     expect(azure.source.rawBytes).toBe(24 * MiB + 512);
     expect(azure.upload.bytesSent).toBeLessThan(24 * MiB);
@@ -301,6 +328,33 @@ describe('killed and run again', () => {
       }
     },
   );
+});
+
+describe('killed while replicating', () => {
+  it('the rerun waits for the version it finds, creates nothing, and finishes', async () => {
+    const compose = await world.compose({ version: '41', date: '20241009', rawSize: 8 * MiB, azure: true });
+    emu().setReplication('northeurope', 'never');
+    const args = [...fedoraCloudArgs(world, compose.url), '--platform', 'azure'];
+    const run = startCli('plume', args, world.env);
+    const deadline = Date.now() + 60_000;
+    const replicating = async () =>
+      (
+        await getVersion('Fedora-Cloud-41-x64', '41.20241009.0').catch(() => undefined)
+      )?.replicationStatus?.summary?.some((r) => r.region === 'East US' && r.state === 'Completed');
+    while (!(await replicating()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    run.child.kill('SIGKILL');
+    await run.done;
+    emu().setReplication('northeurope', 0);
+    emu().clearCalls();
+
+    const again = await runCli('plume', [...args, '--output', 'json'], world.env);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout).targets.azure.status).toBe('complete');
+    expect(calls('GalleryImageVersions_CreateOrUpdate')).toEqual([]);
+    expect(calls('PutPage')).toEqual([]);
+    expect((await versions('Fedora-Cloud-41-x64')).map((v) => v.name)).toEqual(['41.20241009.0']);
+    expect(await stagedBlobs()).toEqual([]);
+  });
 });
 
 describe('a region that never completes replication', () => {
