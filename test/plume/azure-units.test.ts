@@ -7,7 +7,7 @@ import { parseConfig } from '../../src/plume/config.js';
 import { readProfile } from '../../src/plume/providers/azure/clients.js';
 import { definitionProblems, regionStates, sharingPlan } from '../../src/plume/providers/azure/decisions.js';
 import { azureModule } from '../../src/plume/providers/azure/module.js';
-import { completeImage, type AzureImage } from '../../src/plume/providers/azure/settings.js';
+import { completeImage } from '../../src/plume/providers/azure/settings.js';
 import { checkVhdFooter, checkVhdSize, footerChecksum } from '../../src/plume/providers/azure/vhd.js';
 import {
   azureDefinition,
@@ -220,7 +220,7 @@ describe('what Azure reports', () => {
         identifier: { publisher: 'Fedora', offer: 'Fedora-Cloud', sku: '41' },
         features: [],
       },
-      image as AzureImage,
+      image,
     );
     expect(wrong).toEqual([
       'its hyperVGeneration is V1, not V2',
