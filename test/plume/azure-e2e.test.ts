@@ -397,8 +397,9 @@ describe('a region that never completes replication', () => {
 });
 
 describe('pre-release, then release', () => {
-  it('keeps the gallery unshared until the release shares it', async () => {
+  it('keeps the gallery unshared and the version without an end of life until the release', async () => {
     const compose = await world.compose({ version: '41', date: '20241008', rawSize: 8 * MiB, azure: true });
+    await world.writeConfig(undefined, undefined, 'deprecate_after_days = 30');
     const pre = await runCli(
       'plume',
       [...fedoraCloudArgs(world, compose.url, { verb: 'pre-release' }), '--platform', 'azure'],
@@ -407,6 +408,7 @@ describe('pre-release, then release', () => {
     expect(pre.code, pre.stderr).toBe(0);
     const version = await getVersion('Fedora-Cloud-41-x64', '41.20241008.0');
     expect(version.provisioningState).toBe('Succeeded');
+    expect(version.publishingProfile?.endOfLifeDate).toBeUndefined();
     const before = await compute.galleries.get(rg(), gallery());
     expect(before.sharingProfile?.permissions ?? 'Private').toBe('Private');
     expect(calls('GallerySharingProfile_Update')).toEqual([]);
@@ -419,6 +421,8 @@ describe('pre-release, then release', () => {
     expect(rel.code, rel.stderr).toBe(0);
     const after = await compute.galleries.get(rg(), gallery());
     expect(after.sharingProfile?.communityGalleryInfo?.communityGalleryEnabled).toBe(true);
+    const released = await getVersion('Fedora-Cloud-41-x64', '41.20241008.0');
+    expect(released.publishingProfile?.endOfLifeDate).toEqual(new Date('2024-11-07T00:00:00Z'));
     expect(calls('GalleryImageVersions_CreateOrUpdate')).toHaveLength(1);
   });
 });
