@@ -4,11 +4,14 @@
  * each measured right after the other in this run (the machine may be shared: a baseline taken apart would
  * compare different loads). Also the pages sent and the all-zero pages skipped.
  *
- * `node --import tsx bench/azure-pages.ts [--mib N] [--data 0.3] [--rounds 3]`: prints a table and writes
- * .bench/azure-pages.json.
+ * `node --import tsx bench/azure-pages.ts [--mib N] [--data 0.3] [--rounds 3] [--page KiB]`: prints one line
+ * and writes .bench/azure-pages.json.
  */
 import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createInterface } from 'node:readline';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -30,6 +33,7 @@ const { values } = parseArgs({
     data: { type: 'string', default: '0.3' },
     rounds: { type: 'string', default: '3' },
     page: { type: 'string', default: '4096' },
+    sink: { type: 'boolean', default: false },
   },
 });
 const mib = Number(values.mib);
@@ -54,6 +58,10 @@ async function startSink() {
         'last-modified': new Date().toUTCString(),
       };
       const comp = url.searchParams.get('comp');
+      if (url.pathname === '/__stats') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return res.end(JSON.stringify(stats));
+      }
       if (req.method === 'HEAD') {
         res.writeHead(404, { ...headers, 'x-ms-error-code': 'BlobNotFound' });
         return res.end();
@@ -94,7 +102,12 @@ async function main() {
   }
   const sha256 = await sha256File(xz);
   const files = await serveDirectory(DIR);
-  const sink = await startSink();
+  // The sink runs in its own process, as the EBS sink does: its work must not take the client's CPU.
+  const child = spawn(process.execPath, ['--import', 'tsx', new URL(import.meta.url).pathname, '--sink'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const [line] = (await once(createInterface({ input: child.stdout }), 'line')) as [string];
+  const sink = JSON.parse(line) as { url: string };
   const ctx = { log: silentLogger(), emit: () => undefined };
   const open = () =>
     openImage(
@@ -129,7 +142,8 @@ async function main() {
     last = { pagesSent: up.pagesSent, zeroPages: up.summary.zeroBlocks, pages: up.summary.blocks };
   }
   await files.close();
-  sink.server.close();
+  const sinkStats = (await (await fetch(`${new URL(sink.url).origin}/__stats`)).json());
+  child.kill();
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const summary = {
     imageMiB: mib,
@@ -141,7 +155,7 @@ async function main() {
     pagesSent: last.pagesSent,
     zeroPagesSkipped: last.zeroPages,
     pages: last.pages,
-    sink: sink.stats,
+    sink: sinkStats,
     rounds: results,
   };
   await writeFile(join(ROOT, '.bench', 'azure-pages.json'), JSON.stringify(summary, null, 2));
@@ -151,4 +165,7 @@ async function main() {
   );
 }
 
-await main();
+if (values.sink) {
+  const sink = await startSink();
+  console.log(JSON.stringify({ url: sink.url }));
+} else await main();
