@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ComputeManagementClient } from '@azure/arm-compute';
 import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
@@ -372,7 +373,7 @@ describe('a region that never completes replication', () => {
     ]);
     const recordPath = join(
       world.recordsDir,
-      (await import('node:fs')).readdirSync(world.recordsDir).find((f) => f.includes('20241007'))!,
+      readdirSync(world.recordsDir).find((f) => f.includes('20241007'))!,
     );
 
     const verify = await runCli(
@@ -393,6 +394,41 @@ describe('a region that never completes replication', () => {
     expect(repaired.code, repaired.stdout + repaired.stderr).toBe(0);
     const version = await getVersion('Fedora-Cloud-41-x64', '41.20241007.0');
     expect(version.replicationStatus?.summary?.every((r) => r.state === 'Completed')).toBe(true);
+  });
+});
+
+describe('a region whose replication fails', () => {
+  it('is named by the release, and repair replicates to it again', async () => {
+    const compose = await world.compose({ version: '41', date: '20241010', rawSize: 8 * MiB, azure: true });
+    emu().setReplication('northeurope', 'fail');
+    const res = await runCli(
+      'plume',
+      [...fedoraCloudArgs(world, compose.url), '--platform', 'azure', '--output', 'json'],
+      world.env,
+    );
+    expect(res.code, res.stderr).toBe(3);
+    const azure = JSON.parse(res.stdout).targets.azure;
+    expect(azure.problems).toContainEqual(
+      expect.objectContaining({ location: 'northeurope', kind: 'failed' }),
+    );
+    const recordPath = join(
+      world.recordsDir,
+      readdirSync(world.recordsDir).find((f) => f.includes('20241010'))!,
+    );
+    emu().setReplication('northeurope', 0);
+    const repaired = await runCli(
+      'plume',
+      ['verify', '--repair', '--record', recordPath, '--config', world.configPath],
+      world.env,
+    );
+    expect(repaired.code, repaired.stdout + repaired.stderr).toBe(0);
+    const version = await getVersion('Fedora-Cloud-41-x64', '41.20241010.0');
+    expect(version.replicationStatus?.summary?.map((r) => [r.region, r.state])).toEqual([
+      ['East US', 'Completed'],
+      ['West US 2', 'Completed'],
+      ['North Europe', 'Completed'],
+    ]);
+    expect(calls('GalleryImageVersions_CreateOrUpdate')).toHaveLength(1);
   });
 });
 
