@@ -407,26 +407,32 @@ export class AzureProvider implements Provider {
     const missing = locations(plan).filter((l) => !listed.has(l));
     if (missing.length === 0 && force.length === 0) return;
     ctx.log.info({ version: s.version, regions: [...missing, ...force] }, 'replicating to regions');
-    const update = (regions: TargetRegion[]) =>
+    const update = (regions: TargetRegion[], wait: boolean) =>
       this.retrying(
         'GalleryImageVersions_Update',
-        () =>
-          c.compute.galleryImageVersions
-            .update(
-              s.resourceGroup,
-              s.gallery,
-              s.definition,
-              s.version,
-              { publishingProfile: { targetRegions: regions } },
-              this.lro(ctx),
-            )
-            .submitted(),
+        async () => {
+          const poller = c.compute.galleryImageVersions.update(
+            s.resourceGroup,
+            s.gallery,
+            s.definition,
+            s.version,
+            { publishingProfile: { targetRegions: regions } },
+            this.lro(ctx),
+          );
+          await (wait ? poller : poller.submitted());
+        },
         ctx,
       );
     const all = this.targetRegions(plan, s);
-    // A region that failed replicates again only once it has left the list and come back.
-    if (force.length) await update(all.filter((r) => !force.includes(r.name)));
-    await update(all);
+    // A region that failed replicates again only once it has left the list and come back; Azure takes one
+    // operation on a version at a time, so the first is waited for. The second is followed by reading the
+    // version's replication status (see waitVersion).
+    if (force.length)
+      await update(
+        all.filter((r) => !force.includes(r.name)),
+        true,
+      );
+    await update(all, false);
   }
 
   /** Share the gallery as the plan says: with the community, or with listed subscriptions and tenants. */
