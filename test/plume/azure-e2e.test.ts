@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readFileSync, readdirSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ComputeManagementClient } from '@azure/arm-compute';
 import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
@@ -272,6 +273,50 @@ describe('the page blob', () => {
     expect(calls('PutPage')).toEqual([]);
     const listed = await versions('Fedora-Cloud-41-x64');
     expect(listed.map((v) => [v.name, v.provisioningState])).toEqual([['41.20241004.0', 'Succeeded']]);
+    expect(await stagedBlobs()).toEqual([]);
+  });
+});
+
+describe('a file that is not a fixed VHD', () => {
+  it('is refused in one line before any version exists, and leaves no blob', async () => {
+    const compose = await world.compose({ version: '41', date: '20241011', rawSize: 8 * MiB, azure: true });
+    // The Azure file replaced by a disk of the right size whose footer is not one, its metadata updated.
+    const dir = join(compose.root, compose.composePath);
+    const rel = compose.azure.x86_64!.path;
+    const bare = join(dir, rel.replace(/\.xz$/, ''));
+    writeFileSync(bare, Buffer.alloc(8 * MiB + 512, 0));
+    const fd = openSync(bare, 'r+');
+    writeSync(fd, Buffer.alloc(4096, 7), 0, 4096, 0);
+    writeSync(fd, Buffer.alloc(512, 0x78), 0, 512, 8 * MiB);
+    closeSync(fd);
+    execFileSync('xz', ['--compress', '--force', '-1', bare]);
+    const imagesPath = join(dir, 'metadata', 'images.json');
+    const images = readFileSync(imagesPath, 'utf8');
+    writeFileSync(
+      imagesPath,
+      images
+        .replace(
+          compose.azure.x86_64!.sha256,
+          createHash('sha256')
+            .update(readFileSync(join(dir, rel)))
+            .digest('hex'),
+        )
+        .replace(
+          new RegExp(`"size": \\d+,(\\s+"type": "vhd-compressed")`),
+          `"size": ${statSync(join(dir, rel)).size},$1`,
+        ),
+    );
+    const res = await runCli(
+      'plume',
+      [...fedoraCloudArgs(world, compose.url), '--platform', 'azure'],
+      world.env,
+    );
+    expect(res.code).toBe(1);
+    const errors = res.stderr.split('\n').filter((l) => l.startsWith('plume: error:'));
+    expect(errors).toEqual([
+      expect.stringContaining('not a fixed VHD Azure takes: its footer lacks the "conectix" cookie'),
+    ]);
+    expect(calls('GalleryImageVersions_CreateOrUpdate')).toEqual([]);
     expect(await stagedBlobs()).toEqual([]);
   });
 });

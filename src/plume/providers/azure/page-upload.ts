@@ -157,7 +157,7 @@ export async function uploadPages(
   if (!held)
     throw new PlumeError(
       'input',
-      'the image ends in zeros: it has no VHD footer',
+      'not a fixed VHD Azure takes: it ends in zeros where its footer should be',
       'check that this is the Azure image',
     );
   checkVhdFooter(held.data.subarray(footerStart - held.offset), opts.bytes);
