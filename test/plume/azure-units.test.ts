@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { PlumeError } from '../../src/shared/errors.js';
 import { parseConfig } from '../../src/plume/config.js';
 import { readProfile } from '../../src/plume/providers/azure/clients.js';
+import { dataRuns } from '../../src/plume/providers/azure/page-upload.js';
 import { definitionProblems, regionStates, sharingPlan } from '../../src/plume/providers/azure/decisions.js';
 import { azureModule } from '../../src/plume/providers/azure/module.js';
 import { completeImage } from '../../src/plume/providers/azure/settings.js';
@@ -55,6 +56,26 @@ describe('the VHD footer', () => {
     const corrupt = Buffer.from(good);
     corrupt[100] = 0xff;
     expect(failure(() => checkVhdFooter(corrupt, 8 * MiB + 512)).message).toMatch(/checksum/);
+  });
+});
+
+describe('the pages of a block worth sending', () => {
+  it('are the runs of pages holding data, split by gaps of zero pages as large as asked', () => {
+    const block = Buffer.alloc(64 * 1024);
+    expect(dataRuns(block, 4096)).toEqual([]);
+    block[10] = 1; // page 0
+    block[2 * 512] = 1; // page 2: a one-page gap, kept
+    block[40 * 512 + 511] = 1; // page 40: a 37-page gap, split
+    expect(dataRuns(block, 4096)).toEqual([
+      { start: 0, end: 3 * 512 },
+      { start: 40 * 512, end: 41 * 512 },
+    ]);
+    expect(dataRuns(block, 64 * 1024)).toEqual([{ start: 0, end: 41 * 512 }]);
+    // A block cut short (the blob's last) ends where it ends.
+    expect(dataRuns(block.subarray(0, 40 * 512 + 100), 512)).toEqual([
+      { start: 0, end: 512 },
+      { start: 2 * 512, end: 3 * 512 },
+    ]);
   });
 });
 

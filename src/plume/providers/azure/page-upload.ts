@@ -44,6 +44,26 @@ export async function inspectStaged(blob: PageBlobClient, sha256: string): Promi
   return { state: 'partial', bytes, ranges };
 }
 
+const PAGE = 512;
+const ZERO_PAGE = Buffer.alloc(PAGE);
+
+/**
+ * The parts of a block worth a Put Page: runs of 512-byte pages holding data, split where at least `minGap`
+ * bytes of all-zero pages lie between them (a smaller gap costs less sent as zeros than as another call).
+ * `end` is exclusive; an all-zero block has none.
+ */
+export function dataRuns(data: Buffer, minGap: number): { start: number; end: number }[] {
+  const runs: { start: number; end: number }[] = [];
+  let run: { start: number; end: number } | undefined;
+  for (let at = 0; at < data.length; at += PAGE) {
+    const end = Math.min(at + PAGE, data.length);
+    if (data.compare(ZERO_PAGE, 0, end - at, at, end) === 0) continue;
+    if (run && at - run.end < minGap) run.end = end;
+    else runs.push((run = { start: at, end }));
+  }
+  return runs;
+}
+
 export interface PageUploadOptions {
   /** Blob size: the whole VHD, footer included. */
   bytes: number;
@@ -53,6 +73,8 @@ export interface PageUploadOptions {
   metadata: Record<string, string>;
   /** Pages a stopped run already wrote (Put Page is atomic: a range present was written whole). */
   written?: { start: number; end: number }[];
+  /** Zero bytes within a block that split it into two Put Page calls (default 64 KiB). */
+  minZeroGap?: number;
 }
 
 export interface PageUploadResult {
@@ -65,8 +87,9 @@ export interface PageUploadResult {
 
 /**
  * Stream a fixed VHD into a page blob: the blob is created at the VHD's size (a page blob is sparse:
- * unwritten pages read as zeros, so all-zero blocks are never sent), blocks go out in parallel Put Page
- * calls of at most 4 MiB, each with its MD5 for Azure to check, and a bounded pool keeps memory flat. The
+ * unwritten pages read as zeros, so all-zero blocks are never sent, nor long runs of zero pages within a
+ * block: see dataRuns), the rest goes out in parallel Put Page calls of at most 4 MiB, each with its MD5 for
+ * Azure to check, and a bounded pool keeps memory flat. The
  * block holding the VHD footer is held back until the source's checksum has matched and the footer has been
  * checked; only then is it written and the blob marked complete. A run that stopped leaves a blob without
  * that mark, which the next one resumes from the page ranges Azure reports.
@@ -93,6 +116,7 @@ export async function uploadPages(
     return r !== undefined && r.start <= start && r.end >= end;
   };
   const footerStart = opts.bytes - FOOTER_SIZE;
+  const minGap = opts.minZeroGap ?? 64 * 1024;
   let failure: Error | undefined;
   let bytesSent = 0;
   let pagesSent = 0;
@@ -117,24 +141,28 @@ export async function uploadPages(
         held = { data, offset };
         continue;
       }
-      if (alreadyWritten(offset, offset + data.length - 1)) {
-        pagesResumed++;
-        block.release?.();
-        continue;
-      }
-      await queue.onSizeLessThan(opts.concurrency);
-      void queue.add(async () => {
-        try {
-          await put(data, offset);
-          bytesSent += data.length;
-          pagesSent++;
-        } catch (err) {
-          failure ??= err as Error;
-          abort.abort();
-        } finally {
-          block.release?.();
-        }
+      const runs = dataRuns(data, minGap).filter((r) => {
+        const done = alreadyWritten(offset + r.start, offset + r.end - 1);
+        if (done) pagesResumed++;
+        return !done;
       });
+      let pending = runs.length;
+      if (pending === 0) block.release?.();
+      for (const r of runs) {
+        await queue.onSizeLessThan(opts.concurrency);
+        void queue.add(async () => {
+          try {
+            await put(data.subarray(r.start, r.end), offset + r.start);
+            bytesSent += r.end - r.start;
+            pagesSent++;
+          } catch (err) {
+            failure ??= err as Error;
+            abort.abort();
+          } finally {
+            if (--pending === 0) block.release?.();
+          }
+        });
+      }
       if (reader.stats.bytes - lastReport >= 16 * 2 ** 20) {
         lastReport = reader.stats.bytes;
         ctx.emit({
@@ -161,9 +189,12 @@ export async function uploadPages(
       'check that this is the Azure image',
     );
   checkVhdFooter(held.data.subarray(footerStart - held.offset), opts.bytes);
-  await put(held.data, held.offset);
-  bytesSent += held.data.length;
-  pagesSent++;
+  const last = held;
+  for (const r of dataRuns(last.data, minGap)) {
+    await put(last.data.subarray(r.start, r.end), last.offset + r.start);
+    bytesSent += r.end - r.start;
+    pagesSent++;
+  }
   await call('Blob.SetMetadata', () => blob.setMetadata({ ...opts.metadata, [META.complete]: 'true' }));
   ctx.emit({
     type: 'upload-progress',
