@@ -119,7 +119,7 @@ async function main() {
     new StorageSharedKeyCredential('devstoreaccount1', Buffer.alloc(32).toString('base64')),
   );
   const results: { readSeconds: number; uploadSeconds: number; ratio: number }[] = [];
-  let last = { pagesSent: 0, zeroPages: 0, pages: 0 };
+  let last = { pagesSent: 0, zeroPages: 0, pages: 0, bytesSent: 0 };
   for (let round = 0; round < Number(values.rounds); round++) {
     // The baseline: the same fetch, checksum, decompression and blocks, nothing sent.
     let t0 = performance.now();
@@ -139,10 +139,15 @@ async function main() {
     );
     const uploadSeconds = (performance.now() - t0) / 1000;
     results.push({ readSeconds, uploadSeconds, ratio: readSeconds / uploadSeconds });
-    last = { pagesSent: up.pagesSent, zeroPages: up.summary.zeroBlocks, pages: up.summary.blocks };
+    last = {
+      pagesSent: up.pagesSent,
+      zeroPages: up.summary.zeroBlocks,
+      pages: up.summary.blocks,
+      bytesSent: up.bytesSent,
+    };
   }
   await files.close();
-  const sinkStats = (await (await fetch(`${new URL(sink.url).origin}/__stats`)).json());
+  const sinkStats = await (await fetch(`${new URL(sink.url).origin}/__stats`)).json();
   child.kill();
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const summary = {
@@ -152,7 +157,8 @@ async function main() {
     rawMiBps: Math.round(mib / median(results.map((r) => r.readSeconds))),
     uploadMiBps: Math.round(mib / median(results.map((r) => r.uploadSeconds))),
     ratio: Number(median(results.map((r) => r.ratio)).toFixed(2)),
-    pagesSent: last.pagesSent,
+    putPageCalls: last.pagesSent,
+    sentMiB: Math.round(last.bytesSent / MiB),
     zeroPagesSkipped: last.zeroPages,
     pages: last.pages,
     sink: sinkStats,
@@ -161,7 +167,7 @@ async function main() {
   await writeFile(join(ROOT, '.bench', 'azure-pages.json'), JSON.stringify(summary, null, 2));
   console.log(
     `page-blob upload: ${summary.uploadMiBps} MiB/s against a raw read of ${summary.rawMiBps} MiB/s: ratio ${summary.ratio} (median of ${results.length}); ` +
-      `${summary.pagesSent} pages of ${summary.pageKiB} KiB sent, ${summary.zeroPagesSkipped} of ${summary.pages} all-zero pages skipped`,
+      `${summary.sentMiB} of ${mib} MiB sent in ${summary.putPageCalls} Put Page calls; ${summary.zeroPagesSkipped} of ${summary.pages} blocks of ${summary.pageKiB} KiB all zeros, never sent`,
   );
 }
 
