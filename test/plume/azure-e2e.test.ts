@@ -290,8 +290,18 @@ describe('the page blob', () => {
 });
 
 describe('a file that is not a fixed VHD', () => {
-  it('is refused in one line before any version exists, and leaves no blob', async () => {
-    const compose = await world.compose({ version: '41', date: '20241011', rawSize: 8 * MiB, azure: true });
+  it.each([
+    // One xz block: the footer is seen when the stream ends, before anything is committed.
+    ['in one block, at the end of the stream', ['-1'], '20241011', true],
+    // Several blocks (xz -T): the last one is read ahead, and nothing is uploaded.
+    [
+      'in several blocks, before the first byte goes out',
+      ['-1', '-T2', '--block-size=1MiB'],
+      '20241012',
+      false,
+    ],
+  ])('%s: is refused in one line, with no version and no blob', async (_what, xzArgs, date, uploads) => {
+    const compose = await world.compose({ version: '41', date, rawSize: 8 * MiB, azure: true });
     // The Azure file replaced by a disk of the right size whose footer is not one, its metadata updated.
     const dir = join(compose.root, compose.composePath);
     const rel = compose.azure.x86_64!.path;
@@ -301,7 +311,7 @@ describe('a file that is not a fixed VHD', () => {
     writeSync(fd, Buffer.alloc(4096, 7), 0, 4096, 0);
     writeSync(fd, Buffer.alloc(512, 0x78), 0, 512, 8 * MiB);
     closeSync(fd);
-    execFileSync('xz', ['--compress', '--force', '-1', bare]);
+    execFileSync('xz', ['--compress', '--force', ...xzArgs, bare]);
     const imagesPath = join(dir, 'metadata', 'images.json');
     const images = readFileSync(imagesPath, 'utf8');
     writeFileSync(
@@ -329,6 +339,7 @@ describe('a file that is not a fixed VHD', () => {
       expect.stringContaining('not a fixed VHD Azure takes: its footer lacks the "conectix" cookie'),
     ]);
     expect(calls('GalleryImageVersions_CreateOrUpdate')).toEqual([]);
+    expect(calls('PutBlob').length > 0).toBe(uploads);
     expect(await stagedBlobs()).toEqual([]);
   });
 });

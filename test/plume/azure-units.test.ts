@@ -1,4 +1,5 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -16,6 +17,7 @@ import {
   azureVersionName,
   type FedoraRelease,
 } from '../../src/plume/systems/fedora/targets.js';
+import { xzTail } from '../../src/plume/source/xz-tail.js';
 import { DISK_TYPE, fixedVhdFooter } from '../../tools/emulator/azure/vhd.js';
 
 const MiB = 2 ** 20;
@@ -76,6 +78,28 @@ describe('the pages of a block worth sending', () => {
       { start: 0, end: 512 },
       { start: 2 * 512, end: 3 * 512 },
     ]);
+  });
+});
+
+describe('the end of an xz file, read ahead', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'plume-xz-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const raw = Buffer.concat([Buffer.alloc(3 * MiB + 100, 5), Buffer.from('the very end')]);
+  const make = (name: string, args: string[]) => {
+    const path = join(dir, name);
+    writeFileSync(path, raw);
+    execFileSync('xz', ['--compress', '--force', ...args, path]);
+    const file = readFileSync(`${path}.xz`);
+    return (offset: number, length: number) => Promise.resolve(file.subarray(offset, offset + length));
+  };
+  it('is read from the last blocks alone (as few as hold it) when the file has several', async () => {
+    const readAt = make('multi', ['-T2', '--block-size=1MiB']);
+    const size = (await readAt(0, 1e9)).length;
+    expect(await xzTail(size, readAt, 512)).toEqual(raw.subarray(raw.length - 512));
+  });
+  it('is not to be had from a file of one block', async () => {
+    const readAt = make('single', ['-1']);
+    expect(await xzTail((await readAt(0, 1e9)).length, readAt, 512)).toBeUndefined();
   });
 });
 

@@ -25,7 +25,7 @@ import {
 } from './decisions.js';
 import { inspectStaged, META, uploadPages } from './page-upload.js';
 import { azureImage, regionKey, type AzureImage } from './settings.js';
-import { checkVhdSize, FOOTER_SIZE } from './vhd.js';
+import { checkVhdFooter, checkVhdSize, FOOTER_SIZE } from './vhd.js';
 
 const GiB = 2 ** 30;
 
@@ -154,6 +154,11 @@ export class AzureProvider implements Provider {
     const image = await open();
     const bytes = image.rawBytes;
     checkVhdSize(bytes);
+    // The footer is at the end of the stream; where the file lets it be read first, a file that is not a
+    // fixed VHD is refused before the first byte goes out (otherwise before anything is committed).
+    const footer = await image.tail(FOOTER_SIZE, ctx.signal);
+    if (footer) checkVhdFooter(footer, bytes!);
+    else ctx.log.debug('the VHD footer cannot be read ahead; it is checked once the stream is read');
     let written = staged.state === 'partial' ? staged.ranges : undefined;
     if (staged.state === 'partial' && staged.bytes !== bytes) {
       await remove();
