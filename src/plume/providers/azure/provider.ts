@@ -336,7 +336,16 @@ export class AzureProvider implements Provider {
     }
     const ready = await this.waitVersion(
       s,
-      (v, states) => states[plan.primaryLocation] === 'Completed' || v.provisioningState === 'Failed',
+      // Until the gallery's own copy is settled: another region failing first fails the version, but the
+      // copy may still complete (and the other region is replicated again by repair).
+      (v, states) => {
+        const primary = states[plan.primaryLocation];
+        return (
+          primary === 'Completed' ||
+          primary === 'Failed' ||
+          (v.provisioningState === 'Failed' && primary !== 'Replicating')
+        );
+      },
       ctx,
     );
     const states = regionStates(ready);
