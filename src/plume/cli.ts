@@ -75,6 +75,7 @@ interface SelectorOptions extends CommonOptions {
   writeImageList?: string;
   dryRun?: boolean;
   gceJsonKey?: string;
+  azureProfile?: string;
 }
 
 /** The flags that say which release: shared by release, pre-release, verify and amis. */
@@ -133,6 +134,10 @@ export function addSelectors(cmd: Command): Command {
         '--gce-json-key <file>',
         "GCE: a service account's JSON key (not readable by group or others); Application Default Credentials otherwise",
       )
+      .option(
+        '--azure-profile <file>',
+        "Azure: a service principal's credentials file, as `az ad sp create-for-rbac --sdk-auth` writes it (not readable by group or others); DefaultAzureCredential otherwise",
+      )
   );
 }
 
@@ -188,6 +193,7 @@ function overridesFrom(o: SelectorOptions): Overrides {
     profile: o.awsProfile,
     credentialsFile: o.awsCredentials,
     gceJsonKey: o.gceJsonKey,
+    azureProfile: o.azureProfile,
   };
 }
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { loadToml, parseToml } from '../shared/toml.js';
 import { AwsConfig } from './providers/aws/config.js';
+import { AzureConfig } from './providers/azure/config.js';
 import { GcpConfig } from './providers/gcp/config.js';
 
 export const SourceConfig = z.strictObject({
@@ -17,6 +18,8 @@ export const PlumeConfig = z.strictObject({
   aws: AwsConfig.default(AwsConfig.parse({})),
   /** Google Compute Engine: published to when the section is present (and not `enabled = false`). */
   gcp: GcpConfig.optional(),
+  /** Azure Compute Gallery: published to when the section is present (and not `enabled = false`). */
+  azure: AzureConfig.optional(),
   source: SourceConfig.default(SourceConfig.parse({})),
   state: z
     .strictObject({

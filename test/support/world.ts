@@ -6,6 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../tools/emulator/index.js';
 import { startGcpEmulator, type GcpEmulator } from '../../tools/emulator/gcp/index.js';
+import {
+  startAzureEmulator,
+  type AzureEmulator,
+  type AzureEmulatorOptions,
+} from '../../tools/emulator/azure/index.js';
 import { emulatorEnv } from '../../tools/reliability/joystick.js';
 import { iamAction } from './iam.js';
 import { serveDirectory, type FileServer } from '../../tools/compose/http-server.js';
@@ -41,8 +46,10 @@ export interface World {
   configPath: string;
   statePath: string;
   recordsDir: string;
-  /** Write (or rewrite) the plume config file. */
-  writeConfig(extra?: string, regions?: string[]): Promise<void>;
+  /** With `azure`: the Azure emulator, and the service principal's credentials file plume is given. */
+  azure?: { emulator: AzureEmulator; profilePath: string; regions: string[] };
+  /** Write (or rewrite) the plume config file; `azureExtra` goes in its [azure] section. */
+  writeConfig(extra?: string, regions?: string[], azureExtra?: string): Promise<void>;
   compose(spec?: Partial<SampleComposeSpec>): Promise<SampleCompose & { url: string }>;
   close(): Promise<void>;
 }
@@ -70,10 +77,18 @@ export function fedoraCloudArgs(
 
 /** The emulator, a compose host and a plume config in a temporary directory. */
 export async function startWorld(
-  opts: { emulator?: EmulatorOptions; regions?: string[]; gcp?: boolean } = {},
+  opts: {
+    emulator?: EmulatorOptions;
+    regions?: string[];
+    /** Start the Google Cloud emulator too, and configure [gcp] for it. */
+    gcp?: boolean;
+    /** Start the Azure emulator too, and configure [azure] for it (regions: the gallery's first). */
+    azure?: boolean | (AzureEmulatorOptions & { regions?: string[] });
+  } = {},
 ): Promise<World> {
   const dir = await mkdtemp(join(tmpdir(), 'plume-world-'));
   const emulator = await startEmulator(opts.emulator);
+  const azure = opts.azure ? await startAzureWorld(dir, opts.azure === true ? {} : opts.azure) : undefined;
   const gcp = opts.gcp ? await startGcpEmulator() : undefined;
   gcp?.createBucket(GCP_BUCKET);
   const gcpSection = gcp
@@ -101,13 +116,17 @@ retry_base_ms = 50
     emulator,
     ...(gcp ? { gcp } : {}),
     files,
-    env: awsEnv(emulator.endpoint),
+    env: { ...awsEnv(emulator.endpoint), ...(azure ? { NODE_EXTRA_CA_CERTS: azure.caPath } : {}) },
+    ...(azure
+      ? { azure: { emulator: azure.emulator, profilePath: azure.profilePath, regions: azure.regions } }
+      : {}),
     configPath,
     statePath,
     recordsDir,
     async writeConfig(
       extra = '',
       regions = opts.regions ?? ['us-east-1', 'us-east-2', 'us-west-2', 'eu-west-1', 'ap-southeast-2'],
+      azureExtra = '',
     ) {
       await writeFile(
         configPath,
@@ -131,7 +150,7 @@ idle_timeout_seconds = 10
 [state]
 path = "${statePath}"
 records_dir = "${recordsDir}"
-`,
+${azure ? azureSection(azure, azureExtra) : ''}`,
       );
     },
     async compose(spec = {}) {
@@ -143,11 +162,81 @@ records_dir = "${recordsDir}"
       recordActions(emulator);
       await emulator.stop();
       await gcp?.stop();
+      await azure?.emulator.stop();
       await rm(dir, { recursive: true, force: true });
     },
   };
   await world.writeConfig();
   return world;
+}
+
+interface AzureWorld {
+  emulator: AzureEmulator;
+  profilePath: string;
+  caPath: string;
+  regions: string[];
+}
+
+/**
+ * The Azure emulator for a world: plume reaches it with a service principal's credentials file (what
+ * `--azure-profile` takes: the emulator's Entra ID and Resource Manager, and the storage account's key),
+ * and trusts its certificate through NODE_EXTRA_CA_CERTS, as it would a private CA.
+ */
+async function startAzureWorld(
+  dir: string,
+  opts: AzureEmulatorOptions & { regions?: string[] },
+): Promise<AzureWorld> {
+  const { regions, ...options } = opts;
+  const emulator = await startAzureEmulator({ retryAfterSeconds: 0, replicationMs: 0, ...options });
+  const profilePath = join(dir, 'azure-profile.json');
+  const caPath = join(dir, 'azure-ca.pem');
+  await writeFile(
+    profilePath,
+    JSON.stringify({
+      clientId: emulator.arm.clientId,
+      clientSecret: emulator.arm.clientSecret,
+      tenantId: emulator.arm.tenantId,
+      subscriptionId: emulator.arm.subscriptionId,
+      activeDirectoryEndpointUrl: emulator.arm.authorityHost,
+      resourceManagerEndpointUrl: emulator.arm.endpoint,
+      storageAccountKey: emulator.blob.accountKey,
+    }),
+    { mode: 0o600 },
+  );
+  await writeFile(caPath, emulator.arm.ca);
+  return {
+    emulator,
+    profilePath,
+    caPath,
+    regions: regions ?? [emulator.arm.location, 'westus2', 'northeurope'],
+  };
+}
+
+function azureSection(a: AzureWorld, extra: string): string {
+  return `
+[azure]
+subscription = "${a.emulator.arm.subscriptionId}"
+resource_group = "${a.emulator.arm.resourceGroup}"
+gallery = "${a.emulator.arm.gallery}"
+location = "${a.regions[0]}"
+regions = ${JSON.stringify(a.regions)}
+storage_account = "${a.emulator.blob.accountName}"
+profile = "${a.profilePath}"
+blob_endpoint = "${a.emulator.blob.endpoint}"
+poll_min_ms = 20
+poll_max_ms = 200
+operation_wait_minutes = 0.1
+max_attempts = 4
+retry_base_ms = 20
+retry_max_ms = 200
+upload_concurrency = 4
+${extra}
+[azure.community]
+publisher_uri = "https://fedoraproject.org"
+publisher_contact = "cloud@lists.fedoraproject.org"
+eula = "https://fedoraproject.org/wiki/Legal:Licenses"
+public_name_prefix = "Fedora"
+`;
 }
 
 export interface RunResult {

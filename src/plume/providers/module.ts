@@ -19,6 +19,8 @@ export interface Overrides {
   credentialsFile?: string;
   /** GCE: a service account's JSON key (mantle's `--gce-json-key`). */
   gceJsonKey?: string;
+  /** Azure: a service principal's credentials file (mantle's `--azure-profile`). */
+  azureProfile?: string;
 }
 
 /** What the runtime may ask to be told about (joystick counts retries in its metrics). */
