@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { loadToml, parseToml } from '../shared/toml.js';
 import { AwsConfig } from './providers/aws/config.js';
 import { GcpConfig } from './providers/gcp/config.js';
+import { LifecycleConfig } from './lifecycle/policy.js';
 
 export const SourceConfig = z.strictObject({
   allowed_hosts: z.array(z.string().min(1)).default([]),
@@ -32,6 +33,8 @@ export const PlumeConfig = z.strictObject({
    * validates, or a whole system defined in configuration when NAME is not a built-in one.
    */
   systems: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
+  /** `[lifecycle.SYSTEM.CHANNEL]`: when images are deprecated and deleted (docs/lifecycle.md). */
+  lifecycle: LifecycleConfig,
 });
 export type PlumeConfig = z.infer<typeof PlumeConfig>;
 
