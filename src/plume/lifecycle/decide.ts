@@ -2,6 +2,11 @@ import type { OwnedImage } from '../providers/types.js';
 import type { LifecyclePolicy } from './policy.js';
 
 const DAY_MS = 86_400_000;
+/**
+ * A deprecation due within this long counts as done: AWS refuses times less than about a minute ahead and
+ * rounds to the minute, so the deprecation a prune asks for "now" lands a little after now.
+ */
+const DEPRECATION_SLACK_MS = 10 * 60_000;
 
 /** A stream's key: what OwnedImage.stream holds and prune groups by. */
 export function streamKey(s: { system: string; channel: string; arch: string; imageType?: string }): string {
@@ -105,7 +110,7 @@ export function decide(
         : policy.deprecateSuperseded && r > 0
           ? `superseded by ${ranked[0]}`
           : undefined;
-    const deprecated = image.deprecatedAt !== undefined && image.deprecatedAt <= now;
+    const deprecated = image.deprecatedAt !== undefined && image.deprecatedAt <= now + DEPRECATION_SLACK_MS;
     const kept = protectedWhy ? `not deleted: ${protectedWhy}` : undefined;
     if (deprecateWhy && !deprecated) put('deprecate', kept ? `${deprecateWhy}; ${kept}` : deprecateWhy);
     else if (deprecated)

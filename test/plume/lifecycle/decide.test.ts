@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decide } from '../../../src/plume/lifecycle/decide.js';
-import { NO_POLICY, policyFor, type LifecyclePolicy } from '../../../src/plume/lifecycle/policy.js';
+import { NO_POLICY, policyFor } from '../../../src/plume/lifecycle/policy.js';
 import type { OwnedImage } from '../../../src/plume/providers/types.js';
 import { PlumeError } from '../../../src/shared/errors.js';
 
