@@ -23,6 +23,8 @@ import type { AwsProvider } from './provider.js';
 
 /** DescribeImageAttribute calls in flight per region while listing (one per image, for its sharing). */
 const ATTRIBUTE_CONCURRENCY = 8;
+/** Images per DescribeImages page (EC2 allows 5 to 1000). */
+const DESCRIBE_PAGE = 1000;
 /** AWS refuses a deprecation time in the past; "now" is this far ahead (as publishImage does). */
 const DEPRECATE_LEAD_MS = 2 * 60_000;
 
@@ -71,6 +73,8 @@ export class AwsPruner implements ImagePruner {
               Filters: filters,
               // The owner sees its deprecated images anyway; said so that no default hides one.
               IncludeDeprecated: true,
+              // Paged, as EC2 asks of every caller: an account can hold thousands of nightlies.
+              MaxResults: DESCRIBE_PAGE,
               ...(token ? { NextToken: token } : {}),
             }),
             o,
