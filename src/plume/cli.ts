@@ -549,7 +549,10 @@ async function doPrune(
       config: session.config,
       selector,
       sources,
-      releases: session.journal(),
+      records: session
+        .journal()
+        .list(100_000)
+        .flatMap((s) => (s.record ? [s.record] : [])),
       journal: session.pruneJournal(),
       now,
       dryRun: o.dryRun === true,

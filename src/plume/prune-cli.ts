@@ -14,7 +14,7 @@ import {
   type PruneResult,
   type PruneSource,
 } from './prune.js';
-import type { Journal } from './state/journal.js';
+import type { TargetRecord } from './record.js';
 import type { PruneActionState, PruneJournal } from './state/prune-journal.js';
 import type { SystemRegistry } from './systems/registry.js';
 
@@ -93,7 +93,8 @@ export async function prune(args: {
   config: PlumeConfig;
   selector: StreamSelector;
   sources: PruneSource[];
-  releases: Pick<Journal, 'list'>;
+  /** Release records to find each stream's newest in (the CLI's journal, joystick's jobs). */
+  records: TargetRecord[] | (() => Promise<TargetRecord[]>);
   journal: PruneJournal;
   now: number;
   dryRun: boolean;
@@ -107,7 +108,7 @@ export async function prune(args: {
     args.selector,
     args.sources,
     (s) => policyFor(args.config.lifecycle, s.system, s.channel),
-    newestRecords(args.releases.list(100_000)),
+    newestRecords(typeof args.records === 'function' ? await args.records() : args.records),
     args.journal,
     args.now,
     ctx,

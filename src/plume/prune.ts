@@ -3,7 +3,7 @@ import { errorMessage } from '../shared/errors.js';
 import { decide, streamKey, type NewestRecord, type StreamDecision } from './lifecycle/decide.js';
 import { describePolicy, type LifecyclePolicy } from './lifecycle/policy.js';
 import type { ImagePruner, OwnedImage, ProviderContext, StreamSelector } from './providers/types.js';
-import type { ReleaseState } from './state/journal.js';
+import type { TargetRecord } from './record.js';
 import {
   actionId,
   type PruneAction,
@@ -56,22 +56,21 @@ export interface PrunePlan {
  * The newest release record of each stream, by provider (`aws fedora/rawhide/x86_64/Cloud-Base`), from the
  * release journal: whatever it names is never pruned, even when a newer-dated release exists.
  */
-export function newestRecords(states: readonly ReleaseState[]): Map<string, NewestRecord> {
+export function newestRecords(records: readonly TargetRecord[]): Map<string, NewestRecord> {
   const best = new Map<string, { at: string; record: NewestRecord }>();
-  for (const s of states) {
-    const r = s.record;
-    if (!r || r.status === 'failed' || r.mode !== 'release') continue;
-    const [system, channel] = s.plan.key.split('/');
+  for (const r of records) {
+    if (r.status === 'failed' || r.mode !== 'release') continue;
+    const [system, channel] = r.plan.key.split('/');
     if (!system || !channel) continue;
     const stream = streamKey({
       system,
       channel,
-      arch: s.plan.architecture,
-      imageType: s.plan.tags.ImageType,
+      arch: r.plan.architecture,
+      imageType: r.plan.tags.ImageType,
     });
     const key = `${r.provider} ${stream}`;
     if ((best.get(key)?.at ?? '') >= r.finishedAt) continue;
-    best.set(key, { at: r.finishedAt, record: { release: s.plan.key, ids: r.images.map((i) => i.id) } });
+    best.set(key, { at: r.finishedAt, record: { release: r.plan.key, ids: r.images.map((i) => i.id) } });
   }
   return new Map([...best].map(([k, v]) => [k, v.record]));
 }
@@ -128,7 +127,7 @@ export async function planPrune(
   const down = new Set(providers.flatMap((p) => p.unreachable.map((u) => `${p.provider} ${u.location}`)));
   const unfinished: PruneActionState[] = [];
   const superseded: string[] = [];
-  for (const a of journal.unfinished()) {
+  for (const a of await journal.unfinished()) {
     const i = a.image;
     if (!names.has(i.provider) || down.has(`${i.provider} ${i.location}`)) continue;
     if (listed.has(`${i.provider} ${i.location} ${i.id}`)) superseded.push(a.id);
@@ -169,13 +168,13 @@ export async function executePrune(
   const run = async (action: PruneAction, resumed: boolean) => {
     const id = actionId(action);
     const pruner = pruners.get(action.image.provider)!;
-    if (!resumed) journal.start(action);
+    if (!resumed) await journal.start(action);
     try {
       let outcome;
       if (action.kind === 'deprecate')
         await pruner.deprecate(action.image, new Date(action.at ?? plan.now), ctx);
       else outcome = await pruner.deleteImage(action.image, ctx);
-      journal.done(id, outcome);
+      await journal.done(id, outcome);
       const state: PruneActionState = {
         ...action,
         id,
@@ -197,7 +196,7 @@ export async function executePrune(
       await onDone?.(state);
     } catch (err) {
       const error = errorMessage(err);
-      journal.fail(id, error);
+      await journal.fail(id, error);
       result.failed.push({ ...action, id, status: 'failed', error, updatedAt: new Date().toISOString() });
       ctx.log.error(
         { location: action.image.location, image: action.image.id, err: error },
@@ -205,7 +204,7 @@ export async function executePrune(
       );
     }
   };
-  for (const id of plan.superseded) journal.done(id);
+  for (const id of plan.superseded) await journal.done(id);
   // What a killed run started: a deregistered image's snapshot is known only here.
   await mapSettled(plan.unfinished, ACTION_CONCURRENCY, (a) => run(a, true));
   const finished = new Set(plan.unfinished.map((a) => a.id));

@@ -32,12 +32,12 @@ export function actionId(a: Pick<PruneAction, 'kind' | 'image'>): string {
  * touched and `done` after, and a prune first finishes what is not done.
  */
 export interface PruneJournal {
-  start(action: PruneAction): void;
-  done(id: string, outcome?: DeleteOutcome): void;
-  fail(id: string, error: string): void;
+  start(action: PruneAction): void | Promise<void>;
+  /** The action is done; joystick also stores its announcement here, in the same transaction. */
+  done(id: string, outcome?: DeleteOutcome): void | Promise<void>;
+  fail(id: string, error: string): void | Promise<void>;
   /** Actions started and not done, oldest first (a run killed mid-way, or a failure to retry). */
-  unfinished(): PruneActionState[];
-  list(limit?: number): PruneActionState[];
+  unfinished(): PruneActionState[] | Promise<PruneActionState[]>;
 }
 
 export class MemoryPruneJournal implements PruneJournal {
