@@ -539,7 +539,7 @@ export class Ec2Handler {
       const rest = start < 0 ? [] : kept.slice(start);
       kept = rest.slice(0, page.max);
       if (rest.length > page.max)
-        root.nextToken = Buffer.from(text(kept.at(-1)!, 'imageId') ?? '', 'utf8').toString('base64url');
+        root.nextToken = Buffer.from(text(kept.at(-1), 'imageId') ?? '', 'utf8').toString('base64url');
     }
     setItems(root, 'imagesSet', kept);
     return xmlReply(200, buildXml(doc));
