@@ -121,6 +121,8 @@ beforeAll(async () => {
     queue,
     database: `sqlite:///${join(world.dir, 'joystick.db')}`,
     regions: REGIONS,
+    // One volume type keeps the simulation small; the prune tests cover two.
+    volumeTypes: ['gp3'],
     arches: ['x86_64'],
     channels: ['rawhide', 'cloud'],
     maxParallelJobs: 2,
@@ -128,12 +130,6 @@ beforeAll(async () => {
 prune_interval_hours = 1
 simulated_clock = { real_start_ms = ${realStart}, simulated_start = "${new Date(simStart).toISOString()}", day_seconds = ${DAY_SECONDS} }`,
   });
-  // One volume type keeps the simulation small; the prune tests cover two.
-  const { readFile, writeFile } = await import('node:fs/promises');
-  await writeFile(
-    config,
-    (await readFile(config, 'utf8')).replace('volume_types = ["gp3","gp2"]', 'volume_types = ["gp3"]'),
-  );
   out = await collect([`${prefix}.joystick.image.#`]);
   joystick = startCli('joystick', ['run', '--config', config], world.env, { timeoutMs: 900_000 });
   await untilConsuming(joystick);
