@@ -12,6 +12,7 @@ import type { DeleteOutcome, ImagePruner, OwnedImage, ProviderContext, StreamSel
 import { awsArchitecture } from './arch.js';
 import { codeOf, send, type AwsClients } from './clients.js';
 import {
+  DEPRECATION_LEAD_MS,
   deleteSnapshot,
   deregisterImage,
   rootSnapshotId,
@@ -25,8 +26,6 @@ import type { AwsProvider } from './provider.js';
 const ATTRIBUTE_CONCURRENCY = 8;
 /** Images per DescribeImages page (EC2 allows 5 to 1000). */
 const DESCRIBE_PAGE = 1000;
-/** AWS refuses a deprecation time in the past; "now" is this far ahead (as publishImage does). */
-const DEPRECATE_LEAD_MS = 2 * 60_000;
 
 /** The neutral name of an AWS architecture (arm64 is aarch64 everywhere outside the AWS provider). */
 function neutralArch(aws: string | undefined): string {
@@ -143,7 +142,7 @@ export class AwsPruner implements ImagePruner {
   }
 
   async deprecate(image: OwnedImage, at: Date, ctx: ProviderContext): Promise<void> {
-    const when = new Date(Math.max(at.getTime(), Date.now() + DEPRECATE_LEAD_MS));
+    const when = new Date(Math.max(at.getTime(), Date.now() + DEPRECATION_LEAD_MS));
     await send(
       this.clients,
       'ec2:EnableImageDeprecation',
