@@ -11,6 +11,7 @@ import {
   type AzureEmulator,
   type AzureEmulatorOptions,
 } from '../../tools/emulator/azure/index.js';
+import { azureConfigSection, gcpConfigSection, writeAzureAccess } from '../../tools/emulator/plume-config.js';
 import { emulatorEnv } from '../../tools/reliability/joystick.js';
 import { iamAction } from './iam.js';
 import { serveDirectory, type FileServer } from '../../tools/compose/http-server.js';
@@ -92,20 +93,16 @@ export async function startWorld(
   const gcp = opts.gcp ? await startGcpEmulator() : undefined;
   gcp?.createBucket(GCP_BUCKET);
   const gcpSection = gcp
-    ? `
-[gcp]
-project = "${gcp.project}"
-bucket = "${GCP_BUCKET}"
-json_key = "${gcp.keyFilePath}"
-compute_endpoint = "${gcp.endpoints.compute}"
-storage_endpoint = "${gcp.endpoints.storage}"
-upload_chunk_mib = 1
+    ? gcpConfigSection(
+        gcp,
+        GCP_BUCKET,
+        `upload_chunk_mib = 1
 poll_min_ms = 20
 poll_max_ms = 200
 operation_wait_minutes = 1
 max_attempts = 4
-retry_base_ms = 50
-`
+retry_base_ms = 50`,
+      )
     : '';
   const files = await serveDirectory(join(dir, 'composes'));
   const configPath = join(dir, 'plume.toml');
@@ -188,22 +185,7 @@ async function startAzureWorld(
 ): Promise<AzureWorld> {
   const { regions, ...options } = opts;
   const emulator = await startAzureEmulator({ retryAfterSeconds: 0, replicationMs: 0, ...options });
-  const profilePath = join(dir, 'azure-profile.json');
-  const caPath = join(dir, 'azure-ca.pem');
-  await writeFile(
-    profilePath,
-    JSON.stringify({
-      clientId: emulator.arm.clientId,
-      clientSecret: emulator.arm.clientSecret,
-      tenantId: emulator.arm.tenantId,
-      subscriptionId: emulator.arm.subscriptionId,
-      activeDirectoryEndpointUrl: emulator.arm.authorityHost,
-      resourceManagerEndpointUrl: emulator.arm.endpoint,
-      storageAccountKey: emulator.blob.accountKey,
-    }),
-    { mode: 0o600 },
-  );
-  await writeFile(caPath, emulator.arm.ca);
+  const { profilePath, caPath } = await writeAzureAccess(emulator, dir);
   return {
     emulator,
     profilePath,
@@ -213,30 +195,19 @@ async function startAzureWorld(
 }
 
 function azureSection(a: AzureWorld, extra: string): string {
-  return `
-[azure]
-subscription = "${a.emulator.arm.subscriptionId}"
-resource_group = "${a.emulator.arm.resourceGroup}"
-gallery = "${a.emulator.arm.gallery}"
-location = "${a.regions[0]}"
-regions = ${JSON.stringify(a.regions)}
-storage_account = "${a.emulator.blob.accountName}"
-profile = "${a.profilePath}"
-blob_endpoint = "${a.emulator.blob.endpoint}"
-poll_min_ms = 20
+  return azureConfigSection(
+    a.emulator,
+    a,
+    a.regions,
+    `poll_min_ms = 20
 poll_max_ms = 200
 operation_wait_minutes = 0.1
 max_attempts = 4
 retry_base_ms = 20
 retry_max_ms = 200
 upload_concurrency = 4
-${extra}
-[azure.community]
-publisher_uri = "https://fedoraproject.org"
-publisher_contact = "cloud@lists.fedoraproject.org"
-eula = "https://fedoraproject.org/wiki/Legal:Licenses"
-public_name_prefix = "Fedora"
-`;
+${extra}`,
+  );
 }
 
 export interface RunResult {
