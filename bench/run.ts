@@ -127,6 +127,17 @@ async function startService(args: string[]): Promise<{ child: ChildProcess; info
   return { child, info: JSON.parse(line) as { endpoint: string } };
 }
 
+/** A benchmark of its own (bench/NAME.ts), run to the end; what it wrote to .bench/NAME.json. */
+async function script(name: string, args: string[]): Promise<Record<string, number>> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', `${name}.ts`), ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const [code] = (await once(child, 'close')) as [number];
+  if (code !== 0) throw new Error(`bench/${name}.ts failed (exit ${code})`);
+  return JSON.parse(await readFile(join(DIR, `${name}.json`), 'utf8')) as Record<string, number>;
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
@@ -236,7 +247,11 @@ async function main() {
     });
     log('one compose to two providers: each alone, then both (joystick, simulated provider latencies)');
     const providers = await measureProviders(join(DIR, 'work-providers'));
-    await report({ machine, images, perImage, idle, moto, fanout, providers, inputsDone });
+    log('page-blob upload (Azure) into a local sink, against the raw read rate');
+    const pageBlob = await script('azure-pages', ['--mib', '512', '--rounds', '3']);
+    log('Cloud Storage upload (GCE) into a local sink, against the raw read rate');
+    const gcs = await script('gcs-upload', ['--mib', '512', '--rounds', '3']);
+    await report({ machine, images, perImage, idle, moto, fanout, providers, pageBlob, gcs, inputsDone });
   } finally {
     sink.child.kill('SIGTERM');
     emulator.child.kill('SIGTERM');
@@ -263,6 +278,8 @@ interface Report {
   moto: Measured;
   fanout: Measured;
   providers: ProvidersMeasured;
+  pageBlob: Record<string, number>;
+  gcs: Record<string, number>;
   inputsDone: number;
 }
 
@@ -352,6 +369,21 @@ function report(r: Report) {
       `(one after the other would be ${((aws! + gcp!) / slowest).toFixed(2)}); target <= 1.10`,
   ]);
   summary.providers = { ...r.providers.seconds, ratio: both! / slowest };
+  const pb = r.pageBlob;
+  rows.push([
+    `Azure page-blob upload (${pb.imageMiB} MiB VHD) / raw read`,
+    pb.ratio!.toFixed(2),
+    `${pb.uploadMiBps} vs ${pb.rawMiBps} MiB/s of raw image; ${pb.sentMiB} MiB sent in ${pb.putPageCalls} Put Page calls, ` +
+      `${pb.zeroPagesSkipped} of ${pb.pages} blocks all zeros, never sent`,
+  ]);
+  const g = r.gcs;
+  rows.push([
+    `GCE archive upload to Cloud Storage (${g.archiveMiB} MiB) / raw read`,
+    g.ratio!.toFixed(2),
+    `${g.uploadMiBps} vs ${g.readMiBps} MiB/s, one resumable session of ${g.chunkMiB} MiB chunks`,
+  ]);
+  summary.pageBlob = pb;
+  summary.gcs = g;
   if (r.images.length > 1) {
     const [a, b] = [r.images[0]!, r.images[r.images.length - 1]!];
     for (const what of ['pipeline', 'upload'] as const) {
