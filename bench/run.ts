@@ -18,6 +18,7 @@ import ts from 'typescript';
 import { serveDirectory } from '../tools/compose/http-server.js';
 import { ensureInputs, type BenchFile, type BenchImage } from './inputs.js';
 import type { Job, Measured } from './measure.js';
+import { measureProviders, type ProvidersMeasured } from './providers.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const DIR = join(ROOT, '.bench');
@@ -124,6 +125,17 @@ async function startService(args: string[]): Promise<{ child: ChildProcess; info
   const lines = createInterface({ input: child.stdout });
   const [line] = (await once(lines, 'line')) as [string];
   return { child, info: JSON.parse(line) as { endpoint: string } };
+}
+
+/** A benchmark of its own (bench/NAME.ts), run to the end; what it wrote to .bench/NAME.json. */
+async function script(name: string, args: string[]): Promise<Record<string, number>> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', `${name}.ts`), ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const [code] = (await once(child, 'close')) as [number];
+  if (code !== 0) throw new Error(`bench/${name}.ts failed (exit ${code})`);
+  return JSON.parse(await readFile(join(DIR, `${name}.json`), 'utf8')) as Record<string, number>;
 }
 
 function median(xs: number[]): number {
@@ -233,7 +245,13 @@ async function main() {
       copyMs: COPY_MS,
       workDir: join(DIR, 'work-fanout'),
     });
-    await report({ machine, images, perImage, idle, moto, fanout, inputsDone });
+    log('one compose to two providers: each alone, then both (joystick, simulated provider latencies)');
+    const providers = await measureProviders(join(DIR, 'work-providers'));
+    log('page-blob upload (Azure) into a local sink, against the raw read rate');
+    const pageBlob = await script('azure-pages', ['--mib', '512', '--rounds', '3']);
+    log('Cloud Storage upload (GCE) into a local sink, against the raw read rate');
+    const gcs = await script('gcs-upload', ['--mib', '512', '--rounds', '3']);
+    await report({ machine, images, perImage, idle, moto, fanout, providers, pageBlob, gcs, inputsDone });
   } finally {
     sink.child.kill('SIGTERM');
     emulator.child.kill('SIGTERM');
@@ -259,6 +277,9 @@ interface Report {
   idle: Measured;
   moto: Measured;
   fanout: Measured;
+  providers: ProvidersMeasured;
+  pageBlob: Record<string, number>;
+  gcs: Record<string, number>;
   inputsDone: number;
 }
 
@@ -339,6 +360,30 @@ function report(r: Report) {
     `${f.parallelSeconds!.toFixed(1)} s vs ${f.serialSeconds!.toFixed(1)} s (${(f.serialSeconds! / f.parallelSeconds!).toFixed(1)}x faster)`,
   ]);
   summary.fanout = { parallelSeconds: f.parallelSeconds, serialSeconds: f.serialSeconds, regions: f.regions };
+  const { aws, gcp, 'aws+gcp': both } = r.providers.seconds;
+  const slowest = Math.max(aws!, gcp!);
+  rows.push([
+    'one compose to AWS and GCE: both / slowest alone',
+    (both! / slowest).toFixed(2),
+    `${both!.toFixed(2)} s vs AWS alone ${aws!.toFixed(2)} s, GCE alone ${gcp!.toFixed(2)} s ` +
+      `(one after the other would be ${((aws! + gcp!) / slowest).toFixed(2)}); target <= 1.10`,
+  ]);
+  summary.providers = { ...r.providers.seconds, ratio: both! / slowest };
+  const pb = r.pageBlob;
+  rows.push([
+    `Azure page-blob upload (${pb.imageMiB} MiB VHD) / raw read`,
+    pb.ratio!.toFixed(2),
+    `${pb.uploadMiBps} vs ${pb.rawMiBps} MiB/s of raw image; ${pb.sentMiB} MiB sent in ${pb.putPageCalls} Put Page calls, ` +
+      `${pb.zeroPagesSkipped} of ${pb.pages} blocks all zeros, never sent`,
+  ]);
+  const g = r.gcs;
+  rows.push([
+    `GCE archive upload to Cloud Storage (${g.archiveMiB} MiB) / raw read`,
+    g.ratio!.toFixed(2),
+    `${g.uploadMiBps} vs ${g.readMiBps} MiB/s, one resumable session of ${g.chunkMiB} MiB chunks`,
+  ]);
+  summary.pageBlob = pb;
+  summary.gcs = g;
   if (r.images.length > 1) {
     const [a, b] = [r.images[0]!, r.images[r.images.length - 1]!];
     for (const what of ['pipeline', 'upload'] as const) {
@@ -384,7 +429,7 @@ function report(r: Report) {
     images: r.images,
     summary,
     table: rows.map(([measure, ratio, detail]) => ({ measure, ratio, detail })),
-    samples: { idle: r.idle, perImage: r.perImage, moto: r.moto, fanout: r.fanout },
+    samples: { idle: r.idle, perImage: r.perImage, moto: r.moto, fanout: r.fanout, providers: r.providers },
   };
   return writeFile(join(DIR, 'results.json'), JSON.stringify(json, null, 2)).then(() =>
     log(`wrote ${join(DIR, 'results.json')}`),

@@ -49,6 +49,28 @@ export const ConsumerConfig = z.strictObject({
     .default(1024 * 1024),
   /** Base URL of the status page, put in failure messages so whoever is paged can look. */
   status_url: z.string().optional(),
+  /**
+   * Apply plume's lifecycle policy (`[lifecycle.SYSTEM.CHANNEL]` of plume's config, docs/lifecycle.md) to
+   * each stream after each of its releases and every `prune_interval_hours`: off unless asked for, since
+   * it deletes images.
+   */
+  lifecycle: z.boolean().default(false),
+  prune_interval_hours: z
+    .number()
+    .positive()
+    .max(24 * 30)
+    .default(24),
+  /**
+   * For simulations only (the soak, tests): the policy's "now" runs `86400 / day_seconds` times faster than
+   * the clock, from `simulated_start` at the real time `real_start_ms`, as the simulated composes' dates do.
+   */
+  simulated_clock: z
+    .strictObject({
+      real_start_ms: z.number().int().positive(),
+      simulated_start: z.iso.datetime(),
+      day_seconds: z.number().positive(),
+    })
+    .optional(),
 });
 export type ConsumerConfig = z.infer<typeof ConsumerConfig>;
 

@@ -26,6 +26,10 @@ import { isComposeTopic, isFinished, parsePungiBody } from './pungi.js';
 import { plumeCommand, runJob } from './release-job.js';
 import { isTransientDbError } from './store/db.js';
 import type { JobProgress, JobRow, JobStore, NewJob, OutboxItem } from './store/job-store.js';
+import { LifecycleStore } from './store/lifecycle-store.js';
+import { asRecord, type TargetRecord as RecordedTarget } from '../plume/record.js';
+import { prune, pruneSources } from '../plume/prune-cli.js';
+import type { StreamSelector } from '../plume/providers/types.js';
 
 export interface ControllerDeps {
   config: JoystickConfig;
@@ -53,9 +57,11 @@ export class Controller {
   private loops: Promise<void>[] = [];
   private readonly waiters = new Set<() => void>();
   private stopped = false;
+  readonly lifecycle: LifecycleStore;
 
   constructor(private readonly deps: ControllerDeps) {
     this.owner = deps.owner ?? `${hostname()}:${process.pid}`;
+    this.lifecycle = new LifecycleStore(deps.store);
   }
 
   private get app() {
@@ -139,6 +145,7 @@ export class Controller {
       ...Array.from({ length: this.app.max_parallel_jobs }, (_, i) =>
         forever(`worker-${i}`, () => this.workOne()),
       ),
+      ...(this.app.lifecycle ? [forever('lifecycle', () => this.pruneOne())] : []),
     ];
   }
 
@@ -177,6 +184,7 @@ export class Controller {
         Array.from({ length: this.app.max_parallel_jobs }, () => this.workOne()),
       );
       busy = workers.some(Boolean) || busy;
+      if (this.app.lifecycle) busy = (await this.pruneOne()) || busy;
       busy = (await this.sendOutbox()) || busy;
       if (!busy) return;
     }
@@ -415,6 +423,10 @@ export class Controller {
       finishing = true;
       await saving;
       if (await this.record(log, () => store.finishJob(job.id, this.owner, { state, record }, outbox))) {
+        // The stream is pruned after each release that published something. Written after the job, not
+        // with it: if joystick stops in between, the stream's schedule prunes it anyway.
+        if (this.app.lifecycle && images > 0)
+          await this.record(log, () => this.lifecycle.markDue(this.selectorOf(job), Date.now()));
         metrics.releases.inc({ outcome: state, channel: job.channel });
         if (images > 0) metrics.lastPublish.set({ channel: job.channel }, Date.now() / 1000);
         log.info(
@@ -524,6 +536,118 @@ export class Controller {
         await sleep(delay, undefined, { signal: this.abort.signal }).catch(() => undefined);
       }
     }
+  }
+
+  // ---- lifecycle --------------------------------------------------------------------------------------
+
+  private selectorOf(job: JobRow): StreamSelector {
+    return {
+      system: this.app.system,
+      channel: job.channel,
+      ...(job.arch && job.arch !== '-' ? { arch: job.arch } : {}),
+      ...(job.imageType ? { imageType: job.imageType } : {}),
+    };
+  }
+
+  /** The policy's "now": the clock's, or the simulated one of a soak. */
+  private policyNow(): number {
+    const sim = this.app.simulated_clock;
+    if (!sim) return Date.now();
+    return Date.parse(sim.simulated_start) + ((Date.now() - sim.real_start_ms) * 86_400) / sim.day_seconds;
+  }
+
+  /** The release records of a stream's jobs, newest first: the newest is never pruned. */
+  private async streamRecords(s: StreamSelector): Promise<RecordedTarget[]> {
+    const rows = await this.deps.store.db.query<{ record: string }>(
+      `SELECT record FROM jobs WHERE channel = ? AND state IN ('complete', 'partial') AND record IS NOT NULL
+       ORDER BY finished_at DESC LIMIT 50`,
+      [s.channel],
+    );
+    return rows.flatMap((r) => {
+      const record = asRecord(JSON.parse(r.record));
+      return record ? Object.values(record.targets) : [];
+    });
+  }
+
+  /**
+   * Prune one due stream under a lease: plume's policy and prune (docs/lifecycle.md), its journal and
+   * announcements in joystick's database. The stream is next due after `prune_interval_hours`.
+   */
+  async pruneOne(): Promise<boolean> {
+    const { log, metrics } = this.deps;
+    const claimedAt = Date.now();
+    const row = await this.lifecycle.claim(this.owner, this.leaseMs, claimedAt);
+    if (!row) return false;
+    const nextDueAt = Date.now() + this.app.prune_interval_hours * 3_600_000;
+    const sources = pruneSources(this.deps.config.plume, undefined, {});
+    const slog = log.child({ stream: row.stream });
+    try {
+      const { plan, result } = await prune({
+        config: this.deps.config.plume,
+        selector: row.selector,
+        sources,
+        records: () => this.streamRecords(row.selector),
+        journal: this.lifecycle,
+        now: this.policyNow(),
+        dryRun: false,
+        log: slog,
+        signal: this.abort.signal,
+        onDone: (a) => {
+          metrics.pruned.inc({ action: a.kind, provider: a.image.provider });
+          this.poke();
+        },
+      });
+      const deleted = new Set(result!.deleted.map((a) => a.id.replace(/^delete:/, '')));
+      const publicImages: Record<string, number> = {};
+      for (const p of plan.providers) {
+        const all = p.streams.flatMap((st) => [
+          ...st.decision.keep,
+          ...st.decision.deprecate,
+          ...st.decision.delete,
+        ]);
+        publicImages[p.provider] = all.filter(
+          (d) => d.image.public && !deleted.has(`${p.provider}:${d.image.location}:${d.image.id}`),
+        ).length;
+      }
+      const partial = result!.failed.length > 0 || result!.unreachable.length > 0;
+      metrics.prunes.inc({ outcome: partial ? 'partial' : 'ok' });
+      await this.lifecycle.finish(
+        row.stream,
+        this.owner,
+        {
+          // A partial prune is tried again soon: what is left is what the policy still wants done.
+          nextDueAt: partial ? Date.now() + Math.min(this.leaseMs, 600_000) : nextDueAt,
+          publicImages,
+          ...(partial
+            ? {
+                error: [
+                  ...result!.failed.map((f) => `${f.image.location} ${f.image.id}: ${f.error}`),
+                  ...result!.unreachable.map((u) => `${u.location}: ${u.error}`),
+                ].join('; '),
+              }
+            : {}),
+        },
+        claimedAt,
+      );
+      slog.info(
+        { deprecated: result!.deprecated.length, deleted: result!.deleted.length, publicImages, partial },
+        'stream pruned',
+      );
+    } catch (err) {
+      metrics.prunes.inc({ outcome: 'failed' });
+      slog.error({ err: errorMessage(err) }, 'prune failed; will try again');
+      await this.lifecycle
+        .finish(
+          row.stream,
+          this.owner,
+          { nextDueAt: Date.now() + Math.min(this.leaseMs, 600_000), error: errorMessage(err) },
+          claimedAt,
+        )
+        .catch(() => undefined);
+    } finally {
+      for (const s of sources) s.close?.();
+    }
+    return true;
   }
 
   // ---- outbox -----------------------------------------------------------------------------------------

@@ -353,3 +353,54 @@ export function composeFailed(
     ERROR,
   );
 }
+
+/** What an image-lifecycle announcement says about the image (from plume's prune journal). */
+export interface PrunedImage {
+  kind: 'deprecate' | 'delete';
+  image: {
+    provider: string;
+    location: string;
+    id: string;
+    name: string;
+    release: string;
+    stream: string;
+  };
+  reason: string;
+  /** Deprecation time asked for (ISO). */
+  at?: string;
+  outcome?: { deleted: string[]; kept: { id: string; reason: string }[] };
+}
+
+/**
+ * `joystick.image.deprecated` / `joystick.image.deleted`: one per image the lifecycle policy changed, keyed
+ * by the image so a resumed prune announces it once. The stream is `SYSTEM/CHANNEL/ARCH[/IMAGE-TYPE]`.
+ */
+export function imagePruned(a: PrunedImage): OutboxItem {
+  const [, channel, architecture] = a.image.stream.split('/');
+  const common = {
+    provider: a.image.provider,
+    location: a.image.location,
+    image_id: a.image.id,
+    image_name: a.image.name,
+    release: a.image.release,
+    stream: a.image.stream,
+    channel: channel ?? null,
+    architecture: architecture ?? null,
+    reason: a.reason,
+  };
+  if (a.kind === 'deprecate')
+    return item(
+      `lifecycle:${a.image.provider}:${a.image.location}:${a.image.id}:deprecated`,
+      'joystick.image.deprecated',
+      { ...common, deprecate_at: a.at ?? null },
+    );
+  return item(
+    `lifecycle:${a.image.provider}:${a.image.location}:${a.image.id}:deleted`,
+    'joystick.image.deleted',
+    {
+      ...common,
+      backing_deleted: a.outcome?.deleted ?? [],
+      backing_kept: (a.outcome?.kept ?? []).map((k) => k.id),
+    },
+  );
+}

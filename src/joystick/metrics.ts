@@ -111,6 +111,24 @@ export class Metrics {
     help: 'Announcements stored but not yet confirmed by the broker',
     registers: [this.registry],
   });
+  readonly publicImages = new Gauge({
+    name: 'joystick_public_images',
+    help: 'Public images plume owns, per provider, channel and arch, as the last prune of each stream counted them',
+    labelNames: ['provider', 'channel', 'arch'] as const,
+    registers: [this.registry],
+  });
+  readonly pruned = new Counter({
+    name: 'joystick_images_pruned_total',
+    help: 'Images the lifecycle policy deprecated or deleted',
+    labelNames: ['action', 'provider'] as const,
+    registers: [this.registry],
+  });
+  readonly prunes = new Counter({
+    name: 'joystick_prunes_total',
+    help: 'Prunes of a stream, by outcome (ok, partial, failed)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
   readonly busConnected = new Gauge({
     name: 'joystick_bus_connected',
     help: '1 when connected to the message broker',

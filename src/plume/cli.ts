@@ -26,6 +26,8 @@ import type { ReleaseRequest, System } from './systems/types.js';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { checkCredentialFile } from './providers/aws/clients.js';
+import { formatPrunePlan, prune, pruneNow, pruneSelector, pruneSources, pruneSummary } from './prune-cli.js';
+import { SqlitePruneJournal } from './state/prune-journal.js';
 
 const VERSION = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -75,6 +77,7 @@ interface SelectorOptions extends CommonOptions {
   writeImageList?: string;
   dryRun?: boolean;
   gceJsonKey?: string;
+  azureProfile?: string;
 }
 
 /** The flags that say which release: shared by release, pre-release, verify and amis. */
@@ -133,6 +136,10 @@ export function addSelectors(cmd: Command): Command {
         '--gce-json-key <file>',
         "GCE: a service account's JSON key (not readable by group or others); Application Default Credentials otherwise",
       )
+      .option(
+        '--azure-profile <file>',
+        "Azure: a service principal's credentials file, as `az ad sp create-for-rbac --sdk-auth` writes it (not readable by group or others); DefaultAzureCredential otherwise",
+      )
   );
 }
 
@@ -188,6 +195,7 @@ function overridesFrom(o: SelectorOptions): Overrides {
     profile: o.awsProfile,
     credentialsFile: o.awsCredentials,
     gceJsonKey: o.gceJsonKey,
+    azureProfile: o.azureProfile,
   };
 }
 
@@ -217,6 +225,7 @@ interface Session {
   log: Logger;
   progress: Progress;
   journal: () => SqliteJournal;
+  pruneJournal: () => SqlitePruneJournal;
   recordsDir: string;
   close(): void;
 }
@@ -242,16 +251,19 @@ async function openSession(
   }
   const statePath = expandHome(o.state ?? config.state.path ?? join(stateDir(), 'state.db'));
   let journal: SqliteJournal | undefined;
+  let pruneJournal: SqlitePruneJournal | undefined;
   return {
     config,
     registry,
     log,
     progress,
     journal: () => (journal ??= new SqliteJournal(statePath)),
+    pruneJournal: () => (pruneJournal ??= new SqlitePruneJournal(statePath)),
     recordsDir: expandHome(config.state.records_dir ?? join(stateDir(), 'releases')),
     close() {
       progress.stop();
       journal?.close();
+      pruneJournal?.close();
     },
   };
 }
@@ -592,6 +604,49 @@ async function doStatus(
   }
 }
 
+async function doPrune(
+  o: SelectorOptions & { now?: string; output?: string },
+  registry: SystemRegistry,
+): Promise<number> {
+  const session = await openSession(o, registry, false);
+  const selector = pruneSelector(
+    { ...o, system: o.system ?? o.distro, arch: o.arch ?? o.architecture },
+    session.registry,
+  );
+  const now = pruneNow(o.now);
+  useCredentialsFile(o.awsCredentials);
+  const sources = pruneSources(session.config, o.platform, overridesFrom(o));
+  try {
+    const { plan, result } = await prune({
+      config: session.config,
+      selector,
+      sources,
+      records: session
+        .journal()
+        .list(100_000)
+        .flatMap((s) => (s.record ? [s.record] : [])),
+      journal: session.pruneJournal(),
+      now,
+      dryRun: o.dryRun === true,
+      log: session.log,
+    });
+    if (o.output === 'json') {
+      print(JSON.stringify(result ? { plan, result } : { plan }, null, 2));
+      return result ? pruneSummary(result).code : EXIT.ok;
+    }
+    if (!result) {
+      for (const line of formatPrunePlan(plan)) print(line);
+      return EXIT.ok;
+    }
+    const summary = pruneSummary(result);
+    for (const line of summary.lines) print(line);
+    return summary.code;
+  } finally {
+    for (const s of sources) s.close?.();
+    session.close();
+  }
+}
+
 async function doSystems(o: CommonOptions, builtin: SystemRegistry): Promise<number> {
   const { config } = await loadConfig(o.config);
   const registry = withConfiguredSystems(builtin, config);
@@ -678,6 +733,30 @@ export function buildProgram(registry: SystemRegistry, setExit: (code: number) =
     );
   amis.action(run(() => doAmis(amis.opts(), registry)));
   program.addCommand(amis);
+
+  const pruneCmd = addCommon(new Command('prune'))
+    .description(
+      "deprecate and delete the images of a system's channel its lifecycle policy says should go (docs/lifecycle.md); resumes if run again",
+    )
+    .option('--system <name>', 'system whose images to prune; see `plume systems`')
+    .addOption(new Option('--distro <name>', 'alias of --system').hideHelp())
+    .option('-C, --channel <name>', 'channel whose images to prune')
+    .option('--arch <arch>', 'only this architecture (default: every one)')
+    .option('--image-type <type>', 'only this image type (default: every one)')
+    .option(
+      '--platform <list>',
+      `comma-separated providers, among ${providerNames().join(', ')} (default: every enabled one that can prune)`,
+      list,
+    )
+    .option('--base-region <region>', 'region asked for the list of regions')
+    .option('--regions <list>', 'comma-separated regions to prune in (default: config, or all)', list)
+    .option('--aws-profile <name>', "AWS credentials profile (default: the SDK's default chain)")
+    .option('--aws-credentials <file>', 'AWS shared credentials file (not readable by group or others)')
+    .option('-n, --dry-run', 'print what would be deprecated and deleted, where and why; change nothing')
+    .option('--now <time>', 'evaluate the policy as of this ISO time (default: now)')
+    .addOption(new Option('--output <format>', 'what to print').choices(['table', 'json']).default('table'));
+  pruneCmd.action(run(() => doPrune(pruneCmd.opts(), registry)));
+  program.addCommand(pruneCmd);
 
   const status = addCommon(new Command('status'))
     .description('list recent releases from the state database')

@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { loadToml, parseToml } from '../shared/toml.js';
 import { AwsConfig } from './providers/aws/config.js';
+import { AzureConfig } from './providers/azure/config.js';
 import { GcpConfig } from './providers/gcp/config.js';
+import { LifecycleConfig } from './lifecycle/policy.js';
 
 export const SourceConfig = z.strictObject({
   allowed_hosts: z.array(z.string().min(1)).default([]),
@@ -42,6 +44,8 @@ export const PlumeConfig = z.strictObject({
   aws: AwsConfig.default(AwsConfig.parse({})),
   /** Google Compute Engine: published to when the section is present (and not `enabled = false`). */
   gcp: GcpConfig.optional(),
+  /** Azure Compute Gallery: published to when the section is present (and not `enabled = false`). */
+  azure: AzureConfig.optional(),
   source: SourceConfig.default(SourceConfig.parse({})),
   images: ImagesConfig.default(ImagesConfig.parse({})),
   state: z
@@ -58,6 +62,8 @@ export const PlumeConfig = z.strictObject({
    * validates, or a whole system defined in configuration when NAME is not a built-in one.
    */
   systems: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
+  /** `[lifecycle.SYSTEM.CHANNEL]`: when images are deprecated and deleted (docs/lifecycle.md). */
+  lifecycle: LifecycleConfig,
 });
 export type PlumeConfig = z.infer<typeof PlumeConfig>;
 

@@ -151,7 +151,7 @@ export function formatTable(record: ReleaseRecord): string {
         .join('  ')
         .trimEnd(),
     );
-    const head = `${record.build} (${record.system} ${record.channel}, ${record.arch}) on ${target.name}: ${target.status}, ${target.images.length} images${target.visibility.public && record.mode === 'release' ? ', public' : ''}`;
+    const head = `${record.build} (${record.system} ${record.channel}, ${record.arch}) on ${target.name}: ${target.status}, ${target.images.length} image${target.images.length === 1 ? '' : 's'}${target.visibility.public && record.mode === 'release' ? ', public' : ''}`;
     return [head, ...(target.error ? [`  ${target.error}`] : []), ...lines].join('\n');
   });
   const skipped = record.skipped.map((s) => `${record.build} on ${s.provider}: skipped (${s.reason})`);

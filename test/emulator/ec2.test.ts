@@ -378,6 +378,67 @@ describe('images through the emulator', () => {
     expect(gone.message).toContain(snap);
   });
 
+  it('pages DescribeImages as EC2 documents it (MaxResults 5 to 1000, NextToken, not with ImageIds)', async () => {
+    const snap = await snapshot();
+    const client = ec2(emu.endpoint);
+    const ids: string[] = [];
+    for (let n = 0; n < 7; n++) {
+      const { ImageId } = await client.send(
+        new RegisterImageCommand({
+          ...registration(`fedora-${n}`, snap),
+          TagSpecifications: [
+            { ResourceType: 'image', Tags: [{ Key: 'plume:release', Value: `fedora/rawhide/${n}` }] },
+          ],
+        }),
+      );
+      ids.push(ImageId!);
+    }
+    const at = new Date(Date.now() + 3600_000);
+    await client.send(new EnableImageDeprecationCommand({ ImageId: ids[0], DeprecateAt: at }));
+    const first = await client.send(
+      new DescribeImagesCommand({ Owners: ['self'], MaxResults: 5, IncludeDeprecated: true }),
+    );
+    expect(first.Images).toHaveLength(5);
+    expect(first.NextToken).toBeTruthy();
+    const second = await client.send(
+      new DescribeImagesCommand({ Owners: ['self'], MaxResults: 5, NextToken: first.NextToken }),
+    );
+    expect(second.Images).toHaveLength(2);
+    expect(second.NextToken).toBeUndefined();
+    const all = [...first.Images!, ...second.Images!];
+    expect(all.map((i) => i.ImageId).sort()).toEqual([...ids].sort());
+    // The deprecation time shows on a paged listing too (the owner sees its deprecated images).
+    expect(all.find((i) => i.ImageId === ids[0])!.DeprecationTime).toBe(
+      new Date(Math.round(at.getTime() / 60_000) * 60_000).toISOString(),
+    );
+    // Tag filters with wildcards, as plume finds a channel's images.
+    const tagged = await client.send(
+      new DescribeImagesCommand({
+        Owners: ['self'],
+        MaxResults: 1000,
+        Filters: [{ Name: 'tag:plume:release', Values: ['fedora/rawhide/*'] }],
+      }),
+    );
+    expect(tagged.Images).toHaveLength(7);
+    const none = await client.send(
+      new DescribeImagesCommand({
+        Owners: ['self'],
+        Filters: [{ Name: 'tag:plume:release', Values: ['fedora/cloud/*'] }],
+      }),
+    );
+    expect(none.Images).toEqual([]);
+
+    const small = await rejection(
+      client.send(new DescribeImagesCommand({ Owners: ['self'], MaxResults: 2 })),
+    );
+    expect(small.name).toBe('InvalidParameterValue');
+    expect(small.message).toContain('between 5 and 1000');
+    const both = await rejection(
+      client.send(new DescribeImagesCommand({ ImageIds: [ids[0]!], MaxResults: 5 })),
+    );
+    expect(both.name).toBe('InvalidParameterCombination');
+  });
+
   it('filters DescribeImages on the kept attributes', async () => {
     const snap = await snapshot();
     const client = ec2(emu.endpoint);

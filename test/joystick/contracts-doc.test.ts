@@ -4,6 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   composeFailed,
+  imagePruned,
   jobFailed,
   releaseAnnouncements,
   uploadFailed,
@@ -89,6 +90,22 @@ const produced: OutboxItem[] = [
   ...uploadFailed(facts, 'us-east-1', ['gp3'], 1),
   jobFailed(facts, 'no such image', 1),
   composeFailed('Fedora-28-20180425.0', 'https://example.org/compose', 'cloud', 'no images.json'),
+  ...(['deprecate', 'delete'] as const).map((kind) =>
+    imagePruned({
+      kind,
+      image: {
+        provider: 'aws',
+        location: 'us-east-1',
+        id: 'ami-1',
+        name: 'n',
+        release: 'fedora/rawhide/Fedora-Rawhide-20260101.n.0/Cloud-Base/x86_64',
+        stream: 'fedora/rawhide/x86_64/Cloud-Base',
+      },
+      reason: 'built 31 days ago',
+      at: '2026-02-01T00:00:00.000Z',
+      outcome: { deleted: ['snap-1'], kept: [] },
+    }),
+  ),
 ];
 
 /** Top-level fields, and `extra`'s by `extra.name`, as the page lists them. */

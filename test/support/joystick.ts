@@ -9,6 +9,7 @@ export interface JoystickSetup {
   queue: string;
   database: string;
   regions: string[];
+  volumeTypes?: string[];
   arches?: string[];
   channels?: string[];
   /** More `[consumer_config]` lines. */

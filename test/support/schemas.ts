@@ -17,6 +17,8 @@ const validators = Object.fromEntries(
     'fedora_image_uploader.published.v1.aws',
     'fedora_image_uploader.published.v1.gcp',
     'fedora_image_uploader.published.v1.azure',
+    'joystick.image.deprecated',
+    'joystick.image.deleted',
   ].map((name) => [
     name,
     ajv.compile(JSON.parse(readFileSync(new URL(`${name}.json`, SCHEMAS), 'utf8')) as object),

@@ -5,6 +5,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../tools/emulator/index.js';
+import { startGcpEmulator, type GcpEmulator } from '../../tools/emulator/gcp/index.js';
+import {
+  startAzureEmulator,
+  type AzureEmulator,
+  type AzureEmulatorOptions,
+} from '../../tools/emulator/azure/index.js';
+import { azureConfigSection, gcpConfigSection, writeAzureAccess } from '../../tools/emulator/plume-config.js';
 import { emulatorEnv } from '../../tools/reliability/joystick.js';
 import { iamAction } from './iam.js';
 import { serveDirectory, type FileServer } from '../../tools/compose/http-server.js';
@@ -27,16 +34,23 @@ function recordActions(emulator: Emulator): void {
   writeFileSync(join(dir, `${process.pid}-${randomUUID()}.json`), JSON.stringify(actions));
 }
 
+/** The bucket GCE targets stage their archives in, in the world's Google Cloud emulator. */
+export const GCP_BUCKET = 'plume-images';
+
 export interface World {
   dir: string;
   emulator: Emulator;
+  /** With `gcp`: the Google Cloud emulator, and a `[gcp]` section in the config pointing at it. */
+  gcp?: GcpEmulator;
   files: FileServer;
   env: Record<string, string>;
   configPath: string;
   statePath: string;
   recordsDir: string;
-  /** Write (or rewrite) the plume config file. */
-  writeConfig(extra?: string, regions?: string[]): Promise<void>;
+  /** With `azure`: the Azure emulator, and the service principal's credentials file plume is given. */
+  azure?: { emulator: AzureEmulator; profilePath: string; regions: string[] };
+  /** Write (or rewrite) the plume config file; `azureExtra` goes in its [azure] section. */
+  writeConfig(extra?: string, regions?: string[], azureExtra?: string): Promise<void>;
   compose(spec?: Partial<SampleComposeSpec>): Promise<SampleCompose & { url: string }>;
   close(): Promise<void>;
 }
@@ -64,10 +78,32 @@ export function fedoraCloudArgs(
 
 /** The emulator, a compose host and a plume config in a temporary directory. */
 export async function startWorld(
-  opts: { emulator?: EmulatorOptions; regions?: string[] } = {},
+  opts: {
+    emulator?: EmulatorOptions;
+    regions?: string[];
+    /** Start the Google Cloud emulator too, and configure [gcp] for it. */
+    gcp?: boolean;
+    /** Start the Azure emulator too, and configure [azure] for it (regions: the gallery's first). */
+    azure?: boolean | (AzureEmulatorOptions & { regions?: string[] });
+  } = {},
 ): Promise<World> {
   const dir = await mkdtemp(join(tmpdir(), 'plume-world-'));
   const emulator = await startEmulator(opts.emulator);
+  const azure = opts.azure ? await startAzureWorld(dir, opts.azure === true ? {} : opts.azure) : undefined;
+  const gcp = opts.gcp ? await startGcpEmulator() : undefined;
+  gcp?.createBucket(GCP_BUCKET);
+  const gcpSection = gcp
+    ? gcpConfigSection(
+        gcp,
+        GCP_BUCKET,
+        `upload_chunk_mib = 1
+poll_min_ms = 20
+poll_max_ms = 200
+operation_wait_minutes = 1
+max_attempts = 4
+retry_base_ms = 50`,
+      )
+    : '';
   const files = await serveDirectory(join(dir, 'composes'));
   const configPath = join(dir, 'plume.toml');
   const statePath = join(dir, 'state.db');
@@ -75,14 +111,19 @@ export async function startWorld(
   const world: World = {
     dir,
     emulator,
+    ...(gcp ? { gcp } : {}),
     files,
-    env: awsEnv(emulator.endpoint),
+    env: { ...awsEnv(emulator.endpoint), ...(azure ? { NODE_EXTRA_CA_CERTS: azure.caPath } : {}) },
+    ...(azure
+      ? { azure: { emulator: azure.emulator, profilePath: azure.profilePath, regions: azure.regions } }
+      : {}),
     configPath,
     statePath,
     recordsDir,
     async writeConfig(
       extra = '',
       regions = opts.regions ?? ['us-east-1', 'us-east-2', 'us-west-2', 'eu-west-1', 'ap-southeast-2'],
+      azureExtra = '',
     ) {
       await writeFile(
         configPath,
@@ -97,6 +138,7 @@ snapshot_wait_minutes = 1
 max_attempts = 6
 upload_concurrency = 8
 ${extra}
+${gcpSection}
 [source]
 allowed_hosts = ["127.0.0.1"]
 attempts = 3
@@ -105,7 +147,7 @@ idle_timeout_seconds = 10
 [state]
 path = "${statePath}"
 records_dir = "${recordsDir}"
-`,
+${azure ? azureSection(azure, azureExtra) : ''}`,
       );
     },
     async compose(spec = {}) {
@@ -116,11 +158,56 @@ records_dir = "${recordsDir}"
       await files.close();
       recordActions(emulator);
       await emulator.stop();
+      await gcp?.stop();
+      await azure?.emulator.stop();
       await rm(dir, { recursive: true, force: true });
     },
   };
   await world.writeConfig();
   return world;
+}
+
+interface AzureWorld {
+  emulator: AzureEmulator;
+  profilePath: string;
+  caPath: string;
+  regions: string[];
+}
+
+/**
+ * The Azure emulator for a world: plume reaches it with a service principal's credentials file (what
+ * `--azure-profile` takes: the emulator's Entra ID and Resource Manager, and the storage account's key),
+ * and trusts its certificate through NODE_EXTRA_CA_CERTS, as it would a private CA.
+ */
+async function startAzureWorld(
+  dir: string,
+  opts: AzureEmulatorOptions & { regions?: string[] },
+): Promise<AzureWorld> {
+  const { regions, ...options } = opts;
+  const emulator = await startAzureEmulator({ retryAfterSeconds: 0, replicationMs: 0, ...options });
+  const { profilePath, caPath } = await writeAzureAccess(emulator, dir);
+  return {
+    emulator,
+    profilePath,
+    caPath,
+    regions: regions ?? [emulator.arm.location, 'westus2', 'northeurope'],
+  };
+}
+
+function azureSection(a: AzureWorld, extra: string): string {
+  return azureConfigSection(
+    a.emulator,
+    a,
+    a.regions,
+    `poll_min_ms = 20
+poll_max_ms = 200
+operation_wait_minutes = 0.1
+max_attempts = 4
+retry_base_ms = 20
+retry_max_ms = 200
+upload_concurrency = 4
+${extra}`,
+  );
 }
 
 export interface RunResult {

@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, writeFile } from 'node:fs/promises';
+import { appendFile, copyFile, mkdir, open, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { fixedVhdFooter } from '../emulator/azure/vhd.js';
 
 /** A deterministic pseudo-random generator (mulberry32), so generated images are the same every run. */
 export function prng(seed: number): () => number {
@@ -134,6 +135,8 @@ export interface SampleCompose {
   more: Record<string, { path: string; sha256: string; rawSize: number; build: string }>;
   /** With `gce`: the GCE archives (a tar.gz holding disk.raw), by arch. */
   gce: Record<string, { path: string; sha256: string; rawSize: number; build: string }>;
+  /** With `azure`: the Azure fixed VHDs (the raw disk and its footer, xz-compressed), by arch. */
+  azure: Record<string, { path: string; sha256: string; rawSize: number; build: string }>;
 }
 
 export interface SampleComposeSpec {
@@ -160,6 +163,20 @@ export interface SampleComposeSpec {
   moreImages?: { variant: string; subvariant: string; buildName: (arch: string) => string }[];
   /** Also the GCE archive of each cloud image (`Fedora-Cloud-Base-GCE-...tar.gz`, type `tar-gz`). */
   gce?: boolean;
+  /**
+   * Also the Azure image of each cloud image (`Fedora-Cloud-Base-Azure-...vhdfixed.xz`, type
+   * `vhd-compressed`): a fixed VHD, so `rawSize` must be a whole number of MiB.
+   */
+  azure?: boolean;
+}
+
+/** A fixed VHD of a raw disk, as image builders make it: the disk, then the 512-byte footer. */
+export async function writeFixedVhd(raw: string, out: string, rawSize: number): Promise<void> {
+  if (rawSize % 2 ** 20 !== 0)
+    throw new Error(`an Azure VHD needs a whole number of MiB, not ${rawSize} bytes`);
+  await mkdir(dirname(out), { recursive: true });
+  await copyFile(raw, out);
+  await appendFile(out, fixedVhdFooter(rawSize));
 }
 
 /**
@@ -202,6 +219,7 @@ export async function writeSampleCompose(spec: SampleComposeSpec): Promise<Sampl
   const images: SampleCompose['images'] = {};
   const more: SampleCompose['more'] = {};
   const gce: SampleCompose['gce'] = {};
+  const azure: SampleCompose['azure'] = {};
   const entries: Record<string, Record<string, unknown[]>> = { [variant]: {}, Server: {} };
   const sets = [
     {
@@ -245,6 +263,22 @@ export async function writeSampleCompose(spec: SampleComposeSpec): Promise<Sampl
           path: gceRel,
           size: (await stat(join(composeDir, gceRel))).size,
           type: 'tar-gz',
+        });
+      }
+      if (spec.azure && set.variant === variant) {
+        const azureBuild = build.replace(/^Fedora-Cloud-Base-/, 'Fedora-Cloud-Base-Azure-');
+        const vhdRel = `${variant}/${arch}/images/${azureBuild}.vhdfixed`;
+        await writeFixedVhd(join(composeDir, rel), join(composeDir, vhdRel), rawSize);
+        const vhdXz = await compressFile(join(composeDir, vhdRel), 'xz', { threads: 0 });
+        await rm(join(composeDir, vhdRel));
+        const vhdSha = await sha256File(vhdXz);
+        azure[arch] = { path: `${vhdRel}.xz`, sha256: vhdSha, rawSize, build: azureBuild };
+        extra.push({
+          checksums: { sha256: vhdSha },
+          format: 'vhdfixed.xz',
+          path: `${vhdRel}.xz`,
+          size: (await stat(vhdXz)).size,
+          type: 'vhd-compressed',
         });
       }
       const xzPath = await compressFile(join(composeDir, rel), 'xz', { threads: 0 });
@@ -343,5 +377,5 @@ export async function writeSampleCompose(spec: SampleComposeSpec): Promise<Sampl
       2,
     ),
   );
-  return { root: spec.dir, composeId, composePath, images, more, gce };
+  return { root: spec.dir, composeId, composePath, images, more, gce, azure };
 }

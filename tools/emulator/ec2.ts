@@ -81,6 +81,32 @@ function bdmEbs(image: XmlNode, field: string): (string | undefined)[] {
   return items(image, 'blockDeviceMapping').map((b) => text(child(b, 'ebs'), field));
 }
 
+/**
+ * DescribeImages paging as EC2 documents it: MaxResults from 5 to 1000, not with ImageIds, NextToken from
+ * the previous page. Undefined when the call does not ask for pages (all results at once).
+ */
+function imagePage(params: URLSearchParams): { max: number; after?: string } | undefined {
+  const raw = params.get('MaxResults');
+  const token = params.get('NextToken');
+  if (raw === null && token === null) return undefined;
+  if (raw !== null && [...params.keys()].some((k) => k.startsWith('ImageId.')))
+    throw new Ec2Error(
+      'InvalidParameterCombination',
+      'The parameter imageIdsSet cannot be used with the parameter maxResults',
+    );
+  const max = raw === null ? 1000 : Number(raw);
+  if (!Number.isInteger(max) || max < 5 || max > 1000)
+    throw new Ec2Error(
+      'InvalidParameterValue',
+      `Value ( ${raw} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.`,
+    );
+  if (token === null) return { max };
+  const after = Buffer.from(token, 'base64url').toString('utf8');
+  if (!/^ami-[0-9a-f]+$/.test(after))
+    throw new Ec2Error('InvalidParameterValue', `The token '${token}' is invalid.`);
+  return { max, after };
+}
+
 /** Split filters into those moto can apply and those only the proxy's patched view can answer. */
 function splitFilters(all: Filter[], ours: Record<string, unknown>): { moto: Filter[]; proxy: Filter[] } {
   return {
@@ -489,17 +515,32 @@ export class Ec2Handler {
 
   private async describeImages(call: Call): Promise<Reply> {
     const params = this.params(call);
+    const page = imagePage(params);
     const { moto, proxy } = splitFilters(filters(flat(params)), IMAGE_FILTERS);
-    const body = Buffer.from(withFilters(params, moto).toString(), 'utf8');
+    const forwarded = withFilters(params, moto);
+    // moto ignores paging and answers everything; the proxy pages what it shows.
+    forwarded.delete('MaxResults');
+    forwarded.delete('NextToken');
+    const body = Buffer.from(forwarded.toString(), 'utf8');
     const reply = await this.deps.upstream.buffered(forwardOf(call, body));
     if (reply.status !== 200) return reply;
     const doc = parseXml(reply.body.toString('utf8'));
     const root = responseBody(doc);
     const now = Date.now();
-    const kept = items(root, 'imagesSet').filter((image) => {
+    let kept = items(root, 'imagesSet').filter((image) => {
       this.patchImage(image, now);
       return passes(image, proxy, IMAGE_FILTERS);
     });
+    delete root.nextToken;
+    if (page) {
+      // A stable order (by id), so a token names the same place whatever was created since.
+      kept.sort((a, b) => (text(a, 'imageId') ?? '').localeCompare(text(b, 'imageId') ?? ''));
+      const start = page.after ? kept.findIndex((i) => (text(i, 'imageId') ?? '') > page.after!) : 0;
+      const rest = start < 0 ? [] : kept.slice(start);
+      kept = rest.slice(0, page.max);
+      if (rest.length > page.max)
+        root.nextToken = Buffer.from(text(kept.at(-1), 'imageId') ?? '', 'utf8').toString('base64url');
+    }
     setItems(root, 'imagesSet', kept);
     return xmlReply(200, buildXml(doc));
   }

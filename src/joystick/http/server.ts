@@ -4,6 +4,7 @@ import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import type { Metrics } from '../metrics.js';
 import type { JobStore } from '../store/job-store.js';
+import { LifecycleStore } from '../store/lifecycle-store.js';
 import { statusHtml, statusModel } from './status.js';
 
 export interface HttpDeps {
@@ -71,6 +72,12 @@ export async function startHttp(listen: string, deps: HttpDeps): Promise<HttpSer
             ] as const)
               if (ms === undefined) deps.metrics.jobOldest.remove({ state });
               else deps.metrics.jobOldest.set({ state }, ms / 1000);
+            // Summed from every stream's last prune in the database, whichever replica pruned it.
+            for (const p of await new LifecycleStore(deps.store).publicImages())
+              deps.metrics.publicImages.set(
+                { provider: p.provider, channel: p.channel, arch: p.arch },
+                p.images,
+              );
             deps.metrics.busConnected.set(deps.busConnected() ? 1 : 0);
             return send(200, deps.metrics.registry.contentType, await deps.metrics.registry.metrics());
           }

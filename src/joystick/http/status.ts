@@ -1,4 +1,5 @@
 import type { ComposeRow, JobRow, JobStore } from '../store/job-store.js';
+import { LifecycleStore } from '../store/lifecycle-store.js';
 
 export interface TargetCell {
   id?: string;
@@ -41,9 +42,16 @@ export interface ComposeStatus {
   jobs: JobStatus[];
 }
 
+/** What the image lifecycle keeps public, and each pruned stream's last run. */
+export interface LifecycleStatus {
+  publicImages: { provider: string; channel: string; arch: string; images: number }[];
+  streams: { stream: string; lastRunAt?: string; nextDueAt: string; error?: string }[];
+}
+
 export interface StatusModel {
   generatedAt: string;
   composes: ComposeStatus[];
+  lifecycle: LifecycleStatus;
 }
 
 const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
@@ -112,8 +120,18 @@ export async function statusModel(
   const jobs = await store.jobs({ composeIds: composes.map((c) => c.composeId) });
   const now = opts.now ?? Date.now();
   const stallSeconds = opts.stallSeconds ?? 120;
+  const lifecycle = new LifecycleStore(store);
   return {
     generatedAt: new Date(now).toISOString(),
+    lifecycle: {
+      publicImages: await lifecycle.publicImages(),
+      streams: (await lifecycle.streams()).map((s) => ({
+        stream: s.stream,
+        lastRunAt: iso(s.lastRunAt),
+        nextDueAt: new Date(s.dueAt).toISOString(),
+        ...(s.error ? { error: s.error } : {}),
+      })),
+    },
     composes: composes.map((c) => ({
       ...readingState(c, now, stallSeconds),
       composeId: c.composeId,
@@ -193,6 +211,25 @@ function jobHtml(j: JobStatus): string {
 </section>`;
 }
 
+function lifecycleHtml(l: LifecycleStatus): string {
+  if (l.publicImages.length === 0 && l.streams.length === 0) return '';
+  const counts = l.publicImages
+    .map(
+      (p) =>
+        `<tr><td>${esc(p.provider)}</td><td>${esc(p.channel)}</td><td>${esc(p.arch)}</td><td class="n">${p.images}</td></tr>`,
+    )
+    .join('');
+  const streams = l.streams
+    .map(
+      (s) =>
+        `<li data-stream="${esc(s.stream)}">${esc(s.stream)}: last pruned ${esc(s.lastRunAt ?? 'never')}, next ${esc(s.nextDueAt)}${s.error ? ` <span class="error">${esc(s.error)}</span>` : ''}</li>`,
+    )
+    .join('');
+  return `<section class="lifecycle"><h2>Public images</h2>
+<table class="grid public-images"><thead><tr><th>provider</th><th>channel</th><th>arch</th><th>public images</th></tr></thead><tbody>${counts}</tbody></table>
+<ul class="streams">${streams}</ul></section>`;
+}
+
 export function statusHtml(model: StatusModel): string {
   const composes = model.composes
     .map(
@@ -221,6 +258,7 @@ td.published{background:#eefbee}td.failed,td.missing{background:#fdeaea}td.pendi
 </style></head>
 <body><h1>joystick: published images</h1>
 <p class="meta">Generated ${esc(model.generatedAt)} · <a href="status.json">JSON</a> · <a href="metrics">metrics</a></p>
+${lifecycleHtml(model.lifecycle)}
 ${composes || '<p>No composes yet.</p>'}
 </body></html>
 `;

@@ -66,6 +66,27 @@ const STATEMENTS = [
     error TEXT
   )`,
   `CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (sent_at, created_at)`,
+  `CREATE TABLE IF NOT EXISTS prune_actions (
+    id TEXT PRIMARY KEY,
+    action TEXT NOT NULL,
+    status TEXT NOT NULL,
+    outcome TEXT,
+    error TEXT,
+    started_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+  )`,
+  `CREATE INDEX IF NOT EXISTS prune_actions_status ON prune_actions (status)`,
+  `CREATE TABLE IF NOT EXISTS lifecycle_streams (
+    stream TEXT PRIMARY KEY,
+    selector TEXT NOT NULL,
+    due_at BIGINT NOT NULL,
+    lease_owner TEXT,
+    lease_until BIGINT,
+    last_run_at BIGINT,
+    error TEXT,
+    public_images TEXT,
+    updated_at BIGINT NOT NULL
+  )`,
 ];
 
 /**
@@ -73,6 +94,8 @@ const STATEMENTS = [
  * current one by STATEMENTS above).
  * 2: the retry round of composes and jobs: an announcement after a retry a person asked for is a new one,
  *    so the round is part of the failure announcements' outbox keys.
+ * The image lifecycle's tables (prune_actions, lifecycle_streams) are new tables, not changes: STATEMENTS
+ * creates them in a database of either version, so they need no version of their own.
  */
 const UPGRADES: [version: number, statements: string[]][] = [
   [

@@ -1,7 +1,7 @@
 import type { Logger } from '../../shared/log.js';
 import type { PlumeConfig } from '../config.js';
 import type { SettingsLayer, TargetPlan, TargetSettings } from '../plan.js';
-import type { Provider } from './types.js';
+import type { ImagePruner, Provider } from './types.js';
 
 /** What the command line may override on top of the config file and the channel. */
 export interface Overrides {
@@ -20,6 +20,8 @@ export interface Overrides {
   credentialsFile?: string;
   /** GCE: a service account's JSON key (mantle's `--gce-json-key`). */
   gceJsonKey?: string;
+  /** Azure: a service principal's credentials file (mantle's `--azure-profile`). */
+  azureProfile?: string;
 }
 
 /** What the runtime may ask to be told about (joystick counts retries in its metrics). */
@@ -57,4 +59,13 @@ export interface ProviderModule {
   describe(plan: TargetPlan): string[];
   /** Providers for the targets of a run. */
   factory(config: PlumeConfig, hooks?: ProviderHooks): ProviderFactory;
+  /**
+   * What `plume prune` works with: the pruner, the location it asks for the others, and the locations it
+   * looks in (empty: every one the account has). Absent while a provider cannot prune yet.
+   */
+  pruner?(
+    config: PlumeConfig,
+    overrides: Overrides,
+    hooks?: ProviderHooks,
+  ): { pruner: ImagePruner; primary: string; locations: string[]; close?: () => void };
 }

@@ -1,11 +1,12 @@
 import { PlumeError } from '../../shared/errors.js';
 import type { PlumeConfig } from '../config.js';
 import { awsModule } from './aws/module.js';
+import { azureModule } from './azure/module.js';
 import { gcpModule } from './gcp/module.js';
 import type { ProviderFactory, ProviderHooks, ProviderModule } from './module.js';
 
 /** The providers plume can publish to, in the order a release lists them. A new cloud is one line here. */
-export const PROVIDERS: readonly ProviderModule[] = [awsModule, gcpModule];
+export const PROVIDERS: readonly ProviderModule[] = [awsModule, gcpModule, azureModule];
 
 export function providerNames(): string[] {
   return PROVIDERS.map((p) => p.name);

@@ -134,3 +134,76 @@ export interface Provider {
 export function isSkipped(upload: DiskRef | UploadSkipped): upload is UploadSkipped {
   return 'skipped' in upload;
 }
+
+/**
+ * One stream's images, as `plume prune` asks for them: a system's channel, optionally narrowed to an
+ * architecture and an image type. Providers find them by the tags or labels plume put on them (its release
+ * key starts with `SYSTEM/CHANNEL/`), never by name.
+ */
+export interface StreamSelector {
+  system: string;
+  channel: string;
+  /** The neutral architecture (x86_64, aarch64), or every one. */
+  arch?: string;
+  imageType?: string;
+}
+
+/** An image plume created, with the facts the lifecycle policy decides on. */
+export interface OwnedImage {
+  provider: string;
+  location: string;
+  id: string;
+  name: string;
+  variant?: string;
+  /** The release (build) it belongs to: plume's release key, tagged or labelled on it. */
+  release: string;
+  /** The stream it belongs to: `SYSTEM/CHANNEL/ARCH[/IMAGE-TYPE]` (see streamKey in lifecycle/decide.ts). */
+  stream: string;
+  /** Build date of its release (ms), what the policy's ages count from. */
+  builtAt: number;
+  /** Deprecation time set on it (ms), past or future; absent when none. */
+  deprecatedAt?: number;
+  public: boolean;
+  /** Accounts (projects, subscriptions) it is shared with by name, besides the public. */
+  sharedWith: string[];
+  /** When an instance was last launched from it, where the cloud says (AWS: lastLaunchedTime). */
+  lastLaunchedAt?: number;
+  /** What deleting it also deletes (AWS: its root snapshot), for the plan and the journal. */
+  backing: string[];
+}
+
+/** The result of deleting one image: whether its backing went too or stays because something uses it. */
+export interface DeleteOutcome {
+  /** Backing resources deleted now, or already gone. */
+  deleted: string[];
+  /** Backing resources kept, and why (AWS: another image still uses the snapshot). */
+  kept: { id: string; reason: string }[];
+}
+
+/**
+ * What `plume prune` asks of a cloud, apart from Provider so a provider adds it when it can (AWS now; GCE and
+ * Azure later). Every method is idempotent: deleting what is gone, or deprecating what is deprecated, is
+ * success, so an interrupted prune resumes by running again.
+ */
+export interface ImagePruner {
+  readonly name: string;
+  /** Every location to look in (AWS: every region the account has). */
+  pruneLocations(primary: string, ctx: ProviderContext): Promise<string[]>;
+  /** Images plume created for the stream in one location; never anything without plume's release tag. */
+  listOwned(location: string, stream: StreamSelector, ctx: ProviderContext): Promise<OwnedImage[]>;
+  /** Mark one image deprecated from `at` (AWS: EnableImageDeprecation; GCE: DEPRECATED; Azure: endOfLifeDate). */
+  deprecate(image: OwnedImage, at: Date, ctx: ProviderContext): Promise<void>;
+  /** Delete one image and then its backing (AWS: deregister, then delete the snapshot unless still used). */
+  deleteImage(image: OwnedImage, ctx: ProviderContext): Promise<DeleteOutcome>;
+  /** Delete one backing resource left by an interrupted delete (the image is gone); gone already is fine. */
+  deleteBacking(location: string, id: string, ctx: ProviderContext): Promise<DeleteOutcome>;
+}
+
+export function isPruner(p: unknown): p is ImagePruner {
+  return (
+    typeof p === 'object' &&
+    p !== null &&
+    typeof (p as ImagePruner).listOwned === 'function' &&
+    typeof (p as ImagePruner).deleteImage === 'function'
+  );
+}

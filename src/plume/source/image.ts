@@ -6,6 +6,7 @@ import { decompress, decompressToFd, type Compression } from './decompress.js';
 import { probeSource, readRange, streamSource, type SourceInfo } from './fetch.js';
 import type { SourcePolicy } from './policy.js';
 import { xzIndex } from './xz-index.js';
+import { xzTail } from './xz-tail.js';
 
 export const GiB = 2 ** 30;
 
@@ -79,6 +80,12 @@ export interface DiskImage {
    * called after the last chunk, checks the checksum and the size; nothing may be committed before it.
    */
   file(signal?: AbortSignal): { chunks: AsyncGenerator<Buffer>; finish(): { sha256: string; bytes: number } };
+  /**
+   * The raw image's last `bytes` bytes, read ahead of the rest where the file allows it (uncompressed, or an
+   * xz of several blocks): undefined otherwise. Unchecked (the checksum covers the whole file): for a
+   * provider to refuse a wrong file early (Azure's VHD footer), never to commit anything.
+   */
+  tail(bytes: number, signal?: AbortSignal): Promise<Buffer | undefined>;
 }
 
 export async function openImage(
@@ -119,6 +126,15 @@ export async function openImage(
     info,
     rawBytes,
     volumeGiB,
+    async tail(bytes, readSignal) {
+      const s = readSignal ?? signal;
+      if (info.size === undefined || !info.ranges || info.size < bytes) return undefined;
+      const size = info.size;
+      if (spec.compression === 'none') return readRange(info, policy, size - bytes, bytes, s);
+      if (spec.compression === 'xz' && compressedBlocks !== undefined && compressedBlocks > 1)
+        return xzTail(size, (offset, length) => readRange(info, policy, offset, length, s), bytes);
+      return undefined;
+    },
     file(readSignal) {
       const { chunks, digest } = hashing(streamSource(info, policy, readSignal ?? signal));
       return {

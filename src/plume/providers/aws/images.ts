@@ -39,6 +39,9 @@ function duration(ms: number): string {
   return ms >= 60_000 ? `${Math.round(ms / 60_000)} min` : `${Math.round(ms / 1000)} s`;
 }
 
+/** AWS refuses a deprecation time in the past or too close: "now" is asked for this far ahead. */
+export const DEPRECATION_LEAD_MS = 2 * 60_000;
+
 export const TAG_RELEASE = 'plume:release';
 export const TAG_SOURCE = 'plume:source-sha256';
 export const TAG_VARIANT = 'plume:volume-type';
@@ -432,7 +435,7 @@ export async function publishImage(
   if (deprecateAt) {
     // AWS refuses a time in the past, which a release of an older compose (or a retry days later)
     // reaches: the image is then past its planned life, so deprecate it as soon as AWS allows.
-    const soonest = Date.now() + 2 * 60_000;
+    const soonest = Date.now() + DEPRECATION_LEAD_MS;
     const at = new Date(Math.max(Date.parse(deprecateAt), soonest));
     await send(
       clients,

@@ -5,6 +5,7 @@ import { mergeTargetSettings, type TargetPlan, type TargetSettings } from '../..
 import type { ProviderFactory, ProviderModule } from '../module.js';
 import { AwsClients } from './clients.js';
 import { AwsProvider, type AwsProviderSettings } from './provider.js';
+import { AwsPruner } from './prune.js';
 import { AwsTargetToml, awsImage, completeImage, fromToml, type AwsTargetExtras } from './settings.js';
 
 export function awsProviderSettings(config: PlumeConfig, profile?: string): AwsProviderSettings {
@@ -108,6 +109,19 @@ export const awsModule: ProviderModule = {
       `aws:         ${s.partition}${s.profile ? `, profile ${s.profile}` : ''}, upload to ${plan.primaryLocation}`,
       `image:       ${s.architecture}, boot ${s.bootMode}, ENA ${s.enaSupport}, SR-IOV ${s.sriovNetSupport ?? 'none'}, IMDS ${s.imdsSupport ?? 'v1 allowed'}, root ${s.rootDeviceName}`,
     ];
+  },
+
+  pruner(config, overrides, hooks = {}) {
+    const a = config.aws;
+    const s = awsProviderSettings(config, overrides.profile);
+    const provider = new AwsProvider(s, new AwsClients(s.client, hooks.onRetry));
+    const primary = overrides.baseRegion ?? a.base_region;
+    return {
+      pruner: new AwsPruner(provider),
+      primary,
+      locations: overrides.regions ?? (a.regions === 'all' ? [] : a.regions),
+      close: () => provider.destroy(),
+    };
   },
 
   factory(config, hooks = {}): ProviderFactory {

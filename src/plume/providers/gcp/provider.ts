@@ -33,6 +33,11 @@ type Image = protos.google.cloud.compute.v1.IImage;
 type Operation = protos.google.cloud.compute.v1.IOperation;
 
 const GiB = 2 ** 30;
+/**
+ * globalOperations.wait answers when the operation is done or as it nears two minutes: its call needs a
+ * deadline past that, whatever the configured request timeout, or a long insert would look like a timeout.
+ */
+const WAIT_CALL_MS = 150_000;
 /** Who may create instances from an image: what "public" means for a GCE image. */
 const IMAGE_USER = 'roles/compute.imageUser';
 const ALL_USERS = 'allAuthenticatedUsers';
@@ -79,9 +84,18 @@ export class GcpProvider implements Provider {
 
   constructor(readonly settings: GcpProviderSettings) {}
 
+  /** One set of clients per project and credentials (a target's key file, or Application Default Credentials). */
   private clientsFor(s: GcpImage): GcpClients {
-    let c = this.clients.get(s.project);
-    if (!c) this.clients.set(s.project, (c = new GcpClients(this.settings.client, s.project)));
+    const key = `${s.project}\0${s.jsonKey ?? ''}`;
+    let c = this.clients.get(key);
+    if (!c)
+      this.clients.set(
+        key,
+        (c = new GcpClients(
+          { ...this.settings.client, ...(s.jsonKey ? { jsonKey: s.jsonKey } : {}) },
+          s.project,
+        )),
+      );
     return c;
   }
 
@@ -256,7 +270,11 @@ export class GcpProvider implements Provider {
       if (ctx.signal?.aborted) throw ctx.signal.reason;
       [current] = await this.retrying(
         'compute.globalOperations.wait',
-        () => c.operations.wait({ project: s.project, operation: current.name! }, c.callOptions()),
+        () =>
+          c.operations.wait(
+            { project: s.project, operation: current.name! },
+            { timeout: Math.max(c.settings.requestTimeoutMs, WAIT_CALL_MS) },
+          ),
         ctx,
       );
       if (current.status !== 'DONE')
@@ -310,7 +328,11 @@ export class GcpProvider implements Provider {
     const target = plan.images[0]!;
     let image = await this.findImage(plan, ctx);
     let reused = image !== undefined;
+    // The id of a FAILED image replaced here: part of the new insert's request id, because GCE answers a
+    // request id it has seen with that request's operation, and the first insert's failed.
+    let replacing: string | undefined;
     if (image?.status === 'FAILED') {
+      replacing = String(image.id);
       ctx.log.warn({ image: image.name }, 'removing an image GCE could not create');
       await this.deleteImage(s, image.name!, ctx);
       image = undefined;
@@ -326,7 +348,7 @@ export class GcpProvider implements Provider {
           c.images.insert(
             {
               project: s.project,
-              requestId: requestId(plan.key, target.name, disk.id),
+              requestId: requestId(plan.key, target.name, disk.id, ...(replacing ? [replacing] : [])),
               imageResource: {
                 name: target.name,
                 family: s.family,

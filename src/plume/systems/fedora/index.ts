@@ -253,6 +253,7 @@ export const fedora: System = {
       arch: f.arch,
       respin: f.respin,
       labelKind: label.kind,
+      date: f.composeDate,
     };
     const env = environmentName(f.request.environment);
     const key = `fedora/${f.request.channel}/${f.composeId}/${f.imageType}/${f.arch}${env === 'production' ? '' : `/${env}`}`;
