@@ -354,3 +354,27 @@ describe('a family over three releases', () => {
     expect(latest.name).toBe(names[2]);
   });
 });
+
+describe('an archive too small to be an image', () => {
+  it('is refused in one line before anything reaches Cloud Storage or Compute', async () => {
+    await world.writeConfig('[images]\nmin_data_mib = 64');
+    try {
+      const compose = await world.compose({ version: '41', date: '20241120', rawSize: 16 * MiB, gce: true });
+      world.gcp!.clearCalls();
+      const res = await runCli(
+        'plume',
+        [...fedoraCloudArgs(world, compose.url), '--platform', 'gcp'],
+        world.env,
+      );
+      expect(res.code).toBe(1);
+      expect(res.stderr).toMatch(
+        /holds only [0-9.]+ MiB of data \(all zeros or empty\), less than the 64(\.0)? MiB an image must have; nothing was registered/,
+      );
+      expect(gcpCalls('images.insert')).toEqual([]);
+      expect(world.gcp!.calls().filter((c) => c.operation.startsWith('objects.insert'))).toEqual([]);
+      expect(await objects()).toEqual([]);
+    } finally {
+      await world.writeConfig();
+    }
+  });
+});

@@ -5,7 +5,7 @@ import type { protos } from '@google-cloud/compute';
 import { PlumeError, errorMessage } from '../../../shared/errors.js';
 import { backoffDelay } from '../../../shared/retry.js';
 import type { TargetPlan } from '../../plan.js';
-import type { DiskImage } from '../../source/image.js';
+import { checkImageData, checkVolumeSize, type DiskImage } from '../../source/image.js';
 import type {
   DiskRef,
   Problem,
@@ -209,6 +209,10 @@ export class GcpProvider implements Provider {
           `the GCE archive's first member is ${JSON.stringify(disk.member)}, not "disk.raw"`,
           'GCE reads disk.raw only: this is not a GCE image archive',
         );
+      // The system's bounds, before a byte goes out: a disk of nothing, or a bomb's worth of volume.
+      // (Only the disk's size is known here; the zeros of a sparse archive are not counted.)
+      checkVolumeSize(Math.ceil(disk.bytes / GiB), plan.source.maxVolumeGiB, "the GCE archive's disk.raw");
+      checkImageData(disk.bytes, plan.source.minDataBytes, "the GCE archive's disk.raw");
       if (maxBytes !== undefined && disk.bytes > maxBytes)
         throw new PlumeError(
           'input',
