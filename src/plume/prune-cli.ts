@@ -78,7 +78,7 @@ export function pruneSources(
             throw new PlumeError(
               'usage',
               `plume prune does not support ${p} yet`,
-              `prune with --platform ${PROVIDERS.filter((x) => x.pruner)
+              `prune with --platform ${PROVIDERS.filter((x) => x.pruner !== undefined)
                 .map((x) => x.name)
                 .join(', ')}`,
             );
