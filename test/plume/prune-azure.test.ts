@@ -277,4 +277,32 @@ describe('plume prune --platform azure', () => {
     const after = await expectPruned();
     expectNothingTwice(before.size, after.size);
   }, 180_000);
+
+  it('a gallery shared with a named subscription: its versions are deprecated, never deleted', async () => {
+    const { resourceGroup: rg, gallery } = arm();
+    const partner = '0b8e6a52-2f0c-4c49-9d3e-6b1f4f7d2a10';
+    await client.galleries.update(rg, gallery, { sharingProfile: { permissions: 'Groups' } }, POLL);
+    await client.gallerySharingProfile.update(
+      rg,
+      gallery,
+      { operationType: 'Add', groups: [{ type: 'Subscriptions', ids: [partner] }] },
+      POLL,
+    );
+    world.azure!.emulator.clearCalls();
+    const before = await inventory();
+    const dry = await runCli('plume', prune('--dry-run'), world.env);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain(`not deleted: shared with subscription:${partner} (delete_shared = false)`);
+    const res = await runCli('plume', prune(), world.env);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toContain('deprecated 7, deleted 0');
+    const after = await inventory();
+    expect([...after.keys()]).toEqual([...before.keys()]);
+    for (const [age, name] of byAge) {
+      const eol = after.get(name)!.publishingProfile?.endOfLifeDate;
+      if (age < 3) expect(eol, `release of age ${age}`).toBeUndefined();
+      else expect(eol?.toISOString(), `release of age ${age}`).toBe(NOW);
+    }
+    expect(okCalls('GalleryImageVersions_Delete')).toBe(0);
+  }, 120_000);
 });
