@@ -752,6 +752,11 @@ export function buildProgram(registry: SystemRegistry, setExit: (code: number) =
     .option('--regions <list>', 'comma-separated regions to prune in (default: config, or all)', list)
     .option('--aws-profile <name>', "AWS credentials profile (default: the SDK's default chain)")
     .option('--aws-credentials <file>', 'AWS shared credentials file (not readable by group or others)')
+    .option('--gce-json-key <file>', "GCE: a service account's JSON key (not readable by group or others)")
+    .option(
+      '--azure-profile <file>',
+      "Azure: a service principal's credentials file (not readable by group or others)",
+    )
     .option('-n, --dry-run', 'print what would be deprecated and deleted, where and why; change nothing')
     .option('--now <time>', 'evaluate the policy as of this ISO time (default: now)')
     .addOption(new Option('--output <format>', 'what to print').choices(['table', 'json']).default('table'));

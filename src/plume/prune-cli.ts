@@ -78,13 +78,19 @@ export function pruneSources(
             throw new PlumeError(
               'usage',
               `plume prune does not support ${p} yet`,
-              'prune with --platform aws',
+              `prune with --platform ${PROVIDERS.filter((x) => x.pruner !== undefined)
+                .map((x) => x.name)
+                .join(', ')}`,
             );
           return m;
         })
       : PROVIDERS.filter((m) => m.pruner && m.enabled(config));
   if (modules.length === 0)
-    throw new PlumeError('usage', 'no enabled provider can prune', 'enable [aws] or name it with --platform');
+    throw new PlumeError(
+      'usage',
+      'no enabled provider can prune',
+      'enable [aws], [gcp] or [azure], or name one with --platform',
+    );
   return modules.map((m) => ({ name: m.name, ...m.pruner!(config, overrides, hooks) }));
 }
 

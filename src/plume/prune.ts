@@ -68,7 +68,8 @@ export function newestRecords(records: readonly TargetRecord[]): Map<string, New
       arch: r.plan.architecture,
       imageType: r.plan.tags.ImageType,
     });
-    const key = `${r.provider} ${stream}`;
+    // Case-blind: GCE labels, which a GCE image's stream is read from, are lowercase.
+    const key = `${r.provider} ${stream}`.toLowerCase();
     if ((best.get(key)?.at ?? '') >= r.finishedAt) continue;
     best.set(key, { at: r.finishedAt, record: { release: r.plan.key, ids: r.images.map((i) => i.id) } });
   }
@@ -104,7 +105,7 @@ export async function planPrune(
     for (const image of images) byStream.set(image.stream, [...(byStream.get(image.stream) ?? []), image]);
     const policy = policyOf(selector);
     const streams = [...byStream.keys()].sort().map((stream) => {
-      const record = newest.get(`${source.name} ${stream}`);
+      const record = newest.get(`${source.name} ${stream}`.toLowerCase());
       return {
         stream,
         policy,

@@ -87,6 +87,9 @@ describe('GCE labels from a plan', () => {
       channel: 'cloud',
       date: '2024-09-12',
       k9lives: 'x',
+      // What `plume prune` finds the channel's images by.
+      'plume-system': 'fedora',
+      'plume-channel': 'cloud',
     });
     expect(labels['plume-release']).toMatch(/^[0-9a-f]{32}$/);
     for (const [k, v] of Object.entries(labels)) {

@@ -44,9 +44,10 @@ describe('plume prune: bad input', () => {
       ['--system', 'fedora', '--channel', 'rawhide', '--now', 'yesterday'],
       '--now must be an ISO date or time',
     ],
+    [['--system', 'fedora', '--channel', 'rawhide', '--platform', 'gcp'], 'prune on gcp needs [gcp] project'],
     [
-      ['--system', 'fedora', '--channel', 'rawhide', '--platform', 'gcp'],
-      'plume prune does not support gcp yet',
+      ['--system', 'fedora', '--channel', 'rawhide', '--platform', 'azure'],
+      'prune on azure needs [azure] subscription, resource_group, gallery and storage_account',
     ],
   ])('%j', async (args, message) => {
     const { code, stderr } = await run([...args, '--config', config(), '--dry-run']);

@@ -3,7 +3,9 @@ import type { PlumeConfig } from '../../config.js';
 import { mergeTargetSettings, type TargetPlan, type TargetSettings } from '../../plan.js';
 import type { ProviderFactory, ProviderModule } from '../module.js';
 import { AzureConfig } from './config.js';
+import { PlumeError } from '../../../shared/errors.js';
 import { AzureProvider, blobName, type AzureProviderSettings } from './provider.js';
+import { AzurePruner } from './prune.js';
 import { AzureTargetToml, azureImage, completeImage, fromToml, type AzureTargetExtras } from './settings.js';
 
 export function azureProviderSettings(config: PlumeConfig): AzureProviderSettings {
@@ -93,6 +95,31 @@ export const azureModule: ProviderModule = {
       `azure:       subscription ${s.subscription}, gallery ${s.resourceGroup}/${s.gallery} (${share}), staged in ${s.storageAccount}/${s.storageContainer}/${blobName(plan)}${s.profile ? `, profile ${s.profile}` : ''}`,
       `image:       definition ${s.definition} (${s.publisher}/${s.offer}/${s.sku}, ${s.architecture}, V2${s.features.length ? `, ${s.features.map((f) => `${f.name}=${f.value}`).join(', ')}` : ''}), version ${s.version}${s.excludeFromLatest ? ', excluded from latest' : ''}, ${s.replicaCount} replica(s) per region, ${s.storageAccountType}`,
     ];
+  },
+
+  pruner(config, overrides) {
+    const a = config.azure ?? AzureConfig.parse({});
+    const profile = overrides.azureProfile ?? a.profile;
+    const { subscription, resource_group: resourceGroup, gallery, storage_account: storageAccount } = a;
+    if (!subscription || !resourceGroup || !gallery || !storageAccount)
+      throw new PlumeError(
+        'usage',
+        'prune on azure needs [azure] subscription, resource_group, gallery and storage_account',
+        'set them in [azure] of the config file',
+      );
+    const provider = new AzureProvider(azureProviderSettings(config));
+    return {
+      pruner: new AzurePruner(provider, {
+        subscription,
+        resourceGroup,
+        gallery,
+        storageAccount,
+        ...(profile ? { profile } : {}),
+      }),
+      // Azure's images live in one gallery: the one place prune looks.
+      primary: gallery,
+      locations: [gallery],
+    };
   },
 
   factory(config): ProviderFactory {

@@ -61,7 +61,7 @@ export class AzureProvider implements Provider {
 
   constructor(readonly settings: AzureProviderSettings) {}
 
-  private clientsFor(s: AzureImage): AzureClients {
+  clientsFor(s: Pick<AzureImage, 'subscription' | 'storageAccount' | 'profile'>): AzureClients {
     const key = [s.subscription, s.storageAccount, s.profile ?? ''].join('\0');
     let c = this.clients.get(key);
     if (!c)
@@ -77,7 +77,7 @@ export class AzureProvider implements Provider {
   }
 
   /** Retry what the network or Azure's servers failed (beyond the SDK's own retries); nothing else. */
-  private retrying<T>(action: string, fn: () => Promise<T>, ctx: ProviderContext): Promise<T> {
+  retrying<T>(action: string, fn: () => Promise<T>, ctx: ProviderContext): Promise<T> {
     return retry(() => call(action, fn), {
       attempts: this.settings.client.maxAttempts,
       baseDelayMs: this.settings.client.retryBaseMs,
@@ -89,7 +89,7 @@ export class AzureProvider implements Provider {
   }
 
   /** Options of a long-running operation: polled at the configured pace, abandoned at the deadline. */
-  private lro(ctx: ProviderContext) {
+  lro(ctx: ProviderContext) {
     const deadline = AbortSignal.timeout(this.settings.operationTimeoutMs);
     return {
       updateIntervalInMs: this.settings.pollMinMs,

@@ -8,6 +8,12 @@ import type { TargetPlan } from '../../plan.js';
  * value, so a digest of it does (and the image's description names the key).
  */
 export const LABEL_RELEASE = 'plume-release';
+/**
+ * The system and channel of the release key (its first two parts), as labels: the digest above cannot be
+ * searched by prefix, and `plume prune` finds a channel's images by these (never by name).
+ */
+export const LABEL_SYSTEM = 'plume-system';
+export const LABEL_CHANNEL = 'plume-channel';
 
 const MAX = 63;
 
@@ -19,7 +25,7 @@ function labelKey(key: string): string {
   return /^[a-z]/.test(k) ? k : `k${k}`.slice(0, MAX);
 }
 
-function labelValue(value: string): string {
+export function labelValue(value: string): string {
   return value
     .toLowerCase()
     .replace(/[^a-z0-9_-]+/g, '-')
@@ -34,5 +40,10 @@ export function labelsFor(plan: Pick<TargetPlan, 'key' | 'tags'>): Record<string
   const labels: Record<string, string> = {};
   for (const [k, v] of Object.entries(plan.tags)) labels[labelKey(k)] = labelValue(v);
   labels[LABEL_RELEASE] = releaseLabel(plan.key);
+  const [system, channel] = plan.key.split('/');
+  if (system && channel) {
+    labels[LABEL_SYSTEM] = labelValue(system);
+    labels[LABEL_CHANNEL] = labelValue(channel);
+  }
   return labels;
 }

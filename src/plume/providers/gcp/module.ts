@@ -3,7 +3,9 @@ import type { PlumeConfig } from '../../config.js';
 import { mergeTargetSettings, type TargetPlan, type TargetSettings } from '../../plan.js';
 import type { ProviderFactory, ProviderModule } from '../module.js';
 import { GcpConfig } from './config.js';
+import { PlumeError } from '../../../shared/errors.js';
 import { GcpProvider, type GcpProviderSettings } from './provider.js';
+import { GcpPruner } from './prune.js';
 import { GcpTargetToml, completeImage, fromToml, gcpImage, type GcpTargetExtras } from './settings.js';
 
 export function gcpProviderSettings(config: PlumeConfig): GcpProviderSettings {
@@ -79,6 +81,24 @@ export const gcpModule: ProviderModule = {
       `gcp:         project ${s.project}, staged in gs://${s.bucket}, data in ${s.storageLocations.join(', ')}${s.jsonKey ? `, key ${s.jsonKey}` : ''}`,
       `image:       ${s.architecture}, family ${s.family}, features ${s.guestOsFeatures.join(', ') || 'none'}${s.licenses.length ? `, licenses ${s.licenses.join(', ')}` : ''}`,
     ];
+  },
+
+  pruner(config, overrides) {
+    const g = config.gcp ?? GcpConfig.parse({});
+    if (!g.project)
+      throw new PlumeError(
+        'usage',
+        'prune on gcp needs [gcp] project',
+        'set project in [gcp] of the config file',
+      );
+    const provider = new GcpProvider(gcpProviderSettings(config));
+    const jsonKey = overrides.gceJsonKey ?? g.json_key;
+    return {
+      pruner: new GcpPruner(provider, { project: g.project, ...(jsonKey ? { jsonKey } : {}) }),
+      primary: GLOBAL,
+      locations: [GLOBAL],
+      close: () => void provider.destroy(),
+    };
   },
 
   factory(config): ProviderFactory {

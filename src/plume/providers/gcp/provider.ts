@@ -39,8 +39,8 @@ const GiB = 2 ** 30;
  */
 const WAIT_CALL_MS = 150_000;
 /** Who may create instances from an image: what "public" means for a GCE image. */
-const IMAGE_USER = 'roles/compute.imageUser';
-const ALL_USERS = 'allAuthenticatedUsers';
+export const IMAGE_USER = 'roles/compute.imageUser';
+export const ALL_USERS = 'allAuthenticatedUsers';
 
 export interface GcpProviderSettings {
   client: GcpClientSettings;
@@ -62,7 +62,7 @@ function objectName(plan: TargetPlan): string {
  * A request id for a call that creates something, from what the call means: GCE answers a retry of the same
  * request with the first one's operation, so a retry after a lost response cannot create twice.
  */
-function requestId(...parts: (string | number)[]): string {
+export function requestId(...parts: (string | number)[]): string {
   const h = createHash('sha256').update(parts.join('\0')).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
@@ -85,7 +85,7 @@ export class GcpProvider implements Provider {
   constructor(readonly settings: GcpProviderSettings) {}
 
   /** One set of clients per project and credentials (a target's key file, or Application Default Credentials). */
-  private clientsFor(s: GcpImage): GcpClients {
+  clientsFor(s: Pick<GcpImage, 'project' | 'jsonKey'>): GcpClients {
     const key = `${s.project}\0${s.jsonKey ?? ''}`;
     let c = this.clients.get(key);
     if (!c)
@@ -104,7 +104,7 @@ export class GcpProvider implements Provider {
   }
 
   /** Retry what the network or Google's servers failed (throttling, 5xx, resets); nothing else. */
-  private async retrying<T>(action: string, fn: () => Promise<T>, ctx: ProviderContext): Promise<T> {
+  async retrying<T>(action: string, fn: () => Promise<T>, ctx: ProviderContext): Promise<T> {
     const attempts = this.settings.client.maxAttempts;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -260,7 +260,12 @@ export class GcpProvider implements Provider {
   }
 
   /** Wait for a global operation to finish, within the configured deadline; throw what it failed with. */
-  private async waitOperation(s: GcpImage, op: Operation, what: string, ctx: ProviderContext): Promise<void> {
+  async waitOperation(
+    s: Pick<GcpImage, 'project' | 'jsonKey'>,
+    op: Operation,
+    what: string,
+    ctx: ProviderContext,
+  ): Promise<void> {
     const c = this.clientsFor(s);
     const deadline = Date.now() + this.settings.operationTimeoutMs;
     let current = op;
