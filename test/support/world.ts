@@ -91,22 +91,7 @@ export async function startWorld(
   const azure = opts.azure ? await startAzureWorld(dir, opts.azure === true ? {} : opts.azure) : undefined;
   const gcp = opts.gcp ? await startGcpEmulator() : undefined;
   gcp?.createBucket(GCP_BUCKET);
-  const gcpSection = gcp
-    ? `
-[gcp]
-project = "${gcp.project}"
-bucket = "${GCP_BUCKET}"
-json_key = "${gcp.keyFilePath}"
-compute_endpoint = "${gcp.endpoints.compute}"
-storage_endpoint = "${gcp.endpoints.storage}"
-upload_chunk_mib = 1
-poll_min_ms = 20
-poll_max_ms = 200
-operation_wait_minutes = 1
-max_attempts = 4
-retry_base_ms = 50
-`
-    : '';
+  const gcpSection = gcp ? gcpConfigSection(gcp) : '';
   const files = await serveDirectory(join(dir, 'composes'));
   const configPath = join(dir, 'plume.toml');
   const statePath = join(dir, 'state.db');
@@ -150,7 +135,7 @@ idle_timeout_seconds = 10
 [state]
 path = "${statePath}"
 records_dir = "${recordsDir}"
-${azure ? azureSection(azure, azureExtra) : ''}`,
+${azure ? azureConfigSection(azure, azureExtra) : ''}`,
       );
     },
     async compose(spec = {}) {
@@ -168,6 +153,24 @@ ${azure ? azureSection(azure, azureExtra) : ''}`,
   };
   await world.writeConfig();
   return world;
+}
+
+/** The `[gcp]` section (or `[TABLE]`) for the world's Google Cloud emulator and its staging bucket. */
+export function gcpConfigSection(gcp: GcpEmulator, table = 'gcp'): string {
+  return `
+[${table}]
+project = "${gcp.project}"
+bucket = "${GCP_BUCKET}"
+json_key = "${gcp.keyFilePath}"
+compute_endpoint = "${gcp.endpoints.compute}"
+storage_endpoint = "${gcp.endpoints.storage}"
+upload_chunk_mib = 1
+poll_min_ms = 20
+poll_max_ms = 200
+operation_wait_minutes = 1
+max_attempts = 4
+retry_base_ms = 50
+`;
 }
 
 interface AzureWorld {
@@ -212,9 +215,17 @@ async function startAzureWorld(
   };
 }
 
-function azureSection(a: AzureWorld, extra: string): string {
+/**
+ * The `[azure]` section (or `[TABLE]`, e.g. joystick's `consumer_config.plume.azure`) for the world's
+ * Azure emulator, with `extra` lines in it.
+ */
+export function azureConfigSection(
+  a: Pick<AzureWorld, 'emulator' | 'profilePath' | 'regions'>,
+  extra = '',
+  table = 'azure',
+): string {
   return `
-[azure]
+[${table}]
 subscription = "${a.emulator.arm.subscriptionId}"
 resource_group = "${a.emulator.arm.resourceGroup}"
 gallery = "${a.emulator.arm.gallery}"
@@ -231,7 +242,7 @@ retry_base_ms = 20
 retry_max_ms = 200
 upload_concurrency = 4
 ${extra}
-[azure.community]
+[${table}.community]
 publisher_uri = "https://fedoraproject.org"
 publisher_contact = "cloud@lists.fedoraproject.org"
 eula = "https://fedoraproject.org/wiki/Legal:Licenses"

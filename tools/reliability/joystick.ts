@@ -29,6 +29,8 @@ export interface JoystickToml {
   extra?: string;
   /** More `[consumer_config.plume.aws]` lines. */
   awsExtra?: string;
+  /** More tables at the end (other providers' `[consumer_config.plume.PROVIDER]` sections). */
+  tables?: string;
 }
 
 /** A fedora-messaging config.toml for `joystick run` against the emulator and a compose host on 127.0.0.1. */
@@ -87,7 +89,7 @@ ${c.awsExtra ?? ''}
 allowed_hosts = ["127.0.0.1"]
 attempts = 3
 idle_timeout_seconds = 10
-`,
+${c.tables ?? ''}`,
   );
   return c.path;
 }
