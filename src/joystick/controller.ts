@@ -23,7 +23,7 @@ import {
 } from './messages.js';
 import type { Metrics } from './metrics.js';
 import { isComposeTopic, isFinished, parsePungiBody } from './pungi.js';
-import { jobProvider, plumeCommand, runJob } from './release-job.js';
+import { plumeCommand, runJob } from './release-job.js';
 import { isTransientDbError } from './store/db.js';
 import type { JobProgress, JobRow, JobStore, NewJob, OutboxItem } from './store/job-store.js';
 import { LifecycleStore } from './store/lifecycle-store.js';
@@ -236,6 +236,7 @@ export class Controller {
             channel: request.channel,
             arch: request.arch ?? '-',
             imageType: request.imageType,
+            provider: platform,
             command: plumeCommand(request),
           };
         }),
@@ -389,8 +390,9 @@ export class Controller {
         // with it: if joystick stops in between, the stream's schedule prunes it anyway.
         if (this.app.lifecycle && images > 0)
           await this.record(log, () => this.lifecycle.markDue(this.selectorOf(job), Date.now()));
-        metrics.releases.inc({ outcome: state, channel: job.channel, provider: jobProvider(job.request) });
-        if (images > 0) metrics.lastPublish.set({ channel: job.channel }, Date.now() / 1000);
+        metrics.releases.inc({ outcome: state, channel: job.channel, provider: job.provider });
+        if (images > 0)
+          metrics.lastPublish.set({ channel: job.channel, provider: job.provider }, Date.now() / 1000);
         log.info(
           {
             state,
@@ -430,7 +432,7 @@ export class Controller {
     const retryable = err instanceof PlumeError ? err.retryable : true;
     if (retryable && job.attempts < this.app.max_job_attempts) {
       const delay = backoffDelay(job.attempts, 10_000, 600_000) + 5_000;
-      metrics.releases.inc({ outcome: 'retry', channel: job.channel, provider: jobProvider(job.request) });
+      metrics.releases.inc({ outcome: 'retry', channel: job.channel, provider: job.provider });
       log.warn(
         { job: job.id, err: reason, retryInSeconds: Math.round(delay / 1000) },
         'job failed; will retry',
@@ -445,7 +447,7 @@ export class Controller {
       );
       return;
     }
-    metrics.releases.inc({ outcome: 'failed', channel: job.channel, provider: jobProvider(job.request) });
+    metrics.releases.inc({ outcome: 'failed', channel: job.channel, provider: job.provider });
     log.error({ job: job.id, err: reason }, 'job failed');
     const outbox: OutboxItem[] = [];
     for (const t of planned?.plan.targets ?? []) {
@@ -466,7 +468,7 @@ export class Controller {
             build: '',
             architecture: r.arch ?? '',
             channel: job.channel,
-            provider: jobProvider(r),
+            provider: job.provider,
             statusUrl: this.app.status_url,
           },
           reason,

@@ -1,9 +1,10 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
- * What an operator alerts on. `joystick_last_publish_timestamp_seconds` per channel is the one fedimg
- * lacked: an alert on `time() - joystick_last_publish_timestamp_seconds > 3 * 86400` fires when a channel
- * has been quiet too long, whatever the reason.
+ * What an operator alerts on. `joystick_last_publish_timestamp_seconds` per channel and provider is the one
+ * fedimg lacked: an alert on `time() - joystick_last_publish_timestamp_seconds > 3 * 86400` fires when a
+ * channel has been quiet too long on any provider, whatever the reason (one provider failing while the
+ * others publish included). Provider labels are the few providers plume has: the cardinality stays small.
  */
 export class Metrics {
   readonly registry = new Registry();
@@ -74,8 +75,8 @@ export class Metrics {
   });
   readonly lastPublish = new Gauge({
     name: 'joystick_last_publish_timestamp_seconds',
-    help: 'Time of the last successful publish, per channel',
-    labelNames: ['channel'],
+    help: 'Time of the last successful publish, per channel and provider',
+    labelNames: ['channel', 'provider'],
     registers: [this.registry],
   });
   readonly messagesPublished = new Counter({

@@ -51,6 +51,18 @@ interface StatusJson {
   composes: { composeId: string; status: string; jobs: JobJson[] }[];
 }
 
+let firstPublish: Record<string, number> = {};
+
+/** `joystick_last_publish_timestamp_seconds` of the cloud channel for a provider, from /metrics. */
+function lastPublish(metrics: string, provider: string): number {
+  const m = new RegExp(
+    `^joystick_last_publish_timestamp_seconds\\{channel="cloud",provider="${provider}"\\} ([0-9.e+]+)$`,
+    'm',
+  ).exec(metrics);
+  if (!m) throw new Error(`no last publish for ${provider} in the metrics`);
+  return Number(m[1]);
+}
+
 const statusJson = async () => (await (await fetch(`${statusUrl}/status.json`)).json()) as StatusJson;
 
 beforeAll(async () => {
@@ -257,6 +269,8 @@ describe('joystick publishing one compose to AWS, GCE and Azure', { timeout: 300
         `joystick_releases_total{outcome="complete",channel="cloud",provider="${p}"} 1`,
       );
     expect(metrics).toMatch(/joystick_upload_duration_seconds_count\{region="us-east-1",provider="aws"\} 1/);
+    for (const p of PROVIDERS) expect(lastPublish(metrics, p)).toBeGreaterThanOrEqual(Math.floor(t0 / 1000));
+    firstPublish = Object.fromEntries(PROVIDERS.map((p) => [p, lastPublish(metrics, p)]));
   });
 
   it('a provider failing for good holds back neither of the others', async () => {
@@ -328,5 +342,9 @@ describe('joystick publishing one compose to AWS, GCE and Azure', { timeout: 300
     expect(metrics).toContain(
       'joystick_releases_total{outcome="complete",channel="cloud",provider="azure"} 2',
     );
+    // The channel's last publish moved on for AWS and Azure, not for GCE: an alert on it sees GCE quiet.
+    expect(lastPublish(metrics, 'aws')).toBeGreaterThan(firstPublish.aws!);
+    expect(lastPublish(metrics, 'azure')).toBeGreaterThan(firstPublish.azure!);
+    expect(lastPublish(metrics, 'gcp')).toBe(firstPublish.gcp);
   });
 });

@@ -204,7 +204,9 @@ describe('the status page in headless Chromium', () => {
     expect(metrics).toContain('joystick_jobs{state="partial"} 1');
     expect(metrics).toContain('joystick_jobs{state="complete"} 1');
     // From the database (no job ran in this process): what the no-publish alert watches survives restarts.
-    expect(metrics).toMatch(/^joystick_last_publish_timestamp_seconds\{channel="cloud"\} \d+/m);
+    expect(metrics).toMatch(
+      /^joystick_last_publish_timestamp_seconds\{channel="cloud",provider="aws"\} \d+/m,
+    );
     // No job is running or waiting: no series, so the stuck-job alerts stay quiet.
     expect(metrics).not.toMatch(/^joystick_job_oldest_timestamp_seconds\{/m);
   });

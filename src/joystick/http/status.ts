@@ -1,4 +1,3 @@
-import { jobProvider } from '../release-job.js';
 import type { ComposeRow, JobRow, JobStore } from '../store/job-store.js';
 import { LifecycleStore } from '../store/lifecycle-store.js';
 
@@ -94,7 +93,7 @@ export function jobStatus(job: JobRow): JobStatus {
     id: job.id,
     state: job.state,
     channel: job.channel,
-    provider: jobProvider(job.request),
+    provider: job.provider,
     arch: job.arch,
     imageType: job.imageType,
     attempts: job.attempts,
