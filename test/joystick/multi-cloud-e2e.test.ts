@@ -52,6 +52,9 @@ interface StatusJson {
 }
 
 let firstPublish: Record<string, number> = {};
+/** The compose whose GCE job failed, and the GCE image of the first compose. */
+let failedCompose = '';
+let firstGceImage = '';
 
 /** `joystick_last_publish_timestamp_seconds` of the cloud channel for a provider, from /metrics. */
 function lastPublish(metrics: string, provider: string): number {
@@ -215,6 +218,7 @@ describe('joystick publishing one compose to AWS, GCE and Azure', { timeout: 300
       storage_locations: gce.storageLocations,
     });
     expect(gce.family).toBe('fedora-cloud-41');
+    firstGceImage = gce.name!;
     const [policy] = await gceImages.getIamPolicy({ project, resource: gce.name! });
     expect(policy.bindings).toContainEqual(
       expect.objectContaining({ role: 'roles/compute.imageUser', members: ['allAuthenticatedUsers'] }),
@@ -290,6 +294,7 @@ describe('joystick publishing one compose to AWS, GCE and Azure', { timeout: 300
       gce: true,
       azure: true,
     });
+    failedCompose = compose.composeId;
     await publishRaw(`${prefix}.pungi.compose.status.change`, pungiMessage(compose));
     const mine = () => out.got.filter(ofCompose(compose.composeId));
     await out.waitFor(
@@ -346,5 +351,39 @@ describe('joystick publishing one compose to AWS, GCE and Azure', { timeout: 300
     expect(lastPublish(metrics, 'aws')).toBeGreaterThan(firstPublish.aws!);
     expect(lastPublish(metrics, 'azure')).toBeGreaterThan(firstPublish.azure!);
     expect(lastPublish(metrics, 'gcp')).toBe(firstPublish.gcp);
+  });
+
+  it("`joystick retry` runs the failed provider again, alone; its image replaces the family's last", async () => {
+    const before = out.got.filter(ofCompose(failedCompose)).length;
+    const res = await runCli('joystick', ['retry', failedCompose, '--config', config], world.env);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toContain(`${failedCompose}: 1 job(s) queued again`);
+    await out.waitFor(
+      (g) =>
+        g.some((m) => ofCompose(failedCompose)(m) && topic(m) === 'fedora_image_uploader.published.v1.gcp'),
+      120_000,
+      'the GCE image announced after the retry',
+    );
+    await sleep(1000);
+    const after = out.got.filter(ofCompose(failedCompose)).slice(before);
+    // Only GCE's announcement: AWS and Azure, already published, are not run or announced again.
+    expect(after.map(topic)).toEqual(['fedora_image_uploader.published.v1.gcp']);
+    expect(contractErrors(after[0]!.routingKey, after[0]!.body)).toEqual([]);
+    const name = String(after[0]!.body.image_name);
+    expect(name).not.toBe(firstGceImage);
+    const project = world.gcp!.project;
+    const [image] = await gceImages.get({ project, image: name });
+    expect(image.status).toBe('READY');
+    const [first] = await gceImages.get({ project, image: firstGceImage });
+    expect(first.deprecated?.state).toBe('DEPRECATED');
+    expect(first.deprecated?.replacement).toMatch(new RegExp(`/global/images/${name}$`));
+
+    const status = (await statusJson()).composes.find((c) => c.composeId === failedCompose)!;
+    expect(status.status).toBe('published');
+    expect(Object.fromEntries(status.jobs.map((j) => [j.provider, j.state]))).toEqual({
+      aws: 'complete',
+      azure: 'complete',
+      gcp: 'complete',
+    });
   });
 });
