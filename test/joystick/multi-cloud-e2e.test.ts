@@ -39,6 +39,7 @@ const topic = (m: Received) => m.routingKey.slice(prefix.length + 1);
 interface JobJson {
   id: string;
   provider: string;
+  command?: string;
   state: string;
   error?: string;
   startedAt?: string;
@@ -166,6 +167,8 @@ describe('joystick publishing one compose to AWS, GCE and Azure', { timeout: 300
         new RegExp(`^${compose.composeId.replace(/\./g, '\\.')}/cloud/[^/]+/x86_64/${j.provider}$`),
       );
       expect(j.state, `${j.id}: ${j.error ?? ''}`).toBe('complete');
+      // The command a person would run to do the same: this provider only, not every one configured.
+      expect(j.command).toContain(` --platform ${j.provider}`);
     }
     const firstFinish = Math.min(...jobs.map((j) => Date.parse(j.finishedAt!)));
     const lastStart = Math.max(...jobs.map((j) => Date.parse(j.startedAt!)));
