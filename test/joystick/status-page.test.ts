@@ -160,6 +160,8 @@ describe('the status page in headless Chromium', () => {
 
     const published = page.locator('[data-compose="Fedora-Cloud-41-20241020.0"]');
     await expect.poll(() => published.getAttribute('data-status')).toBe('published');
+    // Each job names its provider (a job stored without one predates providers: AWS).
+    expect(await published.locator('section.job h3 .provider').allTextContents()).toEqual(['aws']);
     const grid = published.locator('table.grid');
     expect(await grid.locator('thead th').allTextContents()).toEqual(['region', 'gp3', 'gp2']);
     expect(await grid.locator('tbody tr').count()).toBe(3);
