@@ -235,7 +235,7 @@ async function status(o: Common & { json?: boolean; limit: string }): Promise<nu
       );
       for (const j of c.jobs) {
         show(
-          `  ${j.build ?? j.id}  ${j.state}${j.step ? ` (${j.step})` : ''}, attempt ${j.attempts}${j.error ? `: ${j.error}` : ''}`,
+          `  ${j.provider.padEnd(5)} ${j.build ?? j.id}  ${j.state}${j.step ? ` (${j.step})` : ''}, attempt ${j.attempts}${j.error ? `: ${j.error}` : ''}`,
         );
         for (const r of j.regions)
           show(

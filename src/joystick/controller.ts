@@ -240,6 +240,7 @@ export class Controller {
             channel: request.channel,
             arch: request.arch ?? '-',
             imageType: request.imageType,
+            provider: platform,
             command: plumeCommand(request),
           };
         }),
@@ -341,6 +342,7 @@ export class Controller {
       architecture: target.architecture,
       ec2Architecture: awsArchitecture(target.architecture) ?? target.architecture,
       channel: job.channel,
+      provider: target.provider,
       uploader: system.uploaderAnnouncement?.(plan),
       statusUrl: this.app.status_url,
     };
@@ -427,8 +429,9 @@ export class Controller {
         // with it: if joystick stops in between, the stream's schedule prunes it anyway.
         if (this.app.lifecycle && images > 0)
           await this.record(log, () => this.lifecycle.markDue(this.selectorOf(job), Date.now()));
-        metrics.releases.inc({ outcome: state, channel: job.channel });
-        if (images > 0) metrics.lastPublish.set({ channel: job.channel }, Date.now() / 1000);
+        metrics.releases.inc({ outcome: state, channel: job.channel, provider: job.provider });
+        if (images > 0)
+          metrics.lastPublish.set({ channel: job.channel, provider: job.provider }, Date.now() / 1000);
         log.info(
           {
             state,
@@ -468,7 +471,7 @@ export class Controller {
     const retryable = err instanceof PlumeError ? err.retryable : true;
     if (retryable && job.attempts < this.app.max_job_attempts) {
       const delay = delayFor(job.attempts, POLICIES.job);
-      metrics.releases.inc({ outcome: 'retry', channel: job.channel });
+      metrics.releases.inc({ outcome: 'retry', channel: job.channel, provider: job.provider });
       log.warn(
         { job: job.id, err: reason, retryInSeconds: Math.round(delay / 1000) },
         'job failed; will retry',
@@ -483,7 +486,7 @@ export class Controller {
       );
       return;
     }
-    metrics.releases.inc({ outcome: 'failed', channel: job.channel });
+    metrics.releases.inc({ outcome: 'failed', channel: job.channel, provider: job.provider });
     log.error({ job: job.id, err: reason }, 'job failed');
     const outbox: OutboxItem[] = [];
     for (const t of planned?.plan.targets ?? []) {
@@ -504,6 +507,7 @@ export class Controller {
             build: '',
             architecture: r.arch ?? '',
             channel: job.channel,
+            provider: job.provider,
             statusUrl: this.app.status_url,
           },
           reason,

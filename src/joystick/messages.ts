@@ -40,6 +40,8 @@ export interface ImageFacts {
    */
   ec2Architecture: string;
   channel: string;
+  /** The provider the job publishes to (aws, gcp, azure): joystick's own messages name it. */
+  provider?: string;
   /** For the fedora-image-uploader message: absent when the system has no such name for the image. */
   uploader?: { imageName: string; subvariant: string; release: number };
   statusUrl?: string;
@@ -299,6 +301,7 @@ export function releaseProblems(f: ImageFacts, record: TargetRecord): OutboxItem
       image_name: f.build,
       architecture: f.architecture,
       channel: f.channel,
+      provider: f.provider ?? record.provider,
       status: record.status,
       published: record.images.length,
       failed: record.problems.map((p) => ({
@@ -329,6 +332,7 @@ export function jobFailed(
       image_url: f.imageUrl,
       architecture: f.architecture,
       channel: f.channel,
+      provider: f.provider ?? null,
       status: 'failed',
       reason,
       status_url: f.statusUrl ?? null,

@@ -1,9 +1,10 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
- * What an operator alerts on. `joystick_last_publish_timestamp_seconds` per channel is the one fedimg
- * lacked: an alert on `time() - joystick_last_publish_timestamp_seconds > 3 * 86400` fires when a channel
- * has been quiet too long, whatever the reason.
+ * What an operator alerts on. `joystick_last_publish_timestamp_seconds` per channel and provider is the one
+ * fedimg lacked: an alert on `time() - joystick_last_publish_timestamp_seconds > 3 * 86400` fires when a
+ * channel has been quiet too long on any provider, whatever the reason (one provider failing while the
+ * others publish included). Provider labels are the few providers plume has: the cardinality stays small.
  */
 export class Metrics {
   readonly registry = new Registry();
@@ -27,8 +28,8 @@ export class Metrics {
   });
   readonly releases = new Counter({
     name: 'joystick_releases_total',
-    help: 'Release attempts by outcome (complete, partial, failed, retry)',
-    labelNames: ['outcome', 'channel'],
+    help: 'Release attempts by outcome (complete, partial, failed, retry), channel and provider',
+    labelNames: ['outcome', 'channel', 'provider'],
     registers: [this.registry],
   });
   readonly bytesUploaded = new Counter({
@@ -48,15 +49,15 @@ export class Metrics {
   });
   readonly uploadSeconds = new Histogram({
     name: 'joystick_upload_duration_seconds',
-    help: 'Upload duration per image, by region',
-    labelNames: ['region'],
+    help: 'Upload duration per image, by provider and region',
+    labelNames: ['region', 'provider'],
     buckets: [10, 30, 60, 120, 300, 600, 1200, 2400, 3600],
     registers: [this.registry],
   });
   readonly copySeconds = new Histogram({
     name: 'joystick_copy_duration_seconds',
-    help: 'Time from the start of replication until an image copy is available, by region',
-    labelNames: ['region'],
+    help: 'Time from the start of replication until an image copy is available, by provider and region',
+    labelNames: ['region', 'provider'],
     buckets: [1, 10, 60, 300, 600, 1200, 1800, 3600, 7200],
     registers: [this.registry],
   });
@@ -68,14 +69,14 @@ export class Metrics {
   });
   readonly targetFailures = new Counter({
     name: 'joystick_target_failures_total',
-    help: 'Region/volume type failures',
-    labelNames: ['region'],
+    help: 'Region/volume type failures, by provider and region',
+    labelNames: ['region', 'provider'],
     registers: [this.registry],
   });
   readonly lastPublish = new Gauge({
     name: 'joystick_last_publish_timestamp_seconds',
-    help: 'Time of the last successful publish, per channel',
-    labelNames: ['channel'],
+    help: 'Time of the last successful publish, per channel and provider',
+    labelNames: ['channel', 'provider'],
     registers: [this.registry],
   });
   readonly messagesPublished = new Counter({

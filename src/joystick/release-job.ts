@@ -28,6 +28,7 @@ export function plumeCommand(request: ReleaseRequest): string {
   flag('respin', request.respin);
   flag('label', request.label);
   flag('environment', request.environment);
+  if (request.platforms && request.platforms.length > 0) flag('platform', request.platforms.join(','));
   return args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
 }
 
@@ -56,6 +57,8 @@ export async function runJob(request: ReleaseRequest, deps: JobRunDeps): Promise
     signal: deps.signal,
   });
   const { plan, providers, policy } = planned;
+  const providerOf = (targetName: string | undefined) =>
+    plan.targets.find((t) => t.name === targetName)?.provider ?? jobProvider(request);
   if (plan.targets.length === 0)
     throw new PlumeError(
       'input',
@@ -79,7 +82,10 @@ export async function runJob(request: ReleaseRequest, deps: JobRunDeps): Promise
           }
           if (event.step === 'upload' && event.state === 'done' && uploadStart)
             deps.metrics.uploadSeconds.observe(
-              { region: plan.targets.find((t) => t.name === event.targetName)?.primaryLocation ?? '' },
+              {
+                region: plan.targets.find((t) => t.name === event.targetName)?.primaryLocation ?? '',
+                provider: providerOf(event.targetName),
+              },
               (Date.now() - uploadStart) / 1000,
             );
           break;
@@ -101,7 +107,7 @@ export async function runJob(request: ReleaseRequest, deps: JobRunDeps): Promise
           progress.targets![imageKey(event.target)] = { state: 'ready', id: event.id };
           if (!event.primary && replicateStart && !event.reused)
             deps.metrics.copySeconds.observe(
-              { region: event.target.location },
+              { region: event.target.location, provider: providerOf(event.targetName) },
               (Date.now() - replicateStart) / 1000,
             );
           break;
@@ -110,7 +116,10 @@ export async function runJob(request: ReleaseRequest, deps: JobRunDeps): Promise
           break;
         case 'target-failed':
           progress.targets![imageKey(event.target)] = { state: 'failed', error: event.error };
-          deps.metrics.targetFailures.inc({ region: event.target.location });
+          deps.metrics.targetFailures.inc({
+            region: event.target.location,
+            provider: providerOf(event.targetName),
+          });
           break;
         case 'retry':
           deps.metrics.retries.inc({ what: event.what });
@@ -136,4 +145,11 @@ export async function runJob(request: ReleaseRequest, deps: JobRunDeps): Promise
       throw err;
     }
   }
+}
+
+/** The provider a job publishes to: joystick's jobs are one per (compose, image, provider). */
+export function jobProvider(request: ReleaseRequest): string {
+  return request.platforms?.length === 1
+    ? request.platforms[0]!
+    : (request.platforms ?? []).join(',') || 'aws';
 }

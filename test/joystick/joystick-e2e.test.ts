@@ -156,8 +156,8 @@ describe('joystick on the real RabbitMQ and the emulator', { timeout: 300_000 },
     expect(c.jobs).toHaveLength(2);
     expect(c.jobs[0]!.grid['eu-west-1']!.gp3!.public).toBe(true);
     const metrics = await (await fetch(`${statusUrl}/metrics`)).text();
-    expect(metrics).toMatch(/joystick_last_publish_timestamp_seconds\{channel="cloud"\} \d/);
-    expect(metrics).toMatch(/joystick_releases_total\{outcome="complete",channel="cloud"\} 2/);
+    expect(metrics).toMatch(/joystick_last_publish_timestamp_seconds\{channel="cloud",provider="aws"\} \d/);
+    expect(metrics).toMatch(/joystick_releases_total\{outcome="complete",channel="cloud",provider="aws"\} 2/);
     expect(metrics).toContain('joystick_retries_total{what="aws-throttling"} 2');
     world.emulator.clearFaults();
     const firstBlock =

@@ -160,6 +160,8 @@ describe('the status page in headless Chromium', () => {
 
     const published = page.locator('[data-compose="Fedora-Cloud-41-20241020.0"]');
     await expect.poll(() => published.getAttribute('data-status')).toBe('published');
+    // Each job names its provider (a job stored without one predates providers: AWS).
+    expect(await published.locator('section.job h3 .provider').allTextContents()).toEqual(['aws']);
     const grid = published.locator('table.grid');
     expect(await grid.locator('thead th').allTextContents()).toEqual(['region', 'gp3', 'gp2']);
     expect(await grid.locator('tbody tr').count()).toBe(3);
@@ -204,7 +206,9 @@ describe('the status page in headless Chromium', () => {
     expect(metrics).toContain('joystick_jobs{state="partial"} 1');
     expect(metrics).toContain('joystick_jobs{state="complete"} 1');
     // From the database (no job ran in this process): what the no-publish alert watches survives restarts.
-    expect(metrics).toMatch(/^joystick_last_publish_timestamp_seconds\{channel="cloud"\} \d+/m);
+    expect(metrics).toMatch(
+      /^joystick_last_publish_timestamp_seconds\{channel="cloud",provider="aws"\} \d+/m,
+    );
     // No job is running or waiting: no series, so the stuck-job alerts stay quiet.
     expect(metrics).not.toMatch(/^joystick_job_oldest_timestamp_seconds\{/m);
   });

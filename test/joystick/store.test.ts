@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { isTransientDbError, openPostgres, openSqlite } from '../../src/joystick/store/db.js';
 import { JobStore, type NewJob } from '../../src/joystick/store/job-store.js';
+import { SCHEMA_VERSION } from '../../src/joystick/store/schema.js';
 import type { ComposeFacts } from '../../src/plume/systems/types.js';
 import { scratchDatabase } from '../support/postgres.js';
 
@@ -176,7 +177,10 @@ describe('what the alerts watch', () => {
           oldestDue: t0,
         });
         expect(await store.finishJob(claimed!.id, 'a', { state: 'complete' }, [], t0 + 5000)).toBe(true);
-        expect(await store.watch(t0 + 6000)).toEqual({ lastPublish: { rawhide: t0 + 5000 }, oldestDue: t0 });
+        expect(await store.watch(t0 + 6000)).toEqual({
+          lastPublish: { rawhide: { aws: t0 + 5000 } },
+          oldestDue: t0,
+        });
       } finally {
         await store.close();
       }
@@ -274,7 +278,7 @@ describe('a database written by joystick before retry rounds (schema 1)', () => 
       expect(await store.retryCompose('Fedora-Cloud-30-20190611.0')).toEqual({ jobs: 0, compose: true });
       expect((await store.getCompose('Fedora-Cloud-30-20190611.0'))?.round).toBe(1);
       const [v] = await store.db.query<{ version: number }>('SELECT version FROM joystick_schema');
-      expect(Number(v!.version)).toBe(2);
+      expect(Number(v!.version)).toBe(SCHEMA_VERSION);
     } finally {
       await store.close();
     }

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { writeJoystickToml } from '../../tools/reliability/joystick.js';
 import { pungiBody } from '../../tools/reliability/pungi.js';
-import type { World, startCli } from './world.js';
+import { worldAzureSection, worldGcpSection, type World, type startCli } from './world.js';
 
 export interface JoystickSetup {
   prefix: string;
@@ -15,9 +15,13 @@ export interface JoystickSetup {
   /** More `[consumer_config]` lines. */
   extra?: string;
   maxParallelJobs?: number;
+  maxJobAttempts?: number;
 }
 
-/** Write a fedora-messaging config.toml for joystick against the world's emulator and compose host. */
+/**
+ * Write a fedora-messaging config.toml for joystick against the world's emulators and compose host: AWS
+ * always, and Google Cloud and Azure when the world started them.
+ */
 export function writeJoystickConfig(world: World, s: JoystickSetup, file = 'joystick.toml'): Promise<string> {
   return writeJoystickToml({
     ...s,
@@ -25,6 +29,10 @@ export function writeJoystickConfig(world: World, s: JoystickSetup, file = 'joys
     connectionName: 'joystick-test',
     awsEndpoint: world.emulator.endpoint,
     leaseSeconds: 10,
+    tables: [
+      world.gcp ? worldGcpSection(world.gcp, 'consumer_config.plume.gcp') : '',
+      world.azure ? worldAzureSection(world.azure, '', 'consumer_config.plume.azure') : '',
+    ].join(''),
   });
 }
 

@@ -92,18 +92,7 @@ export async function startWorld(
   const azure = opts.azure ? await startAzureWorld(dir, opts.azure === true ? {} : opts.azure) : undefined;
   const gcp = opts.gcp ? await startGcpEmulator() : undefined;
   gcp?.createBucket(GCP_BUCKET);
-  const gcpSection = gcp
-    ? gcpConfigSection(
-        gcp,
-        GCP_BUCKET,
-        `upload_chunk_mib = 1
-poll_min_ms = 20
-poll_max_ms = 200
-operation_wait_minutes = 1
-max_attempts = 4
-retry_base_ms = 50`,
-      )
-    : '';
+  const gcpSection = gcp ? worldGcpSection(gcp) : '';
   const files = await serveDirectory(join(dir, 'composes'));
   const configPath = join(dir, 'plume.toml');
   const statePath = join(dir, 'state.db');
@@ -147,7 +136,7 @@ idle_timeout_seconds = 10
 [state]
 path = "${statePath}"
 records_dir = "${recordsDir}"
-${azure ? azureSection(azure, azureExtra) : ''}`,
+${azure ? worldAzureSection(azure, azureExtra) : ''}`,
       );
     },
     async compose(spec = {}) {
@@ -194,7 +183,30 @@ async function startAzureWorld(
   };
 }
 
-function azureSection(a: AzureWorld, extra: string): string {
+/** The `[gcp]` section (or `[TABLE]`, e.g. joystick's `consumer_config.plume.gcp`) for a world's emulator. */
+export function worldGcpSection(gcp: GcpEmulator, table = 'gcp'): string {
+  return gcpConfigSection(
+    gcp,
+    GCP_BUCKET,
+    `upload_chunk_mib = 1
+poll_min_ms = 20
+poll_max_ms = 200
+operation_wait_minutes = 1
+max_attempts = 4
+retry_base_ms = 50`,
+    table,
+  );
+}
+
+/**
+ * The `[azure]` section (or `[TABLE]`, e.g. joystick's `consumer_config.plume.azure`) for a world's Azure
+ * emulator, with `extra` lines in it.
+ */
+export function worldAzureSection(
+  a: Pick<AzureWorld, 'emulator' | 'profilePath' | 'regions'>,
+  extra = '',
+  table = 'azure',
+): string {
   return azureConfigSection(
     a.emulator,
     a,
@@ -207,6 +219,7 @@ retry_base_ms = 20
 retry_max_ms = 200
 upload_concurrency = 4
 ${extra}`,
+    table,
   );
 }
 

@@ -60,7 +60,7 @@ export async function writeAzureAccess(emulator: AzureEmulator, dir: string): Pr
  */
 export function azureConfigSection(
   emulator: AzureEmulator,
-  access: AzureAccess,
+  access: Pick<AzureAccess, 'profilePath'>,
   regions: string[],
   tuning = '',
   table = 'azure',

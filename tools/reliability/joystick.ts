@@ -31,6 +31,8 @@ export interface JoystickToml {
   awsExtra?: string;
   /** More `[consumer_config.plume.source]` lines. */
   sourceExtra?: string;
+  /** More tables at the end (other providers' `[consumer_config.plume.PROVIDER]` sections). */
+  tables?: string;
 }
 
 /** A fedora-messaging config.toml for `joystick run` against the emulator and a compose host on 127.0.0.1. */
@@ -90,7 +92,7 @@ allowed_hosts = ["127.0.0.1"]
 attempts = 3
 idle_timeout_seconds = 10
 ${c.sourceExtra ?? ''}
-`,
+${c.tables ?? ''}`,
   );
   return c.path;
 }

@@ -64,8 +64,9 @@ export async function startHttp(listen: string, deps: HttpDeps): Promise<HttpSer
             deps.metrics.unsent.set(counts.unsent);
             // From the database, not this process's memory: a restart must not hide a silent channel.
             const watch = await deps.store.watch();
-            for (const [channel, ms] of Object.entries(watch.lastPublish))
-              deps.metrics.lastPublish.set({ channel }, ms / 1000);
+            for (const [channel, byProvider] of Object.entries(watch.lastPublish))
+              for (const [provider, ms] of Object.entries(byProvider))
+                deps.metrics.lastPublish.set({ channel, provider }, ms / 1000);
             for (const [state, ms] of [
               ['running', watch.oldestRunning],
               ['due', watch.oldestDue],

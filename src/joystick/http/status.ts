@@ -12,6 +12,8 @@ export interface JobStatus {
   id: string;
   state: JobRow['state'];
   channel: string;
+  /** The provider the job publishes to (aws, gcp, azure): one job per compose, image and provider. */
+  provider: string;
   arch: string;
   imageType?: string;
   attempts: number;
@@ -95,6 +97,7 @@ export function jobStatus(job: JobRow): JobStatus {
     id: job.id,
     state: job.state,
     channel: job.channel,
+    provider: job.provider,
     arch: job.arch,
     imageType: job.imageType,
     attempts: job.attempts,
@@ -201,11 +204,11 @@ function jobHtml(j: JobStatus): string {
   const failures = j.failures.length
     ? `<ul class="failures">${j.failures.map((f) => `<li><b>${esc(f.region)} ${esc(f.variant)}</b>: ${esc(f.reason)}</li>`).join('')}</ul>`
     : '';
-  return `<section class="job" data-job="${esc(j.id)}" data-state="${esc(j.state)}">
-  <h3>${esc(j.build ?? `${j.imageType ?? ''} ${j.arch}`)} <span class="state ${esc(j.state)}">${esc(j.state)}${j.step ? ` (${esc(j.step)})` : ''}</span></h3>
+  return `<section class="job" data-job="${esc(j.id)}" data-provider="${esc(j.provider)}" data-state="${esc(j.state)}">
+  <h3><span class="provider">${esc(j.provider)}</span> ${esc(j.build ?? `${j.imageType ?? ''} ${j.arch}`)} <span class="state ${esc(j.state)}">${esc(j.state)}${j.step ? ` (${esc(j.step)})` : ''}</span></h3>
   <p class="meta">${esc(j.channel)} · ${esc(j.arch)} · attempt ${j.attempts}${j.finishedAt ? ` · finished ${esc(j.finishedAt)}` : ''}</p>
   ${j.error ? `<p class="error">${esc(j.error)}</p>` : ''}
-  ${j.regions.length ? `<table class="grid"><thead><tr><th>region</th>${j.variants.map((v) => `<th>${esc(v)}</th>`).join('')}</tr></thead><tbody>${rows}</tbody></table>` : ''}
+  ${j.regions.length ? `<table class="grid"><thead><tr><th>${j.provider === 'aws' ? 'region' : 'location'}</th>${j.variants.map((v) => `<th>${esc(v)}</th>`).join('')}</tr></thead><tbody>${rows}</tbody></table>` : ''}
   ${failures}
   ${j.command ? `<details><summary>equivalent command</summary><code>${esc(j.command)}</code></details>` : ''}
 </section>`;
@@ -254,6 +257,7 @@ h1{font-size:1.4rem}h2{font-size:1.1rem;margin:.2rem 0}h3{font-size:1rem;margin:
 .state.published,.state.complete{background:#d9f2d9}.state.failed{background:#f8d0d0}.state.partial{background:#fbe7c6}.state.publishing,.state.running,.state.queued{background:#d8e6fa}
 table.grid{border-collapse:collapse;font:12px monospace}table.grid td,table.grid th{border:1px solid #ddd;padding:.15rem .4rem;text-align:left}
 td.published{background:#eefbee}td.failed,td.missing{background:#fdeaea}td.pending{color:#888}
+.provider{font:12px monospace;padding:.1rem .3rem;border:1px solid #bbb;border-radius:3px}
 .pub{color:#2a2}.failures{color:#a00}
 </style></head>
 <body><h1>joystick: published images</h1>

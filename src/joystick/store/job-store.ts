@@ -54,6 +54,8 @@ export interface JobRow {
   command?: string;
   /** How many times a person asked to retry the job (`joystick retry`); 0 at first. */
   round: number;
+  /** The provider the job publishes to (jobs from before providers were recorded: aws). */
+  provider: string;
 }
 
 /** A message to publish, kept in the database until the broker confirms it (the outbox pattern). */
@@ -80,6 +82,8 @@ export interface NewJob {
   channel: string;
   arch: string;
   imageType?: string;
+  /** The provider the job publishes to (none: aws, as before providers were recorded). */
+  provider?: string;
   command: string;
 }
 
@@ -127,6 +131,7 @@ function toJob(r: Record<string, unknown>): JobRow {
     error: opt(r.error as string | null),
     command: opt(r.command as string | null),
     round: Number(r.retry_round ?? 0),
+    provider: (r.provider as string | null | undefined) ?? 'aws',
   };
 }
 
@@ -258,8 +263,8 @@ export class JobStore {
       if (!mine) return false;
       for (const job of jobs)
         await tx.query(
-          `INSERT INTO jobs (id, compose_id, request, channel, arch, image_type, state, created_at, updated_at, command)
-           VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+          `INSERT INTO jobs (id, compose_id, request, channel, arch, image_type, state, created_at, updated_at, command, provider)
+           VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
           [
             job.id,
             composeId,
@@ -270,6 +275,7 @@ export class JobStore {
             now,
             now,
             job.command,
+            job.provider ?? null,
           ],
         );
       await this.addOutbox(tx, outbox, { composeId }, now);
@@ -528,13 +534,17 @@ export class JobStore {
    * first started, and since when the oldest due queued job has waited to be claimed. Milliseconds.
    */
   async watch(now = Date.now()): Promise<{
-    lastPublish: Record<string, number>;
+    /** When each channel last published, by provider: channel → provider → epoch ms. */
+    lastPublish: Record<string, Record<string, number>>;
     oldestRunning?: number;
     oldestDue?: number;
   }> {
-    const published = await this.db.query<{ channel: string; t: number }>(
-      `SELECT channel, MAX(finished_at) AS t FROM jobs WHERE state IN ('complete', 'partial') GROUP BY channel`,
+    const published = await this.db.query<{ channel: string; provider: string; t: number }>(
+      `SELECT channel, COALESCE(provider, 'aws') AS provider, MAX(finished_at) AS t FROM jobs
+       WHERE state IN ('complete', 'partial') GROUP BY channel, COALESCE(provider, 'aws')`,
     );
+    const lastPublish: Record<string, Record<string, number>> = {};
+    for (const r of published) (lastPublish[r.channel] ??= {})[r.provider] = Number(r.t);
     const [running] = await this.db.query<{ t: number | null }>(
       `SELECT MIN(started_at) AS t FROM jobs WHERE state = 'running'`,
     );
@@ -545,7 +555,7 @@ export class JobStore {
     );
     const num = (v: number | null | undefined) => (v === null || v === undefined ? undefined : Number(v));
     return {
-      lastPublish: Object.fromEntries(published.map((r) => [r.channel, Number(r.t)])),
+      lastPublish,
       oldestRunning: num(running?.t),
       oldestDue: num(due?.t),
     };

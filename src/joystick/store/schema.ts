@@ -4,7 +4,7 @@ import type { Db } from './db.js';
  * One schema for both databases: TEXT for JSON, BIGINT epoch milliseconds for times, so the same SQL runs
  * on SQLite and PostgreSQL. Versioned so a later release can migrate an existing database.
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 const STATEMENTS = [
   `CREATE TABLE IF NOT EXISTS joystick_schema (version INTEGER NOT NULL)`,
@@ -44,7 +44,8 @@ const STATEMENTS = [
     record TEXT,
     error TEXT,
     command TEXT,
-    retry_round INTEGER NOT NULL DEFAULT 0
+    retry_round INTEGER NOT NULL DEFAULT 0,
+    provider TEXT
   )`,
   `CREATE INDEX IF NOT EXISTS jobs_work ON jobs (state, next_try_at)`,
   `CREATE INDEX IF NOT EXISTS jobs_compose ON jobs (compose_id)`,
@@ -94,6 +95,8 @@ const STATEMENTS = [
  * current one by STATEMENTS above).
  * 2: the retry round of composes and jobs: an announcement after a retry a person asked for is a new one,
  *    so the round is part of the failure announcements' outbox keys.
+ * 3: the provider of each job (jobs are one per compose, image and provider), for the metrics' provider
+ *    label; jobs written before it have none and were AWS's.
  * The image lifecycle's tables (prune_actions, lifecycle_streams) are new tables, not changes: STATEMENTS
  * creates them in a database of either version, so they need no version of their own.
  */
@@ -105,6 +108,7 @@ const UPGRADES: [version: number, statements: string[]][] = [
       'ALTER TABLE jobs ADD COLUMN retry_round INTEGER NOT NULL DEFAULT 0',
     ],
   ],
+  [3, ['ALTER TABLE jobs ADD COLUMN provider TEXT']],
 ];
 
 export async function migrate(db: Db): Promise<void> {
