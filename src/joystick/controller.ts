@@ -589,6 +589,7 @@ export class Controller {
       const { plan, result } = await prune({
         config: this.deps.config.plume,
         selector: row.selector,
+        defaults: this.deps.registry.get(row.selector.system).lifecycleDefaults?.(),
         sources,
         records: () => this.streamRecords(row.selector),
         journal: this.lifecycle,

@@ -620,6 +620,7 @@ async function doPrune(
     const { plan, result } = await prune({
       config: session.config,
       selector,
+      defaults: session.registry.get(selector.system).lifecycleDefaults?.(),
       sources,
       records: session
         .journal()

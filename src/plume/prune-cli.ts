@@ -1,7 +1,7 @@
 import { EXIT, PlumeError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { PlumeConfig } from './config.js';
-import { checkLifecycleConfig, policyFor } from './lifecycle/policy.js';
+import { checkLifecycleConfig, policyFor, type LifecyclePolicyToml } from './lifecycle/policy.js';
 import type { Overrides, ProviderHooks } from './providers/module.js';
 import { PROVIDERS, providerModule } from './providers/registry.js';
 import type { StreamSelector } from './providers/types.js';
@@ -107,13 +107,15 @@ export async function prune(args: {
   log: Logger;
   signal?: AbortSignal;
   onDone?: (action: PruneActionState) => Promise<void> | void;
+  /** The system's own policy per channel (`System.lifecycleDefaults`), under what the config says. */
+  defaults?: Record<string, LifecyclePolicyToml>;
 }): Promise<{ plan: PrunePlan; result?: PruneResult }> {
   checkLifecycleConfig(args.config.lifecycle);
   const ctx = { log: args.log, emit: () => {}, ...(args.signal ? { signal: args.signal } : {}) };
   const plan = await planPrune(
     args.selector,
     args.sources,
-    (s) => policyFor(args.config.lifecycle, s.system, s.channel),
+    (s) => policyFor(args.config.lifecycle, s.system, s.channel, args.defaults),
     newestRecords(typeof args.records === 'function' ? await args.records() : args.records),
     args.journal,
     args.now,

@@ -53,7 +53,7 @@ export interface PrunePlan {
 }
 
 /**
- * The newest release record of each stream, by provider (`aws fedora/rawhide/x86_64/Cloud-Base`), from the
+ * The newest release record of each stream, by provider (`aws SYSTEM/CHANNEL/ARCH/IMAGE-TYPE`), from the
  * release journal: whatever it names is never pruned, even when a newer-dated release exists.
  */
 export function newestRecords(records: readonly TargetRecord[]): Map<string, NewestRecord> {

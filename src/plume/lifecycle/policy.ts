@@ -22,7 +22,7 @@ export const LifecyclePolicyToml = z
     keep_newest: z.number().int().min(1).max(1000).optional(),
     /** Delete whatever is not among the newest `keep_newest` releases, whatever its age ("keep the newest K"). */
     delete_beyond_newest: z.boolean().optional(),
-    /** The channel publishes general-availability releases (Fedora's `cloud` and `updates`). */
+    /** The channel publishes general-availability releases (a stable channel, not nightlies). */
     ga: z.boolean().optional(),
     /** Whether images of a GA channel may be deleted at all (never, unless this says so). */
     delete_ga: z.boolean().optional(),
@@ -69,13 +69,6 @@ export const NO_POLICY: LifecyclePolicy = {
   keepLaunchedWithinDays: 7,
 };
 
-/** Fedora's channels: nightlies go after a month, releases are deprecated when superseded, never deleted. */
-const NIGHTLY: LifecyclePolicyToml = { deprecate_after_days: 14, delete_after_days: 30, keep_newest: 3 };
-const RELEASE: LifecyclePolicyToml = { deprecate_superseded: true, delete_after_days: 0, ga: true };
-export const DEFAULT_POLICIES: Record<string, Record<string, LifecyclePolicyToml>> = {
-  fedora: { rawhide: NIGHTLY, branched: NIGHTLY, cloud: RELEASE, updates: RELEASE },
-};
-
 function fromToml(base: LifecyclePolicy, t: LifecyclePolicyToml): LifecyclePolicy {
   return {
     deprecateAfterDays: t.deprecate_after_days ?? base.deprecateAfterDays,
@@ -91,15 +84,17 @@ function fromToml(base: LifecyclePolicy, t: LifecyclePolicyToml): LifecyclePolic
 }
 
 /**
- * The policy of one system's channel: the built-in defaults, then `[lifecycle.SYSTEM.CHANNEL]` key by key.
- * A wrong table is a usage error naming the key as the config file spells it.
+ * The policy of one system's channel: the system's own defaults (`System.lifecycleDefaults`), then
+ * `[lifecycle.SYSTEM.CHANNEL]` key by key. A wrong table is a usage error naming the key as the config file
+ * spells it.
  */
 export function policyFor(
   lifecycle: Record<string, Record<string, unknown>>,
   system: string,
   channel: string,
+  defaults: Record<string, LifecyclePolicyToml> = {},
 ): LifecyclePolicy {
-  const builtin = DEFAULT_POLICIES[system]?.[channel];
+  const builtin = defaults[channel];
   let policy = builtin ? fromToml(NO_POLICY, builtin) : NO_POLICY;
   const table = lifecycle[system]?.[channel];
   if (table !== undefined) {

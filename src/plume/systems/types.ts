@@ -1,6 +1,7 @@
 import type { Logger } from '../../shared/log.js';
 import type { ReleasePlan, SettingsLayer, TargetPlan, TargetSettings } from '../plan.js';
 import type { ReleaseRecord } from '../record.js';
+import type { LifecyclePolicyToml } from '../lifecycle/policy.js';
 
 export type { TargetSettings } from '../plan.js';
 
@@ -92,6 +93,11 @@ export interface System {
    * What an image of this system must be, where it knows better than the project's defaults (`[images]`);
    * the config's `[images.systems.NAME]` overrides it.
    */
+  /**
+   * The lifecycle policy of each channel when the config says nothing (`[lifecycle.SYSTEM.CHANNEL]`
+   * overrides it key by key): what `plume prune` deprecates and deletes.
+   */
+  lifecycleDefaults?(): Record<string, LifecyclePolicyToml>;
   imageLimits?(): { minDataMiB?: number; maxVolumeGiB?: number };
   /**
    * Where a channel publishes with one provider, on top of the provider's section of the config: one list

@@ -1,12 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { decide } from '../../../src/plume/lifecycle/decide.js';
 import { NO_POLICY, policyFor } from '../../../src/plume/lifecycle/policy.js';
+import { fedora } from '../../../src/plume/systems/fedora/index.js';
+import { containerLinux } from '../../../src/plume/systems/container-linux/index.js';
+
+/** Fedora's own defaults, as `plume prune` takes them from the system. */
+const FEDORA = fedora.lifecycleDefaults!();
 import type { OwnedImage } from '../../../src/plume/providers/types.js';
 import { PlumeError } from '../../../src/shared/errors.js';
 
 const DAY = 86_400_000;
 const NOW = Date.parse('2026-03-01T12:00:00Z');
-const rawhide = policyFor({}, 'fedora', 'rawhide');
+const rawhide = policyFor({}, 'fedora', 'rawhide', FEDORA);
 
 /** One release per day back from NOW, one image in each of two regions. */
 function nightly(n: number, extra: Partial<OwnedImage> = {}): OwnedImage[] {
@@ -33,18 +38,20 @@ const ids = (list: { image: OwnedImage }[]) => list.map((d) => d.image.id).sort(
 describe('lifecycle policy', () => {
   it("Fedora's defaults: nightlies deprecated after 14 days, deleted after 30, newest 3 kept; releases never deleted", () => {
     expect(rawhide).toMatchObject({ deprecateAfterDays: 14, deleteAfterDays: 30, keepNewest: 3, ga: false });
-    expect(policyFor({}, 'fedora', 'branched')).toEqual(rawhide);
-    expect(policyFor({}, 'fedora', 'cloud')).toMatchObject({
+    expect(policyFor({}, 'fedora', 'branched', FEDORA)).toEqual(rawhide);
+    expect(policyFor({}, 'fedora', 'cloud', FEDORA)).toMatchObject({
       deprecateSuperseded: true,
       deleteAfterDays: 0,
       ga: true,
     });
-    expect(policyFor({}, 'fedora', 'updates')).toMatchObject({ ga: true, deleteGa: false });
-    expect(policyFor({}, 'container-linux', 'stable')).toEqual(NO_POLICY);
+    expect(policyFor({}, 'fedora', 'updates', FEDORA)).toMatchObject({ ga: true, deleteGa: false });
+    expect(policyFor({}, 'container-linux', 'stable', containerLinux.lifecycleDefaults?.())).toEqual(
+      NO_POLICY,
+    );
   });
 
   it('config overrides key by key', () => {
-    const p = policyFor({ fedora: { rawhide: { keep_newest: 5 } } }, 'fedora', 'rawhide');
+    const p = policyFor({ fedora: { rawhide: { keep_newest: 5 } } }, 'fedora', 'rawhide', FEDORA);
     expect(p).toEqual({ ...rawhide, keepNewest: 5 });
   });
 
@@ -56,7 +63,7 @@ describe('lifecycle policy', () => {
   ])('refuses %j with one clear line', (table, message) => {
     let err: unknown;
     try {
-      policyFor({ fedora: { rawhide: table } }, 'fedora', 'rawhide');
+      policyFor({ fedora: { rawhide: table } }, 'fedora', 'rawhide', FEDORA);
     } catch (e) {
       err = e;
     }
@@ -131,7 +138,7 @@ describe('decide', () => {
   });
 
   it('deprecates releases when superseded and never deletes them (Fedora cloud)', () => {
-    const d = decide(nightly(5), policyFor({}, 'fedora', 'cloud'), NOW);
+    const d = decide(nightly(5), policyFor({}, 'fedora', 'cloud', FEDORA), NOW);
     expect(d.delete).toHaveLength(0);
     expect(ids(d.keep)).toEqual(['ami-0-eu-west-1', 'ami-0-us-east-1']);
     expect(d.deprecate).toHaveLength(8);

@@ -46,9 +46,12 @@ export const AzureConfig = z.strictObject({
   storage_container: storageContainer.default('plume-images'),
   /** The storage account's resource group, when it is not the gallery's. */
   storage_resource_group: resourceGroup.optional(),
-  /** The image definitions' identifier; the SKU is the system's (release or channel, and arch). */
-  publisher: azureName.default('Fedora'),
-  offer: azureName.default('Fedora-Cloud'),
+  /**
+   * The image definitions' identifier; the SKU is the system's (release or channel, and arch). A system
+   * may give its own, which its config tables override (`[systems.NAME....azure]`).
+   */
+  publisher: azureName.optional(),
+  offer: azureName.optional(),
   visibility: z.enum(['public', 'private']).default('public'),
   /** `subscription:ID` or `tenant:ID`: shared with these instead of the community when not public. */
   share_with: z.array(principal).default([]),

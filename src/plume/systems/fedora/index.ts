@@ -3,6 +3,7 @@ import { childUrl } from '../../source/policy.js';
 import { deprecationTime, targetPlanKey, type ReleasePlan, type TargetPlan } from '../../plan.js';
 import { requireOneOf } from '../registry.js';
 import { environmentName } from '../settings.js';
+import type { LifecyclePolicyToml } from '../../lifecycle/policy.js';
 import type { LocateContext, ReleaseRequest, SourceFacts, System, TargetSettings } from '../types.js';
 import { parseComposeId } from './compose-id.js';
 import { FEDORA_ARCHES, composeLocation, releasesForCompose } from './compose.js';
@@ -95,6 +96,9 @@ function expectMatch(what: string, expected: string | undefined, actual: string,
     );
 }
 
+const NIGHTLY: LifecyclePolicyToml = { deprecate_after_days: 14, delete_after_days: 30, keep_newest: 3 };
+const RELEASE: LifecyclePolicyToml = { deprecate_superseded: true, delete_after_days: 0, ga: true };
+
 export const fedora: System = {
   name: 'fedora',
   description: 'Fedora Cloud Base and AtomicHost images from Pungi composes',
@@ -106,6 +110,9 @@ export const fedora: System = {
   // Fedora's cloud images are 5 GiB raw (Cloud Base) to 6 GiB (Atomic Host); 16 leaves room to grow and
   // stops a bomb long before it costs anything.
   imageLimits: () => ({ maxVolumeGiB: 16 }),
+  // Nightlies go after a month (the newest 3 always stay); releases are deprecated when superseded and
+  // never deleted.
+  lifecycleDefaults: () => ({ rawhide: NIGHTLY, branched: NIGHTLY, cloud: RELEASE, updates: RELEASE }),
 
   providers: () => Object.keys(DECISIONS),
 

@@ -52,6 +52,12 @@ export const CHANNEL_BASE_URLS: Record<string, string> = {
  * provider's section of the config), then the channel's own settings. Releases of a non-production
  * environment are keyed apart from production's (see the plan).
  */
+/** Fedora's Azure image definitions are published as Fedora / Fedora-Cloud (the SKU is per release and arch). */
+const AZURE_IDENTIFIER: SettingsLayer = {
+  where: "fedora's Azure identifier",
+  table: { publisher: 'Fedora', offer: 'Fedora-Cloud' },
+};
+
 export function environmentLayers(
   channel: string,
   environment: string | undefined,
@@ -69,6 +75,7 @@ export function environmentLayers(
   const { base_url: _base, ...channelTable } = settings.channels[channel] ?? {};
   const defaults = DEFAULT_ENVIRONMENTS[env] ?? {};
   return [
+    ...(provider === 'azure' ? [AZURE_IDENTIFIER] : []),
     ...(Object.keys(defaults).length > 0
       ? [{ where: `the ${env} environment's defaults`, table: defaults }]
       : []),
