@@ -86,6 +86,40 @@ const produced: OutboxItem[] = [
     { ...complete, status: 'failed', images: [], problems: [problem] },
     { fedimg: true, uploader: true },
   ),
+  ...releaseAnnouncements(
+    facts,
+    {
+      ...complete,
+      provider: 'gcp',
+      primaryLocation: 'global',
+      images: [
+        {
+          location: 'global',
+          variant: 'image',
+          name: 'fedora-cloud-28-1-1-x86-64',
+          id: 'projects/p/global/images/fedora-cloud-28-1-1-x86-64',
+        },
+      ],
+      plan: { images: [], settings: { family: 'fedora-cloud-28', storageLocations: ['us'] } },
+    } as unknown as TargetRecord,
+    { fedimg: true, uploader: true },
+  ),
+  ...releaseAnnouncements(
+    facts,
+    {
+      ...complete,
+      provider: 'azure',
+      primaryLocation: 'eastus',
+      images: ['eastus', 'westus2'].map((location) => ({
+        location,
+        variant: 'version',
+        name: '28.20180425.0',
+        id: '/CommunityGalleries/Fedora-1/Images/Fedora-Cloud-28-x64/Versions/28.20180425.0',
+      })),
+      plan: { images: [], settings: { definition: 'Fedora-Cloud-28-x64' } },
+    } as unknown as TargetRecord,
+    { fedimg: true, uploader: true },
+  ),
   ...uploadStarted(facts, 'us-east-1', ['gp3']),
   ...uploadFailed(facts, 'us-east-1', ['gp3'], 1),
   jobFailed(facts, 'no such image', 1),
