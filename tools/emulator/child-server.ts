@@ -1,4 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -145,4 +148,33 @@ export async function startChild(opts: StartChildOptions): Promise<ChildServer> 
     }
   }
   throw lastError instanceof Error ? lastError : new Error(String(lastError));
+}
+
+/**
+ * startChild in a private temporary directory of its own (named after `prefix`), removed when the child
+ * stops or fails to start: whatever the server writes lands nowhere else.
+ */
+export async function startChildInTempDir(
+  prefix: string,
+  opts: (dir: string) => StartChildOptions,
+): Promise<ChildServer> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  try {
+    const child = await startChild(opts(dir));
+    return {
+      port: child.port,
+      endpoint: child.endpoint,
+      get running() {
+        return child.running;
+      },
+      output: () => child.output(),
+      async stop() {
+        await child.stop();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
 }

@@ -69,3 +69,22 @@ export interface ProviderModule {
     hooks?: ProviderHooks,
   ): { pruner: ImagePruner; primary: string; locations: string[]; close?: () => void };
 }
+
+/** The keys every provider's config tables share: who may launch the images, and when they are deprecated. */
+export interface CommonTargetToml {
+  visibility?: 'public' | 'private';
+  share_with?: string[];
+  deprecate_after_days?: number;
+}
+
+/** Those keys, as target settings (what a table leaves out stays as the layers below say). */
+export function commonFromToml(t: CommonTargetToml): Partial<TargetSettings> {
+  const out: Partial<TargetSettings> = {};
+  if (t.visibility || t.share_with)
+    out.visibility = {
+      ...(t.visibility ? { public: t.visibility === 'public' } : {}),
+      ...(t.share_with ? { accounts: t.share_with } : {}),
+    } as TargetSettings['visibility'];
+  if (t.deprecate_after_days !== undefined) out.deprecateAfterDays = t.deprecate_after_days || undefined;
+  return out;
+}

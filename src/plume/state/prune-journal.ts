@@ -1,7 +1,5 @@
-import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { PlumeError } from '../../shared/errors.js';
+import type Database from 'better-sqlite3';
+import { openStateDatabase } from './sqlite-journal.js';
 import type { DeleteOutcome, OwnedImage } from '../providers/types.js';
 
 /** One change a prune makes to one image, written down before it is made. */
@@ -90,20 +88,9 @@ export class SqlitePruneJournal implements PruneJournal {
   private readonly db: Database.Database;
 
   constructor(path: string) {
-    try {
-      if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      this.db = new Database(path);
-    } catch (err) {
-      throw new PlumeError(
-        'usage',
-        `cannot open the state database ${path}: ${(err as Error).message}`,
-        'check the [state] path in the config or --state',
-      );
-    }
-    this.db.pragma('journal_mode = WAL');
+    this.db = openStateDatabase(path);
     // A `started` row must be on disk before the cloud is touched: that is what a kill -9 leaves to resume.
     this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 10000');
     this.db.exec(SCHEMA);
   }
 

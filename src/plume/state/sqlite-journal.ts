@@ -49,23 +49,33 @@ interface StepRow {
   error: string | null;
 }
 
+/**
+ * The state database at `path` (its folder made private if missing), in WAL mode so `plume status` can
+ * read while a release or a prune writes, waiting up to 10 s for another writer.
+ */
+export function openStateDatabase(path: string): Database.Database {
+  let db: Database.Database;
+  try {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    db = new Database(path);
+  } catch (err) {
+    throw new PlumeError(
+      'usage',
+      `cannot open the state database ${path}: ${(err as Error).message}`,
+      'check the [state] path in the config or --state',
+    );
+  }
+  db.pragma('journal_mode = WAL');
+  db.pragma('busy_timeout = 10000');
+  return db;
+}
+
 /** The CLI's journal: one SQLite file, WAL mode so `plume status` can read while a release writes. */
 export class SqliteJournal implements Journal {
   private readonly db: Database.Database;
 
   constructor(path: string) {
-    try {
-      if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      this.db = new Database(path);
-    } catch (err) {
-      throw new PlumeError(
-        'usage',
-        `cannot open the state database ${path}: ${(err as Error).message}`,
-        'check the [state] path in the config or --state',
-      );
-    }
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('busy_timeout = 10000');
+    this.db = openStateDatabase(path);
     this.db.pragma('foreign_keys = ON');
     this.db.exec(SCHEMA);
   }

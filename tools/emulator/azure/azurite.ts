@@ -1,8 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startChild, type ChildServer } from '../child-server.js';
+import { startChildInTempDir, type ChildServer } from '../child-server.js';
 import { AZURITE_MEMORY_LIMIT_MB, AZURITE_START_TIMEOUT_MS } from './config.js';
 
 /**
@@ -12,50 +9,32 @@ import { AZURITE_MEMORY_LIMIT_MB, AZURITE_START_TIMEOUT_MS } from './config.js';
  */
 export async function startAzurite(): Promise<ChildServer> {
   const main = createRequire(import.meta.url).resolve('azurite/dist/src/blob/main.js');
-  const cwd = mkdtempSync(join(tmpdir(), 'plume-azurite-'));
-  try {
-    const child = await startChild({
-      name: 'azurite-blob',
-      command: process.execPath,
-      args: (port) => [
-        main,
-        '--blobHost',
-        '127.0.0.1',
-        '--blobPort',
-        String(port),
-        '--inMemoryPersistence',
-        '--extentMemoryLimit',
-        String(AZURITE_MEMORY_LIMIT_MB),
-        '--disableTelemetry',
-        '--silent',
-        // Accounts come from the first path segment, never from the host name.
-        '--disableProductStyleUrl',
-      ],
-      cwd,
-      timeoutMs: AZURITE_START_TIMEOUT_MS,
-      // Any HTTP answer means it listens: an anonymous request is refused with 403, which is fine here.
-      ready: async (endpoint) => {
-        const res = await fetch(`${endpoint}/devstoreaccount1?comp=list`, {
-          signal: AbortSignal.timeout(2000),
-        });
-        await res.arrayBuffer();
-        return res.status > 0;
-      },
-    });
-    return {
-      port: child.port,
-      endpoint: child.endpoint,
-      get running() {
-        return child.running;
-      },
-      output: () => child.output(),
-      async stop() {
-        await child.stop();
-        rmSync(cwd, { recursive: true, force: true });
-      },
-    };
-  } catch (e) {
-    rmSync(cwd, { recursive: true, force: true });
-    throw e;
-  }
+  return startChildInTempDir('plume-azurite-', (cwd) => ({
+    name: 'azurite-blob',
+    command: process.execPath,
+    args: (port) => [
+      main,
+      '--blobHost',
+      '127.0.0.1',
+      '--blobPort',
+      String(port),
+      '--inMemoryPersistence',
+      '--extentMemoryLimit',
+      String(AZURITE_MEMORY_LIMIT_MB),
+      '--disableTelemetry',
+      '--silent',
+      // Accounts come from the first path segment, never from the host name.
+      '--disableProductStyleUrl',
+    ],
+    cwd,
+    timeoutMs: AZURITE_START_TIMEOUT_MS,
+    // Any HTTP answer means it listens: an anonymous request is refused with 403, which is fine here.
+    ready: async (endpoint) => {
+      const res = await fetch(`${endpoint}/devstoreaccount1?comp=list`, {
+        signal: AbortSignal.timeout(2000),
+      });
+      await res.arrayBuffer();
+      return res.status > 0;
+    },
+  }));
 }

@@ -1,8 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startChild, type ChildServer } from '../child-server.js';
+import { startChildInTempDir, type ChildServer } from '../child-server.js';
 import { STORAGE_START_TIMEOUT_MS } from './config.js';
 
 const SERVER = fileURLToPath(new URL('./firebase-storage-server.js', import.meta.url));
@@ -17,48 +14,30 @@ const SERVER = fileURLToPath(new URL('./firebase-storage-server.js', import.meta
  * share files; HOME points there too, so nothing the CLI might write lands elsewhere.
  */
 export async function startFirebaseStorage(project: string): Promise<ChildServer> {
-  const dir = mkdtempSync(join(tmpdir(), 'plume-firebase-'));
-  try {
-    const child = await startChild({
-      name: 'firebase-storage',
-      command: process.execPath,
-      args: (port) => [SERVER, String(port), project],
-      cwd: dir,
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: dir,
-        TMPDIR: dir,
-        XDG_CONFIG_HOME: dir,
-        // No update check, no usage reports (the emulator's own tracking also needs IS_FIREBASE_CLI, which only
-        // the CLI's entry sets, and an opt-in stored under HOME, which is empty).
-        NO_UPDATE_NOTIFIER: '1',
-        FIREBASE_CLI_DISABLE_UPDATE_CHECK: 'true',
-        CI: 'true',
-      },
-      timeoutMs: STORAGE_START_TIMEOUT_MS,
-      // Ready once it lists a bucket's objects (an empty list: the emulator makes buckets on first use).
-      ready: async (endpoint) => {
-        const res = await fetch(`${endpoint}/storage/v1/b/${project}-probe/o`, {
-          signal: AbortSignal.timeout(2000),
-        });
-        await res.arrayBuffer();
-        return res.status === 200;
-      },
-    });
-    return {
-      port: child.port,
-      endpoint: child.endpoint,
-      get running() {
-        return child.running;
-      },
-      output: () => child.output(),
-      async stop() {
-        await child.stop();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
-  } catch (e) {
-    rmSync(dir, { recursive: true, force: true });
-    throw e;
-  }
+  return startChildInTempDir('plume-firebase-', (dir) => ({
+    name: 'firebase-storage',
+    command: process.execPath,
+    args: (port) => [SERVER, String(port), project],
+    cwd: dir,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: dir,
+      TMPDIR: dir,
+      XDG_CONFIG_HOME: dir,
+      // No update check, no usage reports (the emulator's own tracking also needs IS_FIREBASE_CLI, which only
+      // the CLI's entry sets, and an opt-in stored under HOME, which is empty).
+      NO_UPDATE_NOTIFIER: '1',
+      FIREBASE_CLI_DISABLE_UPDATE_CHECK: 'true',
+      CI: 'true',
+    },
+    timeoutMs: STORAGE_START_TIMEOUT_MS,
+    // Ready once it lists a bucket's objects (an empty list: the emulator makes buckets on first use).
+    ready: async (endpoint) => {
+      const res = await fetch(`${endpoint}/storage/v1/b/${project}-probe/o`, {
+        signal: AbortSignal.timeout(2000),
+      });
+      await res.arrayBuffer();
+      return res.status === 200;
+    },
+  }));
 }

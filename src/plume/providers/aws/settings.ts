@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { PlumeError } from '../../../shared/errors.js';
 import type { TargetPlan, TargetSettings } from '../../plan.js';
 import { awsArchitecture, defaultBootMode, type AwsArchitecture } from './arch.js';
+import { commonFromToml } from '../module.js';
 
 /**
  * AWS's words for what a target is: regions, accounts, root volume types, partitions, and how an AMI is
@@ -46,12 +47,7 @@ export function fromToml(t: AwsTargetToml): Partial<TargetSettings> & { settings
   if (t.base_region) out.primaryLocation = t.base_region;
   if (t.regions) out.locations = t.regions === 'all' ? [] : t.regions;
   if (t.volume_types) out.variants = t.volume_types;
-  if (t.visibility || t.share_with)
-    out.visibility = {
-      ...(t.visibility ? { public: t.visibility === 'public' } : {}),
-      ...(t.share_with ? { accounts: t.share_with } : {}),
-    } as TargetSettings['visibility'];
-  if (t.deprecate_after_days !== undefined) out.deprecateAfterDays = t.deprecate_after_days || undefined;
+  Object.assign(out, commonFromToml(t));
   if (t.volume_size_gib !== undefined) out.volumeGiB = t.volume_size_gib;
   return out;
 }

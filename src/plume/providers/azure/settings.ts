@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { PlumeError } from '../../../shared/errors.js';
 import type { Architecture, TargetPlan, TargetSettings } from '../../plan.js';
 import type { CommunityToml } from './config.js';
+import { commonFromToml } from '../module.js';
 
 /**
  * Azure's words for what a target is: a subscription, resource group and Compute Gallery, the storage
@@ -98,12 +99,7 @@ export function fromToml(t: AzureTargetToml): Partial<TargetSettings> & { settin
   if (t.storage_account_type) s.storageAccountType = t.storage_account_type;
   if (t.location) out.primaryLocation = t.location;
   if (t.regions) out.locations = t.regions;
-  if (t.visibility || t.share_with)
-    out.visibility = {
-      ...(t.visibility ? { public: t.visibility === 'public' } : {}),
-      ...(t.share_with ? { accounts: t.share_with } : {}),
-    } as TargetSettings['visibility'];
-  if (t.deprecate_after_days !== undefined) out.deprecateAfterDays = t.deprecate_after_days || undefined;
+  Object.assign(out, commonFromToml(t));
   return out;
 }
 

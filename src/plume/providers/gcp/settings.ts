@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { PlumeError } from '../../../shared/errors.js';
 import type { Architecture, TargetPlan, TargetSettings } from '../../plan.js';
+import { commonFromToml } from '../module.js';
 
 /**
  * Google Compute Engine's words for what a target is: a project, the Cloud Storage bucket the image's
@@ -71,12 +72,7 @@ export function fromToml(t: GcpTargetToml): Partial<TargetSettings> & { settings
   if (t.json_key) out.settings.jsonKey = t.json_key;
   if (t.licenses) out.settings.licenses = t.licenses;
   if (t.storage_locations) out.settings.storageLocations = t.storage_locations;
-  if (t.visibility || t.share_with)
-    out.visibility = {
-      ...(t.visibility ? { public: t.visibility === 'public' } : {}),
-      ...(t.share_with ? { accounts: t.share_with } : {}),
-    } as TargetSettings['visibility'];
-  if (t.deprecate_after_days !== undefined) out.deprecateAfterDays = t.deprecate_after_days || undefined;
+  Object.assign(out, commonFromToml(t));
   return out;
 }
 
