@@ -78,7 +78,11 @@ async function finish(s: Scenario, of: Compose[]) {
   expect(s.ledger.duplicates()).toEqual([]);
   expect(await queueHeld(s.queue)).toEqual({ ready: 0, unacked: 0 });
   const jobs = await s.store((st) => st.jobs());
-  expect(jobs.map((j) => [j.composeId, j.state])).toEqual(of.map((c) => [c.composeId, 'complete']));
+  // Composes are read concurrently, so their jobs are created in any order: compare them by compose.
+  const byCompose = (a: string[], b: string[]) => a[0]!.localeCompare(b[0]!);
+  expect(jobs.map((j) => [j.composeId, j.state]).sort(byCompose)).toEqual(
+    of.map((c) => [c.composeId, 'complete']).sort(byCompose),
+  );
   return {
     lost: missingFrom(want.messages, got.messages).length,
     duplicates: s.ledger.duplicates().length,

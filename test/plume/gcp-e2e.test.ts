@@ -37,7 +37,7 @@ const project = () => world.gcp!.project;
 let clearedAt = 0;
 function clearCalls(): void {
   clearedAt = Date.now();
-  clearCalls();
+  world.gcp!.clearCalls();
 }
 const callsSince = () => world.gcp!.calls().filter((c) => c.at >= clearedAt);
 const gcpCalls = (operation: string) => callsSince().filter((c) => c.operation === operation);

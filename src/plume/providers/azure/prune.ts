@@ -3,6 +3,7 @@ import { streamKey } from '../../lifecycle/decide.js';
 import type { DeleteOutcome, ImagePruner, OwnedImage, ProviderContext, StreamSelector } from '../types.js';
 import { isNotFound } from './clients.js';
 import type { AzureProvider } from './provider.js';
+import { AZURE_ARCH } from './settings.js';
 
 /** The tag a release puts on each gallery image version: the release key. */
 export const TAG_RELEASE = 'plume-release';
@@ -19,8 +20,12 @@ export interface AzurePruneAccount {
 /** The neutral architecture of a definition (x64, Arm64), or the version's own `Arch` tag. */
 function neutralArch(definition: GalleryImage, tags: Record<string, string>): string {
   if (tags.Arch) return tags.Arch;
-  const a = (definition.architecture ?? 'x64').toLowerCase();
-  return a === 'arm64' ? 'aarch64' : a === 'x64' ? 'x86_64' : a;
+  // Azure's spelling varies in case: compared without case, against its own names.
+  const a = (definition.architecture ?? AZURE_ARCH.x86_64).toLowerCase();
+  const fedora = (Object.keys(AZURE_ARCH) as (keyof typeof AZURE_ARCH)[]).find(
+    (k) => AZURE_ARCH[k].toLowerCase() === a,
+  );
+  return fedora ?? a;
 }
 
 /** Whom the gallery is shared with by name (Azure shares galleries, not versions): `subscription:ID`, `tenant:ID`. */
