@@ -4,7 +4,7 @@
 #   plume-VERSION.tar.gz                 the source tree (every file git tracks, as in this checkout)
 #   plume-VERSION-nm-prod.tgz            the production node_modules, without any prebuilt binary
 #                                        (better-sqlite3's addon is compiled from source in %build)
-#   plume-VERSION-nm-dev.tgz             what %build and %check need besides: TypeScript and type
+#   plume-VERSION-nm-dev.tgz             what %build and %check need besides: TypeScript, ajv and type
 #                                        declarations, text only (no test runner: see check/vitest.mjs)
 #   plume-VERSION-bundled.inc            Provides: bundled(nodejs-NAME) = VERSION for every bundled
 #                                        package, bundled(sqlite), and their licenses, %included
@@ -53,7 +53,7 @@ if [ ! -s "$work/prod" ]; then
   exit 1
 fi
 # What %build (tsc) and %check (tsc, then node --test) need beyond that, with what those depend on
-# (@types/node needs undici-types): pure text.
+# (@types/node needs undici-types; ajv, for the schema checks, its own few): pure text.
 # shellcheck disable=SC2016 # JavaScript template literals, not shell expansions
 node -e '
   const { readFileSync } = require("node:fs");
@@ -65,6 +65,8 @@ node -e '
     for (const dep of Object.keys(pkg.dependencies ?? {})) add(`node_modules/${dep}`);
   };
   add("node_modules/typescript");
+  // %check validates announcements against their JSON Schemas (test/support/schemas.ts).
+  add("node_modules/ajv");
   for (const t of require("node:fs").readdirSync("node_modules/@types")) add(`node_modules/@types/${t}`);
   console.log([...seen].join("\n"));
 ' | sort | comm -23 - "$work/prod" >"$work/dev"

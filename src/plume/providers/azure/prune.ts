@@ -22,10 +22,10 @@ function neutralArch(definition: GalleryImage, tags: Record<string, string>): st
   if (tags.Arch) return tags.Arch;
   // Azure's spelling varies in case: compared without case, against its own names.
   const a = (definition.architecture ?? AZURE_ARCH.x86_64).toLowerCase();
-  const fedora = (Object.keys(AZURE_ARCH) as (keyof typeof AZURE_ARCH)[]).find(
+  const neutral = (Object.keys(AZURE_ARCH) as (keyof typeof AZURE_ARCH)[]).find(
     (k) => AZURE_ARCH[k].toLowerCase() === a,
   );
-  return fedora ?? a;
+  return neutral ?? a;
 }
 
 /** Whom the gallery is shared with by name (Azure shares galleries, not versions): `subscription:ID`, `tenant:ID`. */
