@@ -3,7 +3,7 @@ import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { protos } from '@google-cloud/compute';
 import { PlumeError, errorMessage } from '../../../shared/errors.js';
-import { backoffDelay } from '../../../shared/retry.js';
+import { retry } from '../../../shared/retry.js';
 import type { TargetPlan } from '../../plan.js';
 import { checkImageData, checkVolumeSize, type DiskImage } from '../../source/image.js';
 import type {
@@ -105,18 +105,14 @@ export class GcpProvider implements Provider {
 
   /** Retry what the network or Google's servers failed (throttling, 5xx, resets); nothing else. */
   async retrying<T>(action: string, fn: () => Promise<T>, ctx: ProviderContext): Promise<T> {
-    const attempts = this.settings.client.maxAttempts;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await call(action, fn);
-      } catch (err) {
-        const retryable = err instanceof PlumeError && err.retryable && err.kind === 'provider';
-        if (!retryable || attempt >= attempts || ctx.signal?.aborted) throw err;
-        const delay = backoffDelay(attempt, this.settings.retryBaseMs, this.settings.retryMaxMs);
-        ctx.emit({ type: 'retry', what: action, attempt, error: errorMessage(err) });
-        await sleep(delay, undefined, { signal: ctx.signal });
-      }
-    }
+    return retry(() => call(action, fn), {
+      attempts: this.settings.client.maxAttempts,
+      baseDelayMs: this.settings.retryBaseMs,
+      maxDelayMs: this.settings.retryMaxMs,
+      retryable: (err) => err instanceof PlumeError && err.retryable && err.kind === 'provider',
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+      onRetry: (err, attempt) => ctx.emit({ type: 'retry', what: action, attempt, error: errorMessage(err) }),
+    });
   }
 
   async preflight(plan: TargetPlan, ctx: ProviderContext): Promise<{ account: string }> {
