@@ -63,12 +63,15 @@ export const ConsumerConfig = z.strictObject({
   /**
    * For simulations only (the soak, tests): the policy's "now" runs `86400 / day_seconds` times faster than
    * the clock, from `simulated_start` at the real time `real_start_ms`, as the simulated composes' dates do.
+   * `simulated_end`, when given, is where it stops: a simulation's final state is then that of its last day
+   * however long a loaded machine takes to get there (lag would otherwise become simulated days).
    */
   simulated_clock: z
     .strictObject({
       real_start_ms: z.number().int().positive(),
       simulated_start: z.iso.datetime(),
       day_seconds: z.number().positive(),
+      simulated_end: z.iso.datetime().optional(),
     })
     .optional(),
 });

@@ -557,7 +557,9 @@ export class Controller {
   private policyNow(): number {
     const sim = this.app.simulated_clock;
     if (!sim) return Date.now();
-    return Date.parse(sim.simulated_start) + ((Date.now() - sim.real_start_ms) * 86_400) / sim.day_seconds;
+    const now =
+      Date.parse(sim.simulated_start) + ((Date.now() - sim.real_start_ms) * 86_400) / sim.day_seconds;
+    return sim.simulated_end ? Math.min(now, Date.parse(sim.simulated_end)) : now;
   }
 
   /** The release records of a stream's jobs, newest first: the newest is never pruned. */

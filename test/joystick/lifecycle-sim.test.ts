@@ -49,6 +49,15 @@ const counts: { day: number; releases: number }[] = [];
 
 const ymd = (ms: number) => new Date(ms).toISOString().slice(0, 10).replace(/-/g, '');
 
+/**
+ * Where the policy's clock stops: noon (UTC) of the last nightly's date, so that however long a loaded
+ * machine takes, the end state is that of the last day: builds are dated by day, so the nightlies of the
+ * last 30 dates are 0..29 days old then, and the one before is 30.
+ */
+function simEnd(): number {
+  return Date.parse(`${new Date(simStart + (DAYS - 1) * DAY).toISOString().slice(0, 10)}T12:00:00Z`);
+}
+
 function nightly(day: number): SeasonCompose {
   const date = ymd(simStart + day * DAY);
   return {
@@ -128,7 +137,7 @@ beforeAll(async () => {
     maxParallelJobs: 2,
     extra: `lifecycle = true
 prune_interval_hours = 1
-simulated_clock = { real_start_ms = ${realStart}, simulated_start = "${new Date(simStart).toISOString()}", day_seconds = ${DAY_SECONDS} }`,
+simulated_clock = { real_start_ms = ${realStart}, simulated_start = "${new Date(simStart).toISOString()}", day_seconds = ${DAY_SECONDS}, simulated_end = "${new Date(simEnd()).toISOString()}" }`,
   });
   out = await collect([`${prefix}.joystick.image.#`]);
   joystick = startCli('joystick', ['run', '--config', config], world.env, { timeoutMs: 900_000 });
