@@ -48,6 +48,9 @@ public_name_prefix = "CoreOS"
 
 [systems.container-linux.channels.stable]
 base_url = "@COMPOSES@/cl/stable/boards"
+
+[systems.container-linux.channels.beta]
+base_url = "@COMPOSES@/cl/beta/boards"
 `;
 
 beforeAll(async () => {
@@ -130,6 +133,20 @@ describe('golden plans: container-linux', () => {
       cloudsConfigPath,
     );
     compareGolden('container-linux-stable-clouds.json', out);
+  });
+
+  it('a build without a signed GCE archive is published elsewhere, and says why GCE was left out', async () => {
+    const out = JSON.parse(
+      await dryRun(['release', '-C', 'beta', '-V', '1688.5.3', '--platform', 'gcp,azure'], cloudsConfigPath),
+    ) as { targets: { provider: string }[]; skipped: { provider: string; reason: string }[] };
+    expect(out.targets.map((t) => t.provider)).toEqual(['azure']);
+    expect(out.skipped).toEqual([
+      {
+        provider: 'gcp',
+        reason:
+          'the build has no signed coreos_production_gce.tar.gz (not found (HTTP 404): {composes}/cl/beta/boards/amd64-usr/1688.5.3/coreos_production_gce.tar.gz.sig)',
+      },
+    ]);
   });
 
   it('pre-release to GCE and Azure keeps them private', async () => {
