@@ -74,6 +74,19 @@ describe('GCE names from anything', () => {
     }
     expect(a).not.toBe(b);
   });
+
+  it('within a shorter limit when the caller appends its own suffix, still distinct', () => {
+    const version = 'coreos-developer-1745.0.0+jenkins2-master+local-999-and-a-long-branch-name';
+    const a = gceName(`${version}-1`, 53);
+    const b = gceName(`${version}-2`, 53);
+    for (const n of [a, b]) {
+      expect(n.length).toBeLessThanOrEqual(53);
+      expect(`${n}-v20180601`).toMatch(GCE_NAME);
+    }
+    expect(a).not.toBe(b);
+    // Names that fit are the same whatever the limit.
+    expect(gceName('coreos-stable-1688.5.3', 53)).toBe(gceName('coreos-stable-1688.5.3'));
+  });
 });
 
 describe('GCE labels from a plan', () => {

@@ -8,16 +8,17 @@ import { createHash } from 'node:crypto';
  */
 export const GCE_NAME_MAX = 63;
 
-export function gceName(text: string): string {
+/** `max` is lower when the caller appends a suffix of its own (Container Linux's `-v{date}`). */
+export function gceName(text: string, max = GCE_NAME_MAX): string {
   let name = text
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, '-')
     .replace(/^-+|-+$/g, '');
   if (!/^[a-z]/.test(name)) name = `i-${name}`;
-  if (name.length > GCE_NAME_MAX) {
+  if (name.length > max) {
     // Shortened names stay distinct: what was cut off is kept as a short digest of the whole.
     const digest = createHash('sha256').update(text).digest('hex').slice(0, 8);
-    name = `${name.slice(0, GCE_NAME_MAX - digest.length - 1).replace(/-+$/, '')}-${digest}`;
+    name = `${name.slice(0, max - digest.length - 1).replace(/-+$/, '')}-${digest}`;
   }
   return name.replace(/-+$/, '');
 }

@@ -151,3 +151,86 @@ export async function verifyDetachedSignature(c: SignatureCheck): Promise<GoodSi
     await rm(home, { recursive: true, force: true });
   }
 }
+
+/** The binary packets of an OpenPGP message, binary or ASCII-armoured (its checksum line is not needed). */
+function dearmor(data: Buffer): Buffer {
+  const text = data.toString('latin1');
+  if (!text.trimStart().startsWith('-----BEGIN PGP')) return data;
+  const lines = text.split(/\r?\n/);
+  const begin = lines.findIndex((l) => l.startsWith('-----BEGIN PGP'));
+  const end = lines.findIndex((l, i) => i > begin && l.startsWith('-----END PGP'));
+  const body = lines.slice(begin + 1, end < 0 ? undefined : end);
+  // Armour headers (`Version: ...`) end at the first empty line, when there are any.
+  const blank = body.findIndex((l) => l.trim() === '');
+  const data64 = (
+    blank >= 0 && body.slice(0, blank).every((l) => l.includes(': ')) ? body.slice(blank + 1) : body
+  )
+    .filter((l) => !l.startsWith('='))
+    .join('');
+  return Buffer.from(data64, 'base64');
+}
+
+/**
+ * When a detached signature was made, as its signer recorded it (RFC 9580: a v3 signature's creation time,
+ * or the Signature Creation Time subpacket of a v4 or v6 signature's hashed area, which the signature covers).
+ * Pure: read from the signature's bytes, no key and no gpg needed. It names what a build made once (Container
+ * Linux's GCE image carries the day its build was signed), so it is the same on every run and every mirror.
+ */
+export function signatureCreationTime(signature: Buffer, what: string): Date {
+  const bad = (why: string) =>
+    new PlumeError(
+      'input',
+      `the signature of ${what} is not an OpenPGP signature plume can read: ${why}`,
+      'check that the .sig file beside the image is its detached OpenPGP signature',
+    );
+  const buf = dearmor(signature);
+  if (buf.length < 2 || !(buf[0]! & 0x80)) throw bad('no OpenPGP packet');
+  const h = buf[0]!;
+  let tag: number;
+  let at: number;
+  if (h & 0x40) {
+    // New packet format: the length's first octet says how long it is.
+    tag = h & 0x3f;
+    const l0 = buf[1]!;
+    at = l0 < 192 ? 2 : l0 < 224 ? 3 : l0 === 255 ? 6 : -1;
+    if (at < 0) throw bad('a partial-length signature packet');
+  } else {
+    tag = (h >> 2) & 0x0f;
+    at = [2, 3, 5, -1][h & 3]!;
+    if (at < 0) throw bad('a signature packet of indeterminate length');
+  }
+  if (tag !== 2) throw bad(`its first packet is of type ${tag}, not a signature (2)`);
+  const version = buf[at];
+  if (version === 3 || version === 2) {
+    if (buf[at + 1] !== 5) throw bad('a v3 signature without its 5 hashed octets');
+    return new Date(buf.readUInt32BE(at + 3) * 1000);
+  }
+  if (version !== 4 && version !== 5 && version !== 6) throw bad(`signature version ${version}`);
+  // version, type, public-key and hash algorithms; then the hashed area's length (4 octets from v5 on).
+  const wide = version !== 4;
+  const lenAt = at + 4;
+  if (buf.length < lenAt + (wide ? 4 : 2)) throw bad('it is cut short');
+  const hashedLen = wide ? buf.readUInt32BE(lenAt) : buf.readUInt16BE(lenAt);
+  let p = lenAt + (wide ? 4 : 2);
+  const end = p + hashedLen;
+  if (end > buf.length) throw bad('it is cut short');
+  while (p < end) {
+    const o = buf[p]!;
+    let len: number;
+    if (o < 192) {
+      len = o;
+      p += 1;
+    } else if (o < 255) {
+      len = ((o - 192) << 8) + buf[p + 1]! + 192;
+      p += 2;
+    } else {
+      len = buf.readUInt32BE(p + 1);
+      p += 5;
+    }
+    if (len < 1 || p + len > end) throw bad('a malformed subpacket');
+    const type = buf[p]! & 0x7f;
+    if (type === 2 && len === 5) return new Date(buf.readUInt32BE(p + 1) * 1000);
+    p += len;
+  }
+  throw bad('it records no creation time');
+}

@@ -18,7 +18,40 @@ const UPDATE = process.env.PLUME_UPDATE_GOLDEN === '1';
 let server: FileServer;
 let dir: string;
 let configPath: string;
+let cloudsConfigPath: string;
 let keyFile: string;
+
+/**
+ * The same setup with GCE and Azure configured as Container Linux published to them (mantle's coreos-cloud
+ * project; a gallery shared with the community), its stable builds served from composes/cl/: the build
+ * there holds the GCE archive's signature alone, which names the GCE image's day.
+ */
+const CLOUDS = `
+[gcp]
+project = "coreos-cloud"
+bucket = "coreos-gce-import"
+storage_locations = ["us", "eu"]
+
+[azure]
+subscription = "00000000-0000-4000-8000-00000000c0de"
+resource_group = "coreos-images"
+gallery = "CoreOS_Container_Linux"
+storage_account = "coreosimages"
+location = "westus2"
+regions = ["westus2", "eastus", "westeurope"]
+
+[azure.community]
+publisher_uri = "https://coreos.com"
+publisher_contact = "security@coreos.com"
+eula = "https://coreos.com/legal"
+public_name_prefix = "CoreOS"
+
+[systems.container-linux.channels.stable]
+base_url = "@COMPOSES@/cl/stable/boards"
+
+[systems.container-linux.channels.beta]
+base_url = "@COMPOSES@/cl/beta/boards"
+`;
 
 beforeAll(async () => {
   server = await serveDirectory(join(GOLDEN, 'composes'));
@@ -27,12 +60,10 @@ beforeAll(async () => {
   keyFile = join(dir, 'buildbot.asc');
   writeFileSync(keyFile, 'public key\n');
   configPath = join(dir, 'plume.toml');
-  writeFileSync(
-    configPath,
-    readFileSync(join(GOLDEN, 'plume.toml'), 'utf8')
-      .replaceAll('@KEY@', keyFile)
-      .replaceAll('@COMPOSES@', server.url),
-  );
+  const fill = (text: string) => text.replaceAll('@KEY@', keyFile).replaceAll('@COMPOSES@', server.url);
+  writeFileSync(configPath, fill(readFileSync(join(GOLDEN, 'plume.toml'), 'utf8')));
+  cloudsConfigPath = join(dir, 'plume-clouds.toml');
+  writeFileSync(cloudsConfigPath, fill(readFileSync(join(GOLDEN, 'plume.toml'), 'utf8') + CLOUDS));
 });
 afterAll(async () => {
   await server?.close();
@@ -40,7 +71,7 @@ afterAll(async () => {
 });
 
 /** Run the CLI in this process and return what it printed, with the test's own paths made stable. */
-async function dryRun(args: string[]): Promise<string> {
+async function dryRun(args: string[], config = configPath): Promise<string> {
   let out = '';
   const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
     out += chunk.toString();
@@ -48,17 +79,7 @@ async function dryRun(args: string[]): Promise<string> {
   });
   let code: number;
   try {
-    code = await main([
-      'node',
-      'plume',
-      ...args,
-      '--dry-run',
-      '--output',
-      'json',
-      '--config',
-      configPath,
-      '-q',
-    ]);
+    code = await main(['node', 'plume', ...args, '--dry-run', '--output', 'json', '--config', config, '-q']);
   } finally {
     write.mockRestore();
   }
@@ -104,6 +125,36 @@ describe('golden plans: container-linux', () => {
       '1688.5.3',
     ]);
     compareGolden('container-linux-stable-pre-release.json', out);
+  });
+
+  it('stable to AWS, GCE and Azure, every provider the config enables', async () => {
+    const out = await dryRun(
+      ['release', '--system', 'container-linux', '--channel', 'stable', '--version', '1688.5.3'],
+      cloudsConfigPath,
+    );
+    compareGolden('container-linux-stable-clouds.json', out);
+  });
+
+  it('a build without a signed GCE archive is published elsewhere, and says why GCE was left out', async () => {
+    const out = JSON.parse(
+      await dryRun(['release', '-C', 'beta', '-V', '1688.5.3', '--platform', 'gcp,azure'], cloudsConfigPath),
+    ) as { targets: { provider: string }[]; skipped: { provider: string; reason: string }[] };
+    expect(out.targets.map((t) => t.provider)).toEqual(['azure']);
+    expect(out.skipped).toEqual([
+      {
+        provider: 'gcp',
+        reason:
+          'the build has no signed coreos_production_gce.tar.gz (not found (HTTP 404): {composes}/cl/beta/boards/amd64-usr/1688.5.3/coreos_production_gce.tar.gz.sig)',
+      },
+    ]);
+  });
+
+  it('pre-release to GCE and Azure keeps them private', async () => {
+    const out = await dryRun(
+      ['pre-release', '--distro', 'cl', '-C', 'stable', '-V', '1688.5.3', '--platform', 'gcp,azure'],
+      cloudsConfigPath,
+    );
+    compareGolden('container-linux-stable-clouds-pre-release.json', out);
   });
 });
 

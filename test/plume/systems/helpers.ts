@@ -2,7 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compressFile, writeRawImage } from '../../../tools/compose/sample-compose.js';
+import {
+  compressFile,
+  writeFixedVhd,
+  writeGceArchive,
+  writeRawImage,
+} from '../../../tools/compose/sample-compose.js';
 
 /** A throwaway OpenPGP key in its own GNUPGHOME, as a build machine's signing key. */
 export interface SigningKey {
@@ -58,31 +63,56 @@ export function makeSigningKey(name: string): SigningKey {
 
 /**
  * A Container Linux build directory as the build buckets hold it: `{base}/{board}/{version}/` with the
- * bzip2-compressed raw image and its detached signature. Returns the image path.
+ * bzip2-compressed raw image and its detached signature, and with `gce` the GCE archive (a tar.gz holding
+ * disk.raw), with `azure` the fixed VHD (bzip2), each signed too, all of the same disk. Returns the paths.
  */
 export async function writeContainerLinuxBuild(
   base: string,
   board: string,
   version: string,
   key: SigningKey,
-  opts: { rawSize?: number; dataFraction?: number; seed?: number } = {},
+  opts: { rawSize?: number; dataFraction?: number; seed?: number; gce?: boolean; azure?: boolean } = {},
 ): Promise<string> {
+  return (await writeContainerLinuxFiles(base, board, version, key, opts)).ami;
+}
+
+export async function writeContainerLinuxFiles(
+  base: string,
+  board: string,
+  version: string,
+  key: SigningKey,
+  opts: { rawSize?: number; dataFraction?: number; seed?: number; gce?: boolean; azure?: boolean } = {},
+): Promise<{ ami: string; gce?: string; azure?: string }> {
   const dir = join(base, board, version);
   mkdirSync(dir, { recursive: true });
+  const rawSize = opts.rawSize ?? 24 * 2 ** 20;
   const raw = join(dir, 'coreos_production_ami_image.bin');
   await writeRawImage(raw, {
-    size: opts.rawSize ?? 24 * 2 ** 20,
+    size: rawSize,
     dataFraction: opts.dataFraction ?? 0.2,
     seed: opts.seed ?? 3,
   });
-  const image = await compressFile(raw, 'bzip2');
-  rmSync(raw);
-  key.sign(image, `${image}.sig`);
+  const out: { ami: string; gce?: string; azure?: string } = { ami: '' };
+  if (opts.gce) {
+    out.gce = join(dir, 'coreos_production_gce.tar.gz');
+    await writeGceArchive(raw, out.gce);
+    key.sign(out.gce, `${out.gce}.sig`);
+  }
+  if (opts.azure) {
+    const vhd = join(dir, 'coreos_production_azure_image.vhd');
+    await writeFixedVhd(raw, vhd, rawSize);
+    out.azure = await compressFile(vhd, 'bzip2');
+    rmSync(vhd, { force: true });
+    key.sign(out.azure, `${out.azure}.sig`);
+  }
+  out.ami = await compressFile(raw, 'bzip2');
+  rmSync(raw, { force: true });
+  key.sign(out.ami, `${out.ami}.sig`);
   writeFileSync(
     join(dir, 'version.txt'),
     `COREOS_BUILD=${version.split('.')[0]}\nCOREOS_VERSION=${version}\n`,
   );
-  return image;
+  return out;
 }
 
 /** An AWS shared credentials file with the profiles Container Linux's partitions use. */

@@ -4,26 +4,33 @@ import { access, constants } from 'node:fs/promises';
 import { z } from 'zod';
 import { PlumeError } from '../../../shared/errors.js';
 import { targetPlanKey, type ReleasePlan, type SettingsLayer, type TargetPlan } from '../../plan.js';
-import { verifyDetachedSignature } from '../openpgp.js';
+import { signatureCreationTime, verifyDetachedSignature } from '../openpgp.js';
 import { requireOneOf } from '../registry.js';
 import { parseSettings } from '../settings.js';
 import type { LocateContext, ReleaseRequest, SourceFacts, System, TargetSettings } from '../types.js';
-import { amiListFiles } from './outputs.js';
+import { releaseFiles } from './outputs.js';
 import {
+  AZURE_FILE,
   BOARDS,
   CHANNELS,
+  GCE_FILE,
   IMAGE_FILE,
   SIGNATURE_SUFFIX,
   VOLUME_GIB,
   VOLUME_TYPE,
   amiName,
+  azureDefinition,
+  azureVersionName,
+  gceFamily,
+  gceImageDescription,
+  gceImageName,
   imageDescription,
   slug,
   type ChannelSpec,
 } from './specs.js';
 
-export { amiList, amiListFiles } from './outputs.js';
-export { CHANNELS, amiName } from './specs.js';
+export { amiList, amiListFiles, releaseFiles } from './outputs.js';
+export { CHANNELS, amiName, azureDefinition, azureVersionName, gceFamily, gceImageName } from './specs.js';
 
 const NAME = 'container-linux';
 
@@ -37,13 +44,22 @@ const PartitionToml = z.looseObject({
   regions: z.array(z.string()).min(1),
 });
 
-/** `[systems.container-linux]`: the signing key, and per channel where builds are and where they go. */
+/** A provider's table (`gcp`, `azure`), validated by that provider. */
+const ProviderTable = z.record(z.string(), z.unknown()).optional();
+
+/**
+ * `[systems.container-linux]`: the signing key, and per channel where builds are and where they go. GCE and
+ * Azure targets start from `[gcp]` and `[azure]`; `[systems.container-linux.gcp]` (or `.azure`) and then the
+ * channel's own `gcp` (or `azure`) table say what differs (mantle's channels used their own GCE projects).
+ */
 const Settings = z.strictObject({
   verify_key: z.string().min(1).optional(),
   /** Whose builds the user channel publishes (default $USER). */
   user: z.string().min(1).optional(),
   volume_type: z.string().min(1).optional(),
   volume_size_gib: z.number().int().min(1).max(16384).optional(),
+  gcp: ProviderTable,
+  azure: ProviderTable,
   channels: z
     .record(
       z.string(),
@@ -51,6 +67,8 @@ const Settings = z.strictObject({
         base_url: z.url().optional(),
         /** Replaces the channel's partitions (plume's built-in list) when given. */
         partitions: z.array(PartitionToml).min(1).optional(),
+        gcp: ProviderTable,
+        azure: ProviderTable,
       }),
     )
     .default({}),
@@ -71,16 +89,56 @@ function channelSpec(channel: string): ChannelSpec {
   return CHANNELS.find((c) => c.name === channel)!;
 }
 
+/** One provider's file of the build, beside its detached signature. */
+export interface Artifact {
+  url: string;
+  signatureUrl: string;
+}
+
 export interface ContainerLinuxFacts extends SourceFacts {
   channel: string;
   board: string;
   version: string;
   baseName: string;
   baseDescription: string;
-  imageUrl: string;
-  signatureUrl: string;
+  /** Each provider's file, for the providers the release is for that the build has one for. */
+  artifacts: Record<string, Artifact>;
+  /** Providers left out, and why. */
+  missing: { provider: string; reason: string }[];
+  /**
+   * The day (`YYYYMMDD`) the build's GCE archive was signed, from its signature: the date mantle's GCE
+   * names carry, the same on every run (see gceSignedDay).
+   */
+  gceDay?: string;
   /** Absent when none is configured: only an upload needs it (see verifySource). */
   keyFile?: string;
+}
+
+/** Each provider's file in a Container Linux build directory. */
+const PROVIDER_FILES: Record<string, string> = { aws: IMAGE_FILE, gcp: GCE_FILE, azure: AZURE_FILE };
+
+/** CL's Azure definitions are published as CoreOS / CoreOS, as the Marketplace's `CoreOS:CoreOS:{Channel}`. */
+const AZURE_IDENTIFIER: SettingsLayer = {
+  where: "container-linux's Azure identifier",
+  table: { publisher: 'CoreOS', offer: 'CoreOS' },
+};
+
+/** `YYYYMMDD` of a time, in UTC. */
+function yyyymmdd(t: Date): string {
+  return t.toISOString().slice(0, 10).replaceAll('-', '');
+}
+
+/**
+ * The day mantle's GCE names carry. mantle took the day it ran, so a re-run on another day could not find
+ * the image it had made; here it is the day the build's GCE archive was signed, read from the signature's
+ * hashed (signed) creation time: fixed for the build, the same from any mirror, and cheap (the signature
+ * is a few hundred bytes, fetched anyway to check the archive; the archive's Last-Modified would change
+ * with every copy of the bucket). The provider also finds the image by its name up to the day and its
+ * release label, so a re-signed build still finds the image it already has.
+ */
+async function gceSignedDay(signatureUrl: string, ctx: LocateContext): Promise<string> {
+  const signature = await ctx.source.document(signatureUrl);
+  return yyyymmdd(signatureCreationTime(signature, GCE_FILE));
 }
 
 function expandPath(path: string): string {
@@ -107,13 +165,14 @@ function missingKey(key: string): PlumeError {
 export const containerLinux: System = {
   name: NAME,
   aliases: ['cl', 'coreos'],
-  description: 'CoreOS Container Linux: signed bzip2 images from the build buckets, AWS and GovCloud',
+  description:
+    'CoreOS Container Linux: signed images from the build buckets, to AWS and GovCloud, GCE and Azure',
   channels: () => CHANNELS.map((c) => ({ name: c.name, description: c.description })),
   arches: () => [...BOARDS],
   imageTypes: () => [],
   sourceHosts: () => ['storage.googleapis.com'],
 
-  providers: () => ['aws'],
+  providers: () => ['aws', 'gcp', 'azure'],
 
   channelTargets(channel, environment, raw, provider): SettingsLayer[][] {
     if (environment)
@@ -124,6 +183,17 @@ export const containerLinux: System = {
       );
     const spec = channelSpec(channel);
     const settings = settingsOf(raw);
+    if (provider === 'gcp' || provider === 'azure') {
+      const table = (t: Record<string, unknown> | undefined, where: string): SettingsLayer[] =>
+        t ? [{ where, table: t }] : [];
+      return [
+        [
+          ...(provider === 'azure' ? [AZURE_IDENTIFIER] : []),
+          ...table(settings[provider], `systems.${NAME}.${provider}`),
+          ...table(settings.channels[channel]?.[provider], `systems.${NAME}.channels.${channel}.${provider}`),
+        ],
+      ];
+    }
     if (provider !== 'aws') return [[]];
     // Every channel's images are made public on release, as plume did; one root volume type per AMI; the
     // images predate IMDSv2 and plume never required it.
@@ -192,8 +262,40 @@ export const containerLinux: System = {
       base = base.replaceAll('{user}', encodeURIComponent(user));
     }
     const dir = `${base.replace(/\/+$/, '')}/${board}/${encodeURIComponent(version)}/`;
-    const imageUrl = ctx.source.check(`${dir}${IMAGE_FILE}`).href;
-    const signatureUrl = ctx.source.check(`${dir}${IMAGE_FILE}${SIGNATURE_SUFFIX}`).href;
+    const artifacts: Record<string, Artifact> = {};
+    const missing: ContainerLinuxFacts['missing'] = [];
+    let gceDay: string | undefined;
+    for (const provider of ctx.providers) {
+      const file = PROVIDER_FILES[provider];
+      if (!file) {
+        missing.push({ provider, reason: `${NAME} has no image for ${provider}` });
+        continue;
+      }
+      if (provider === 'azure' && !azureVersionName(version)) {
+        const reason = `version ${version} cannot name an Azure image version (three whole numbers, e.g. 1688.5.3)`;
+        // Asked for by name, it is refused; the config's default leaves Azure out of this build and says why.
+        if (request.platforms?.includes('azure'))
+          throw new PlumeError('usage', `${NAME} ${reason}`, 'publish this build with --platform aws,gcp');
+        missing.push({ provider, reason });
+        continue;
+      }
+      const artifact = {
+        url: ctx.source.check(`${dir}${file}`).href,
+        signatureUrl: ctx.source.check(`${dir}${file}${SIGNATURE_SUFFIX}`).href,
+      };
+      if (provider === 'gcp') {
+        try {
+          gceDay = await gceSignedDay(artifact.signatureUrl, ctx);
+        } catch (err) {
+          // A build without its GCE archive is published elsewhere, as a compose without one is.
+          if (!(err instanceof PlumeError) || err.kind !== 'source' || !/not found/.test(err.message))
+            throw err;
+          missing.push({ provider, reason: `the build has no signed ${GCE_FILE} (${err.message})` });
+          continue;
+        }
+      }
+      artifacts[provider] = artifact;
+    }
     return {
       request,
       channel: spec.name,
@@ -201,17 +303,111 @@ export const containerLinux: System = {
       version,
       baseName: spec.baseName,
       baseDescription: spec.baseDescription,
-      imageUrl,
-      signatureUrl,
+      artifacts,
+      missing,
+      ...(gceDay ? { gceDay } : {}),
       keyFile,
     };
   },
 
   plan(raw: SourceFacts, targets: TargetSettings[]): ReleasePlan {
     const f = raw as ContainerLinuxFacts;
+    const spec = channelSpec(f.channel);
     const name = amiName(f.baseName, f.channel, f.version);
     const build = name.replace(/-hvm$/, '');
     const key = `${NAME}/${f.channel}/${f.board}/${f.version}`;
+    if (Object.keys(f.artifacts).length === 0)
+      throw new PlumeError(
+        'input',
+        `${key} has nothing to publish: ${f.missing.map((m) => `${m.provider}: ${m.reason}`).join('; ')}`,
+      );
+    const tags = { Channel: f.channel, Version: f.version };
+    const planned: TargetPlan[] = [];
+    for (const target of targets) {
+      const artifact = f.artifacts[target.provider];
+      if (!artifact) continue;
+      const common = {
+        key: targetPlanKey(key, target.name, false),
+        provider: target.provider,
+        name: target.name,
+        architecture: 'x86_64' as const,
+        build,
+        tags,
+        primaryLocation: target.primaryLocation,
+        visibility: target.visibility,
+      };
+      const signed = { signatureUrl: artifact.signatureUrl, signatureKey: f.keyFile };
+      if (target.provider === 'aws') {
+        if (target.variants.length !== 1)
+          throw new PlumeError(
+            'usage',
+            `${NAME} images have one name per region (${name}), so one root volume type, not ${target.variants.join(', ')}`,
+            'drop --volume-types, or set volume_type in [systems.container-linux]',
+          );
+        planned.push({
+          ...common,
+          description: imageDescription(f.baseDescription, f.channel, f.version),
+          source: {
+            url: artifact.url,
+            compression: 'bzip2',
+            // bzip2 records no size: the volume is plume's fixed 8 GiB unless configured.
+            fallbackVolumeGiB: VOLUME_GIB,
+            volumeGiB: target.volumeGiB,
+            ...signed,
+          },
+          images: target.locations.map((location) => ({ location, variant: target.variants[0]!, name })),
+          settings: {
+            ...target.settings,
+            rootDeviceName: '/dev/xvda',
+            // Registered without a boot mode by plume, which AWS takes as BIOS.
+            bootMode: 'legacy-bios',
+          },
+        });
+      } else if (target.provider === 'gcp') {
+        if (!f.gceDay) throw new PlumeError('internal', `no signing day of ${GCE_FILE} for ${key}`);
+        const gce = gceImageName(f.channel, f.version, f.gceDay);
+        const day = `${f.gceDay.slice(0, 4)}-${f.gceDay.slice(4, 6)}-${f.gceDay.slice(6, 8)}`;
+        planned.push({
+          ...common,
+          description: gceImageDescription(spec, f.version, f.board, day),
+          // The archive goes to Cloud Storage as it is; GCE reads its disk.raw.
+          source: { url: artifact.url, compression: 'none', volumeGiB: target.volumeGiB, ...signed },
+          images: target.locations.map((location) => ({
+            location,
+            variant: target.variants[0]!,
+            name: gce.name,
+          })),
+          settings: {
+            ...target.settings,
+            family: gceFamily(f.channel),
+            // What mantle created CL's images with: BIOS boot (no UEFI_COMPATIBLE), multi-queue SCSI.
+            guestOsFeatures: ['VIRTIO_SCSI_MULTIQUEUE'],
+            namePrefix: gce.prefix,
+          },
+        });
+      } else if (target.provider === 'azure') {
+        const version = azureVersionName(f.version)!;
+        planned.push({
+          ...common,
+          description: spec.azureDescription,
+          // bzip2 records no size: the VHD's is known once it is read (its footer ends it).
+          source: { url: artifact.url, compression: 'bzip2', volumeGiB: target.volumeGiB, ...signed },
+          images: target.locations.map((location) => ({
+            location,
+            variant: target.variants[0]!,
+            name: version,
+          })),
+          settings: {
+            ...target.settings,
+            ...azureDefinition(f.channel),
+            features: [],
+            excludeFromLatest: false,
+            // mantle made classic OS images, which are Hyper-V generation 1 (BIOS): CL never booted on V2.
+            hyperVGeneration: 'V1',
+          },
+        });
+      }
+    }
     return {
       key,
       system: NAME,
@@ -219,42 +415,8 @@ export const containerLinux: System = {
       arch: f.board,
       version: f.version,
       build,
-      targets: targets.map((target): TargetPlan => {
-        if (target.variants.length !== 1)
-          throw new PlumeError(
-            'usage',
-            `${NAME} images have one name per region (${name}), so one root volume type, not ${target.variants.join(', ')}`,
-            'drop --volume-types, or set volume_type in [systems.container-linux]',
-          );
-        return {
-          key: targetPlanKey(key, target.name, false),
-          provider: target.provider,
-          name: target.name,
-          architecture: 'x86_64',
-          build,
-          description: imageDescription(f.baseDescription, f.channel, f.version),
-          tags: { Channel: f.channel, Version: f.version },
-          source: {
-            url: f.imageUrl,
-            compression: 'bzip2',
-            // bzip2 records no size: the volume is plume's fixed 8 GiB unless configured.
-            fallbackVolumeGiB: VOLUME_GIB,
-            volumeGiB: target.volumeGiB,
-            signatureUrl: f.signatureUrl,
-            signatureKey: f.keyFile,
-          },
-          primaryLocation: target.primaryLocation,
-          images: target.locations.map((location) => ({ location, variant: target.variants[0]!, name })),
-          visibility: target.visibility,
-          settings: {
-            ...target.settings,
-            rootDeviceName: '/dev/xvda',
-            // Registered without a boot mode by plume, which AWS takes as BIOS.
-            bootMode: 'legacy-bios',
-          },
-        };
-      }),
-      skipped: [],
+      targets: planned,
+      skipped: f.missing,
     };
   },
 
@@ -276,5 +438,5 @@ export const containerLinux: System = {
     );
   },
 
-  outputs: amiListFiles,
+  outputs: releaseFiles,
 };

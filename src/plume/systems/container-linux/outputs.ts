@@ -1,6 +1,6 @@
 import { targetsOf, type ReleaseRecord } from '../../record.js';
 import type { OutputFile } from '../types.js';
-import { LIST_PREFIX } from './specs.js';
+import { GCE_PUBLISH_FILE, LIST_PREFIX } from './specs.js';
 
 export interface AmiListEntry {
   name: string;
@@ -43,4 +43,37 @@ export function amiListFiles(records: ReleaseRecord[]): OutputFile[] {
       kind: 'image-list',
     },
   ];
+}
+
+/** The id of each image of a provider's targets (GCE: `projects/P/global/images/N`; Azure: the version's). */
+function imageIds(records: ReleaseRecord[], provider: string): string[] {
+  return records.flatMap((r) => targetsOf(r, provider).flatMap((t) => t.images.map((i) => i.id)));
+}
+
+/**
+ * Everything a release writes beside its records: the AMI lists when it published to AWS, and as mantle's
+ * GCE release did, `coreos_production_gce.txt` naming the GCE image (`projects/P/global/images/N`). The
+ * image list (`--write-image-list`) has mantle's `aws` and `azure` (`{"image": ...}`) keys, and `gce` the
+ * same way, for what the release published to.
+ */
+export function releaseFiles(records: ReleaseRecord[]): OutputFile[] {
+  const first = records[0];
+  if (!first) return [];
+  const dir = `container-linux/${first.channel}/${first.arch}/${first.version}`;
+  const hasAws = records.some((r) => targetsOf(r, 'aws').length > 0);
+  const gce = imageIds(records, 'gcp');
+  const azure = imageIds(records, 'azure');
+  const files = hasAws ? amiListFiles(records).filter((f) => f.kind !== 'image-list') : [];
+  if (gce[0]) files.push({ path: `${dir}/${GCE_PUBLISH_FILE}`, contents: `${gce[0]}\n` });
+  const list = {
+    ...(hasAws ? { aws: { amis: amiList(records) } } : {}),
+    ...(azure[0] ? { azure: { image: azure[0] } } : {}),
+    ...(gce[0] ? { gce: { image: gce[0] } } : {}),
+  };
+  files.push({
+    path: `${dir}/images.json`,
+    contents: `${JSON.stringify(list, null, 2)}\n`,
+    kind: 'image-list',
+  });
+  return files;
 }

@@ -1,7 +1,9 @@
+import { GCE_NAME_MAX, gceName } from '../gce-names.js';
+
 /**
  * Container Linux's channels as plume released them (mantle's cmd/plume channel specs): where each
- * channel's builds are, how its images are named and described, and the AWS partitions it publishes to,
- * each with its own credentials profile, base region and regions.
+ * channel's builds are, how its images are named and described, the AWS partitions it publishes to (each
+ * with its own credentials profile, base region and regions), and its GCE family and Azure definition.
  */
 
 export const BOARDS = ['amd64-usr'] as const;
@@ -9,6 +11,11 @@ export const BOARDS = ['amd64-usr'] as const;
 /** The raw disk image (bzip2) plume uploads, and its detached OpenPGP signature beside it. */
 export const IMAGE_FILE = 'coreos_production_ami_image.bin.bz2';
 export const SIGNATURE_SUFFIX = '.sig';
+/** The GCE archive (a tar.gz holding disk.raw) and the Azure fixed VHD (bzip2) of the same build, each signed. */
+export const GCE_FILE = 'coreos_production_gce.tar.gz';
+export const AZURE_FILE = 'coreos_production_azure_image.vhd.bz2';
+/** The file plume wrote beside a release naming its GCE image (`projects/P/global/images/N`). */
+export const GCE_PUBLISH_FILE = 'coreos_production_gce.txt';
 /** Prefix of the AMI list files (`coreos_production_ami_all.json`, `..._hvm.txt`, `..._hvm_{region}.txt`). */
 export const LIST_PREFIX = 'coreos_production_ami_';
 
@@ -33,6 +40,10 @@ export interface ChannelSpec {
   baseName: string;
   baseDescription: string;
   partitions: PartitionSpec[];
+  /** How mantle began a GCE image's description (`CoreOS, CoreOS stable`). */
+  gceDescription: string;
+  /** An Azure image definition's description (mantle's OS image description of the channel). */
+  azureDescription: string;
 }
 
 const RELEASE_PARTITIONS: PartitionSpec[] = [
@@ -73,6 +84,8 @@ const RELEASE = { baseName: 'CoreOS', baseDescription: 'CoreOS Container Linux' 
 const DEVELOPMENT = {
   baseName: 'Container-Linux',
   baseDescription: 'CoreOS Container Linux development image',
+  gceDescription: 'CoreOS Container Linux development image',
+  azureDescription: 'CoreOS Container Linux development image',
 };
 
 // The gs:// buckets plume read, by their public https address.
@@ -84,6 +97,9 @@ export const CHANNELS: readonly ChannelSpec[] = [
     description: 'closely tracks current development work; released frequently',
     baseUrl: `${GCS}/builds.release.core-os.net/alpha/boards`,
     ...RELEASE,
+    gceDescription: 'CoreOS, CoreOS alpha',
+    azureDescription:
+      'The Alpha channel closely tracks current development work and is released frequently. The newest versions of the Linux kernel, systemd, and other components will be available for testing.',
     partitions: RELEASE_PARTITIONS,
   },
   {
@@ -91,6 +107,9 @@ export const CHANNELS: readonly ChannelSpec[] = [
     description: 'promoted alpha releases',
     baseUrl: `${GCS}/builds.release.core-os.net/beta/boards`,
     ...RELEASE,
+    gceDescription: 'CoreOS, CoreOS beta',
+    azureDescription:
+      'The Beta channel consists of promoted Alpha releases. Mix a few Beta machines into your production clusters to catch any bugs specific to your hardware or configuration.',
     partitions: RELEASE_PARTITIONS,
   },
   {
@@ -98,6 +117,9 @@ export const CHANNELS: readonly ChannelSpec[] = [
     description: 'promoted beta releases, for production clusters',
     baseUrl: `${GCS}/builds.release.core-os.net/stable/boards`,
     ...RELEASE,
+    gceDescription: 'CoreOS, CoreOS stable',
+    azureDescription:
+      'The Stable channel should be used by production clusters. Versions of CoreOS are battle-tested within the Beta and Alpha channels before being promoted.',
     partitions: RELEASE_PARTITIONS,
   },
   {
@@ -154,4 +176,64 @@ export function amiName(baseName: string, channel: string, version: string): str
 
 export function imageDescription(baseDescription: string, channel: string, version: string): string {
   return `${baseDescription} ${channel} ${version} (HVM)`;
+}
+
+/** `coreos-stable`: mantle's GCE family of a channel (`coreos-developer`, `coreos-user` for development builds). */
+export function gceFamily(channel: string): string {
+  return gceName(`coreos-${channel}`);
+}
+
+/** The day a GCE image's name carries: `-v` and eight digits. */
+const GCE_DATE_SUFFIX = '-vYYYYMMDD'.length;
+
+/**
+ * mantle's GCE image name, `coreos-{channel}-{version, dots and pluses as dashes}-v{YYYYMMDD}`
+ * (`coreos-stable-1688-5-3-v20180601`), under GCE's rules (gce-names.ts). A version too long for 63
+ * characters is shortened before the date, which always ends the name; `prefix` is the name up to the date,
+ * what a later run finds the image by whatever day it names.
+ */
+export function gceImageName(
+  channel: string,
+  version: string,
+  yyyymmdd: string,
+): { name: string; prefix: string } {
+  if (!/^\d{8}$/.test(yyyymmdd)) throw new Error(`not a YYYYMMDD date: ${yyyymmdd}`);
+  const head = gceName(`coreos-${channel}-${version}`, GCE_NAME_MAX - GCE_DATE_SUFFIX);
+  return { name: `${head}-v${yyyymmdd}`, prefix: `${head}-v` };
+}
+
+/** mantle's description: `CoreOS, CoreOS stable, 1688.5.3, amd64-usr published on 2018-06-01`. */
+export function gceImageDescription(
+  spec: ChannelSpec,
+  version: string,
+  board: string,
+  isoDay: string,
+): string {
+  return `${spec.gceDescription}, ${version}, ${board} published on ${isoDay}`;
+}
+
+/** `Stable`: how mantle spelled a channel in Azure (`strings.Title`). */
+function title(channel: string): string {
+  return channel.charAt(0).toUpperCase() + channel.slice(1);
+}
+
+/**
+ * One Azure image definition per channel, named as mantle named its OS images (`{offer}-{Channel}`), with
+ * the Marketplace's identifier (`CoreOS:CoreOS:Stable`): the SKU is the channel.
+ */
+export function azureDefinition(channel: string): { definition: string; sku: string } {
+  return { definition: `CoreOS-${title(channel)}`, sku: title(channel) };
+}
+
+/** Azure's version names: three whole numbers, each an Int32 (`1688.5.3`). */
+const AZURE_VERSION = /^(0|[1-9]\d{0,9})\.(0|[1-9]\d{0,9})\.(0|[1-9]\d{0,9})$/;
+
+/**
+ * The version of a build in its channel's definition: the Container Linux version itself when Azure can
+ * name a version so (`1688.5.3`); undefined for one it cannot (`1745.0.0+jenkins2-master+local-999`).
+ */
+export function azureVersionName(version: string): string | undefined {
+  const m = AZURE_VERSION.exec(version);
+  if (!m || m.slice(1).some((n) => Number(n) > 2 ** 31 - 1)) return undefined;
+  return version;
 }
