@@ -235,6 +235,19 @@ describe('a bzip2 VHD, whose size is known only once it is read', () => {
     expect(await stagedBlobs()).toEqual([]);
   });
 
+  it('a bound larger than a page blob holds is refused before anything is created', async () => {
+    const image = await bzip2Vhd('huge', 8);
+    const res = await run(image, '20250108', { maxVolumeGiB: 9000 });
+    expect(res.code).toBe(1);
+    expect(errorLines(res.stderr)).toEqual([
+      expect.stringMatching(
+        /the bound it would be staged at \(9000 GiB, .*\) is more than a page blob holds \(8 TiB\)/,
+      ),
+    ]);
+    expect(calls('PutBlob')).toEqual([]);
+    expect(await versions()).toEqual([]);
+  });
+
   it.each([
     [
       'a footer without the cookie',

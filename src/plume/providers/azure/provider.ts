@@ -28,6 +28,8 @@ import { azureImage, regionKey, type AzureImage } from './settings.js';
 import { checkVhdFooter, checkVhdSize, FOOTER_SIZE } from './vhd.js';
 
 const GiB = 2 ** 30;
+/** The largest page blob Azure stores. */
+const PAGE_BLOB_MAX_BYTES = 8 * 2 ** 40;
 
 export interface AzureProviderSettings {
   client: AzureClientSettings;
@@ -157,6 +159,12 @@ export class AzureProvider implements Provider {
     // length once its end, and so its footer, is known (see uploadPages).
     const sizeUnknown = image.rawBytes === undefined;
     const bytes = image.rawBytes ?? image.maxDiskBytes + FOOTER_SIZE;
+    if (sizeUnknown && bytes > PAGE_BLOB_MAX_BYTES)
+      throw new PlumeError(
+        'usage',
+        `the VHD's size is unknown until it is read, and the bound it would be staged at (${image.maxDiskBytes / GiB} GiB, [images] max_volume_gib, plus its footer) is more than a page blob holds (8 TiB)`,
+        'lower [images] max_volume_gib for this system',
+      );
     if (sizeUnknown)
       ctx.log.info(
         { blob: blob.url, boundBytes: bytes },
