@@ -90,6 +90,37 @@ describe('page blobs in Azurite, through the blob proxy', () => {
     expect(emu.calls().filter((c) => c.operation === 'PutPage')).toHaveLength(4);
   });
 
+  it('resizes a page blob (Set Blob Properties, x-ms-blob-content-length): pages past a smaller size are gone', async () => {
+    // What an upload of unknown size relies on: a blob created at a bound far beyond the data is cut to the
+    // VHD's length at the end, and nothing written past that length survives.
+    const container = blobService(emu).getContainerClient('vhds');
+    await container.create();
+    const blob = container.getPageBlobClient('bound.vhd');
+    await blob.create(64 * 2 ** 30 + 512);
+    const a = data(MIB, 8);
+    const beyond = data(512, 9);
+    await blob.uploadPages(a, 0, a.length, { transactionalContentMD5: md5(a) });
+    await blob.uploadPages(beyond, 3 * MIB, 512, { transactionalContentMD5: md5(beyond) });
+    await blob.resize(2 * MIB + 512);
+    expect((await blob.getProperties()).contentLength).toBe(2 * MIB + 512);
+    expect((await blob.getPageRanges()).pageRange).toEqual([{ offset: 0, count: MIB - 1 }]);
+    const footer = data(512, 10);
+    await blob.uploadPages(footer, 2 * MIB, 512, { transactionalContentMD5: md5(footer) });
+    const expected = Buffer.alloc(2 * MIB + 512);
+    a.copy(expected, 0);
+    footer.copy(expected, 2 * MIB);
+    expect((await blob.downloadToBuffer()).equals(expected)).toBe(true);
+    // Grown again, the page once written past the end reads as zeros: the resize cleared it.
+    await blob.resize(4 * MIB);
+    expect((await blob.downloadToBuffer(3 * MIB, 512)).equals(Buffer.alloc(512))).toBe(true);
+    expect(
+      emu
+        .calls()
+        .filter((c) => c.operation === 'SetBlobProperties')
+        .map((c) => c.status),
+    ).toEqual([200, 200]);
+  });
+
   it('refuses a page of more than 4 MiB', async () => {
     const container = blobService(emu).getContainerClient('vhds');
     await container.create();

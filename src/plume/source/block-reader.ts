@@ -187,6 +187,8 @@ export async function* readBlocks(
   maxBytes: number,
   stats: BlockStats,
   ahead = 8,
+  /** The error for a stream past `maxBytes` (default: larger than its volume). */
+  tooLarge?: () => Error,
 ): AsyncGenerator<Block> {
   const { fd } = source;
   const control = new SharedArrayBuffer(12);
@@ -235,10 +237,13 @@ export async function* readBlocks(
       const m = inbox.shift()!;
       if (m.t === 'error') throw m.error;
       if (m.t === 'too-large')
-        throw new PlumeError(
-          'input',
-          `the image is larger than its ${Math.round(maxBytes / 2 ** 30)} GiB volume`,
-          'the declared size is wrong or the file is not the image it claims to be',
+        throw (
+          tooLarge?.() ??
+          new PlumeError(
+            'input',
+            `the image is larger than its ${Math.round(maxBytes / 2 ** 30)} GiB volume`,
+            'the declared size is wrong or the file is not the image it claims to be',
+          )
         );
       stats.bytes = m.bytes;
       stats.blocks = m.blocks;

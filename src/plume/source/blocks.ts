@@ -30,6 +30,8 @@ export async function* splitBlocks(
   blockSize: number,
   maxBytes: number,
   stats: BlockStats,
+  /** The error for a stream past `maxBytes` (default: larger than its volume). */
+  tooLarge?: () => Error,
 ): AsyncGenerator<Block> {
   const zero = Buffer.alloc(blockSize);
   let block = Buffer.allocUnsafe(blockSize);
@@ -52,10 +54,13 @@ export async function* splitBlocks(
   };
   for await (const chunk of input) {
     if (stats.bytes + chunk.length > maxBytes)
-      throw new PlumeError(
-        'input',
-        `the image is larger than its ${Math.round(maxBytes / 2 ** 30)} GiB volume`,
-        'the declared size is wrong or the file is not the image it claims to be',
+      throw (
+        tooLarge?.() ??
+        new PlumeError(
+          'input',
+          `the image is larger than its ${Math.round(maxBytes / 2 ** 30)} GiB volume`,
+          'the declared size is wrong or the file is not the image it claims to be',
+        )
       );
     stats.bytes += chunk.length;
     let pos = 0;

@@ -61,6 +61,16 @@ export interface ReadSummary extends BlockStats {
   compressedBytes: number;
 }
 
+export interface ReadOptions {
+  /**
+   * For a provider that sizes its disk from the stream itself when `rawBytes` is unknown (Azure's page
+   * blob, created at the bound and cut to the stream's length at its end): the stream is held to
+   * `maxDiskBytes` plus this many bytes of format trailer (a VHD's 512-byte footer) instead of to the
+   * volume, and refused past that as the policy's decompression-bomb limit.
+   */
+  trailerBytes?: number;
+}
+
 /** An opened disk image: its sizes are known, its blocks can be read once. */
 export interface DiskImage {
   info: SourceInfo;
@@ -68,12 +78,19 @@ export interface DiskImage {
   rawBytes: number | undefined;
   volumeGiB: number;
   /**
+   * The largest disk the policy allows (`[images] max_volume_gib`; the volume where no policy is given): the
+   * upper bound of an image whose size is unknown until it has been read (bzip2), for a provider that
+   * sizes its disk from the stream (see ReadOptions.trailerBytes).
+   */
+  maxDiskBytes: number;
+  /**
    * Read the image as blocks of `blockSize`, dropping all-zero ones. `finish()`, called after the blocks
    * are consumed, checks the checksum and sizes: nothing may be committed before it resolves.
    */
   read(
     blockSize: number,
     signal?: AbortSignal,
+    opts?: ReadOptions,
   ): { blocks: AsyncGenerator<Block>; stats: BlockStats; finish(): ReadSummary };
   /**
    * The file as fetched, still compressed, for providers that upload it as it is (GCE's tarball): `finish()`,
@@ -122,10 +139,13 @@ export async function openImage(
   // Known before reading: a raw size below the minimum cannot hold enough data.
   if (rawBytes !== undefined) checkImageData(rawBytes, spec.minDataBytes, info.url.href);
 
+  const maxDiskBytes = (spec.maxVolumeGiB ?? volumeGiB) * GiB;
+
   return {
     info,
     rawBytes,
     volumeGiB,
+    maxDiskBytes,
     async tail(bytes, readSignal) {
       const s = readSignal ?? signal;
       if (info.size === undefined || !info.ranges || info.size < bytes) return undefined;
@@ -151,25 +171,37 @@ export async function openImage(
         },
       };
     },
-    read(blockSize, readSignal) {
+    read(blockSize, readSignal, readOpts = {}) {
       const stats: BlockStats = { bytes: 0, blocks: 0, zeroBlocks: 0 };
       const { chunks, digest } = hashing(streamSource(info, policy, readSignal ?? signal));
       const what = info.url.href;
       const checkDigest = () => {
         if (spec.sha256) verifyDigest(digest.hex(), spec.sha256, what);
       };
+      const trailer = readOpts.trailerBytes;
+      const maxBytes = trailer === undefined ? volumeGiB * GiB : maxDiskBytes + trailer;
+      // A stream sized by its own end has only the policy's bound: passing it is a decompression bomb (or
+      // an image bigger than the policy allows), refused before anything is registered.
+      const tooLarge =
+        trailer === undefined
+          ? undefined
+          : () =>
+              new PlumeError(
+                'input',
+                `${what} decompresses to more than ${size(maxDiskBytes)}${trailer ? ` plus its ${trailer}-byte trailer` : ''}, the largest disk ${spec.maxVolumeGiB !== undefined ? '[images] max_volume_gib' : 'its volume size'} allows; nothing was registered`,
+                'check the image (a small file that decompresses to this much is a decompression bomb), or raise [images] max_volume_gib for this system',
+              );
       async function* raw(): AsyncGenerator<Block> {
-        const maxBytes = volumeGiB * GiB;
         if (spec.compression === 'none') {
-          yield* splitBlocks(chunks, blockSize, maxBytes, stats);
+          yield* splitBlocks(chunks, blockSize, maxBytes, stats, tooLarge);
           return;
         }
         // Decompressed output read off the main thread; the plain stream where no FIFO can be made. Only a
         // multi-block xz is decoded on several threads; anything else has one thread decode and write.
         const paced = !(compressedBlocks !== undefined && compressedBlocks > 1);
         const pipe = await decompressToFd(chunks, spec.compression, paced);
-        if (pipe) yield* readBlocks(pipe, blockSize, maxBytes, stats);
-        else yield* splitBlocks(decompress(chunks, spec.compression), blockSize, maxBytes, stats);
+        if (pipe) yield* readBlocks(pipe, blockSize, maxBytes, stats, 8, tooLarge);
+        else yield* splitBlocks(decompress(chunks, spec.compression), blockSize, maxBytes, stats, tooLarge);
       }
       const checkDeclared = () => {
         if (rawBytes !== undefined && spec.compression !== 'none' && stats.bytes > rawBytes)

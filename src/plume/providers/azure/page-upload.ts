@@ -2,10 +2,11 @@ import { createHash } from 'node:crypto';
 import type { PageBlobClient } from '@azure/storage-blob';
 import PQueue from 'p-queue';
 import { PlumeError } from '../../../shared/errors.js';
+import type { Block } from '../../source/blocks.js';
 import type { DiskImage, ReadSummary } from '../../source/image.js';
 import type { ProviderContext } from '../types.js';
 import { call, describeAzureError, isNotFound } from './clients.js';
-import { checkVhdFooter, FOOTER_SIZE } from './vhd.js';
+import { checkVhdFooter, checkVhdSize, FOOTER_SIZE } from './vhd.js';
 
 /** Blob metadata plume keeps on a staged VHD (Azure metadata names are C# identifiers). */
 export const META = {
@@ -65,8 +66,17 @@ export function dataRuns(data: Buffer, minGap: number): { start: number; end: nu
 }
 
 export interface PageUploadOptions {
-  /** Blob size: the whole VHD, footer included. */
+  /**
+   * Blob size: the whole VHD, footer included; with `sizeUnknown`, the most the stream may be (the
+   * policy's largest disk plus the footer), which the blob is created at and cut down from at the end.
+   */
   bytes: number;
+  /**
+   * The VHD's size is only known once it has been read (bzip2 records none): the blob is created at
+   * `bytes`, which a page blob costs nothing for (it is sparse), and resized to the stream's length once
+   * the footer at its end has been checked.
+   */
+  sizeUnknown?: boolean;
   /** Bytes per Put Page (at most 4 MiB); all-zero blocks of this size are never sent. */
   pageBytes: number;
   concurrency: number;
@@ -79,11 +89,16 @@ export interface PageUploadOptions {
 
 export interface PageUploadResult {
   summary: ReadSummary;
+  /** The VHD's size, footer included: the blob's size once complete. */
+  bytes: number;
   bytesSent: number;
   pagesSent: number;
   /** Blocks a previous run had written, not sent again. */
   pagesResumed: number;
 }
+
+const notAVhd = (what: string) =>
+  new PlumeError('input', `not a fixed VHD Azure takes: ${what}`, 'check that this is the Azure image');
 
 /**
  * Stream a fixed VHD into a page blob: the blob is created at the VHD's size (a page blob is sparse:
@@ -93,6 +108,13 @@ export interface PageUploadResult {
  * block holding the VHD footer is held back until the source's checksum has matched and the footer has been
  * checked; only then is it written and the blob marked complete. A run that stopped leaves a blob without
  * that mark, which the next one resumes from the page ranges Azure reports.
+ *
+ * When the size is unknown (`sizeUnknown`), which block holds the footer is only known when the stream
+ * ends: the latest block holding data is the one held back (each is sent when the next one arrives). At
+ * the end the stream's length must make a fixed VHD of whole MiB and its last 512 bytes, which lie in the
+ * held block, must be its footer; then the blob is resized to that length (Azure drops any page past the
+ * new end), the held block is written, and the blob is marked complete. The footer is so written last, at
+ * the blob's end, and a blob not marked complete never has one.
  */
 export async function uploadPages(
   blob: PageBlobClient,
@@ -106,7 +128,11 @@ export async function uploadPages(
     );
   const abort = new AbortController();
   const signal = ctx.signal ? AbortSignal.any([ctx.signal, abort.signal]) : abort.signal;
-  const reader = image.read(opts.pageBytes, signal);
+  const reader = image.read(
+    opts.pageBytes,
+    signal,
+    opts.sizeUnknown ? { trailerBytes: FOOTER_SIZE } : undefined,
+  );
   const queue = new PQueue({ concurrency: opts.concurrency });
   const ranges = opts.written ?? [];
   let next = 0;
@@ -116,13 +142,15 @@ export async function uploadPages(
     return r !== undefined && r.start <= start && r.end >= end;
   };
   const footerStart = opts.bytes - FOOTER_SIZE;
+  // An estimate while the size is unknown (the volume the system gives such images), as AWS shows it.
+  const totalEstimate = opts.sizeUnknown ? image.volumeGiB * 2 ** 30 : opts.bytes;
   const minGap = opts.minZeroGap ?? 64 * 1024;
   let failure: Error | undefined;
   let bytesSent = 0;
   let pagesSent = 0;
   let pagesResumed = 0;
   let lastReport = 0;
-  let held: { data: Buffer; offset: number } | undefined;
+  let held: { data: Buffer; offset: number; block?: Block } | undefined;
   const put = (data: Buffer, offset: number) =>
     call('Blob.PutPage', () =>
       blob.uploadPages(data, offset, data.length, {
@@ -130,45 +158,54 @@ export async function uploadPages(
         abortSignal: signal,
       }),
     );
+  /** Queue a block's data runs (those a stopped run did not write); its buffer goes back once all are in. */
+  const send = async (data: Buffer, offset: number, block?: Block) => {
+    const release = () => block?.release?.();
+    const runs = dataRuns(data, minGap).filter((r) => {
+      const done = alreadyWritten(offset + r.start, offset + r.end - 1);
+      if (done) pagesResumed++;
+      return !done;
+    });
+    let pending = runs.length;
+    if (pending === 0) release();
+    for (const r of runs) {
+      await queue.onSizeLessThan(opts.concurrency);
+      void queue.add(async () => {
+        try {
+          await put(data.subarray(r.start, r.end), offset + r.start);
+          bytesSent += r.end - r.start;
+          pagesSent++;
+        } catch (err) {
+          failure ??= err as Error;
+          abort.abort();
+        } finally {
+          if (--pending === 0) release();
+        }
+      });
+    }
+  };
 
   try {
     for await (const block of reader.blocks) {
       if (failure) break;
       const offset = block.index * opts.pageBytes;
-      // The last block is cut to the blob's end (the reader pads it to a whole block).
+      // The last block is cut to the blob's end (the reader pads it to a whole block). Of a stream of
+      // unknown size, the end is not known yet: its block is cut once it is.
       const data = block.data.subarray(0, Math.min(opts.pageBytes, opts.bytes - offset));
-      if (offset + data.length > footerStart) {
+      if (opts.sizeUnknown) {
+        const before = held;
+        held = { data, offset, block };
+        if (before) await send(before.data, before.offset, before.block);
+      } else if (offset + data.length > footerStart) {
         held = { data, offset };
         continue;
-      }
-      const runs = dataRuns(data, minGap).filter((r) => {
-        const done = alreadyWritten(offset + r.start, offset + r.end - 1);
-        if (done) pagesResumed++;
-        return !done;
-      });
-      let pending = runs.length;
-      if (pending === 0) block.release?.();
-      for (const r of runs) {
-        await queue.onSizeLessThan(opts.concurrency);
-        void queue.add(async () => {
-          try {
-            await put(data.subarray(r.start, r.end), offset + r.start);
-            bytesSent += r.end - r.start;
-            pagesSent++;
-          } catch (err) {
-            failure ??= err as Error;
-            abort.abort();
-          } finally {
-            if (--pending === 0) block.release?.();
-          }
-        });
-      }
+      } else await send(data, offset, block);
       if (reader.stats.bytes - lastReport >= 16 * 2 ** 20) {
         lastReport = reader.stats.bytes;
         ctx.emit({
           type: 'upload-progress',
           rawBytes: reader.stats.bytes,
-          totalBytes: opts.bytes,
+          totalBytes: totalEstimate,
           blocksSent: pagesSent,
           zeroBlocks: reader.stats.zeroBlocks,
           bytesSent,
@@ -182,14 +219,16 @@ export async function uploadPages(
   await queue.onIdle();
   if (failure) throw failure;
   const summary = reader.finish();
-  if (!held)
-    throw new PlumeError(
-      'input',
-      'not a fixed VHD Azure takes: it ends in zeros where its footer should be',
-      'check that this is the Azure image',
-    );
-  checkVhdFooter(held.data.subarray(footerStart - held.offset), opts.bytes);
-  const last = held;
+  // The VHD's length: known, or what the stream turned out to be (checked as the known one was up front).
+  const bytes = opts.sizeUnknown ? summary.bytes : opts.bytes;
+  if (opts.sizeUnknown) checkVhdSize(bytes);
+  const footerAt = bytes - FOOTER_SIZE;
+  if (!held || held.offset > footerAt || held.offset + held.data.length < bytes)
+    throw notAVhd('it ends in zeros where its footer should be');
+  const last = { data: held.data.subarray(0, bytes - held.offset), offset: held.offset };
+  checkVhdFooter(last.data.subarray(footerAt - last.offset), bytes);
+  // Cut to the VHD's length before its last block goes in: the footer lands at the blob's very end.
+  if (opts.sizeUnknown && bytes !== opts.bytes) await call('Blob.Resize', () => blob.resize(bytes));
   for (const r of dataRuns(last.data, minGap)) {
     await put(last.data.subarray(r.start, r.end), last.offset + r.start);
     bytesSent += r.end - r.start;
@@ -199,10 +238,10 @@ export async function uploadPages(
   ctx.emit({
     type: 'upload-progress',
     rawBytes: summary.bytes,
-    totalBytes: opts.bytes,
+    totalBytes: bytes,
     blocksSent: pagesSent,
     zeroBlocks: summary.zeroBlocks,
     bytesSent,
   });
-  return { summary, bytesSent, pagesSent, pagesResumed };
+  return { summary, bytes, bytesSent, pagesSent, pagesResumed };
 }

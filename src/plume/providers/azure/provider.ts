@@ -28,6 +28,8 @@ import { azureImage, regionKey, type AzureImage } from './settings.js';
 import { checkVhdFooter, checkVhdSize, FOOTER_SIZE } from './vhd.js';
 
 const GiB = 2 ** 30;
+/** The largest page blob Azure stores. */
+const PAGE_BLOB_MAX_BYTES = 8 * 2 ** 40;
 
 export interface AzureProviderSettings {
   client: AzureClientSettings;
@@ -152,15 +154,41 @@ export class AzureProvider implements Provider {
       await remove();
     }
     const image = await open();
-    const bytes = image.rawBytes;
-    checkVhdSize(bytes);
+    // bzip2 records no size: the blob is then created at the most the policy allows (page blobs are
+    // sparse, so the bound costs nothing), the stream is refused past it, and the blob is cut to the VHD's
+    // length once its end, and so its footer, is known (see uploadPages).
+    const sizeUnknown = image.rawBytes === undefined;
+    const bytes = image.rawBytes ?? image.maxDiskBytes + FOOTER_SIZE;
+    if (sizeUnknown && bytes > PAGE_BLOB_MAX_BYTES)
+      throw new PlumeError(
+        'usage',
+        `the VHD's size is unknown until it is read, and the bound it would be staged at (${image.maxDiskBytes / GiB} GiB, [images] max_volume_gib, plus its footer) is more than a page blob holds (8 TiB)`,
+        'lower [images] max_volume_gib for this system',
+      );
+    if (sizeUnknown)
+      ctx.log.info(
+        { blob: blob.url, boundBytes: bytes },
+        'the VHD size is unknown until it is read: staging it in a blob of the largest size allowed',
+      );
+    else checkVhdSize(bytes);
     // The footer is at the end of the stream; where the file lets it be read first, a file that is not a
     // fixed VHD is refused before the first byte goes out (otherwise before anything is committed).
-    const footer = await image.tail(FOOTER_SIZE, ctx.signal);
-    if (footer) checkVhdFooter(footer, bytes!);
+    const footer = sizeUnknown ? undefined : await image.tail(FOOTER_SIZE, ctx.signal);
+    if (footer) checkVhdFooter(footer, bytes);
     else ctx.log.debug('the VHD footer cannot be read ahead; it is checked once the stream is read');
     let written = staged.state === 'partial' ? staged.ranges : undefined;
+    // A stopped run's pages are resumed only in a blob of the size this run would create. Of a VHD of
+    // unknown size that is the bound: the pages it holds were read from the same file (its sha256 is in the
+    // metadata) at the same offsets, and the block that may hold the footer is never among them (it is
+    // written only after the checks). A blob of another size is restarted: the policy's bound changed, or
+    // the run stopped between cutting the blob to the VHD's length and marking it complete (that blob lacks
+    // its last block and would take a resize back up to resume: restarting is the simpler sound choice for
+    // a window of two calls).
     if (staged.state === 'partial' && staged.bytes !== bytes) {
+      ctx.log.info(
+        { blob: blob.url, bytes: staged.bytes, expected: bytes },
+        'restarting an interrupted upload: its blob is not the size this run needs',
+      );
       await remove();
       written = undefined;
     }
@@ -171,7 +199,8 @@ export class AzureProvider implements Provider {
         blob,
         image,
         {
-          bytes: bytes!,
+          bytes,
+          sizeUnknown,
           pageBytes: this.settings.pageBytes,
           concurrency: this.settings.uploadConcurrency,
           metadata: { [META.release]: plan.key, [META.sha256]: sha256 },
@@ -180,13 +209,14 @@ export class AzureProvider implements Provider {
         ctx,
       );
     } catch (err) {
-      // Bytes that are not the compose's (checksum, footer) must never become an image.
+      // Bytes that are not the compose's (checksum, footer, a stream past the bound, no data) must never
+      // become an image.
       if (err instanceof PlumeError && (err.kind === 'input' || err.kind === 'source')) await remove();
       throw err;
     }
     ctx.emit({ type: 'disk-ready', location: s.storageAccount, id: blob.url, reused: false });
     return {
-      ...ref(bytes!, false),
+      ...ref(result.bytes, false),
       summary: result.summary,
       bytesSent: result.bytesSent,
       blocksSent: result.pagesSent,

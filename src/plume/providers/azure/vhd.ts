@@ -10,14 +10,11 @@ export const FOOTER_SIZE = 512;
 const MiB = 2 ** 20;
 const FIXED = 2;
 
-/** Whether a stream of `bytes` can be a fixed VHD Azure takes (checked before anything is uploaded). */
-export function checkVhdSize(bytes: number | undefined): number {
-  if (bytes === undefined)
-    throw new PlumeError(
-      'input',
-      'the size of the VHD cannot be read before it is uploaded',
-      'Azure needs it to create the page blob: serve the xz file with byte ranges',
-    );
+/**
+ * Whether a stream of `bytes` can be a fixed VHD Azure takes: checked before anything is uploaded when the
+ * size is known, when the stream ends otherwise.
+ */
+export function checkVhdSize(bytes: number): number {
   const virtual = bytes - FOOTER_SIZE;
   if (virtual <= 0 || virtual % MiB !== 0)
     throw new PlumeError(
