@@ -360,8 +360,8 @@ describe('container-linux to Azure', () => {
     expect(`${dry.stdout}${dry.stderr}`).toContain('cannot name an Azure image version');
   });
 
-  // Needs the Azure provider to take a source of unknown size (bzip2) and a generation-1 definition.
-  it("releases the signed VHD into the channel's definition, named by the version (needs azure-stream)", async () => {
+  // A source of unknown size (bzip2) into a generation-1 definition.
+  it("releases the signed VHD into the channel's definition, named by the version", async () => {
     await build(env, 'stable', '2345.3.0', { azure: true });
     const res = await plume(env, [
       'release',

@@ -33,7 +33,7 @@ export function definitionResource(location: string, s: AzureImage, description:
     description: description.slice(0, 1000),
     osType: 'Linux',
     osState: 'Generalized',
-    hyperVGeneration: 'V2',
+    hyperVGeneration: s.hyperVGeneration,
     architecture: s.architecture,
     identifier: { publisher: s.publisher, offer: s.offer, sku: s.sku },
     features: s.features,

@@ -93,7 +93,7 @@ export const azureModule: ProviderModule = {
         : 'sharing unchanged';
     return [
       `azure:       subscription ${s.subscription}, gallery ${s.resourceGroup}/${s.gallery} (${share}), staged in ${s.storageAccount}/${s.storageContainer}/${blobName(plan)}${s.profile ? `, profile ${s.profile}` : ''}`,
-      `image:       definition ${s.definition} (${s.publisher}/${s.offer}/${s.sku}, ${s.architecture}, V2${s.features.length ? `, ${s.features.map((f) => `${f.name}=${f.value}`).join(', ')}` : ''}), version ${s.version}${s.excludeFromLatest ? ', excluded from latest' : ''}, ${s.replicaCount} replica(s) per region, ${s.storageAccountType}`,
+      `image:       definition ${s.definition} (${s.publisher}/${s.offer}/${s.sku}, ${s.architecture}, ${s.hyperVGeneration}${s.features.length ? `, ${s.features.map((f) => `${f.name}=${f.value}`).join(', ')}` : ''}), version ${s.version}${s.excludeFromLatest ? ', excluded from latest' : ''}, ${s.replicaCount} replica(s) per region, ${s.storageAccountType}`,
     ];
   },
 

@@ -135,6 +135,8 @@ const AzureImageInput = z.object({
   features: z.array(Feature).default([]),
   excludeFromLatest: z.boolean().default(false),
   architecture: z.enum(['x64', 'Arm64']).optional(),
+  /** Generation 2 (UEFI) unless the system's images only boot with BIOS (Container Linux's). */
+  hyperVGeneration: z.enum(['V1', 'V2']).default('V2'),
 });
 
 export interface AzureImage {
@@ -156,6 +158,7 @@ export interface AzureImage {
   features: { name: string; value: string }[];
   excludeFromLatest: boolean;
   architecture: 'x64' | 'Arm64';
+  hyperVGeneration: 'V1' | 'V2';
   /** The version's name: one for every region. */
   version: string;
 }
@@ -198,6 +201,12 @@ export function completeImage(
     throw new PlumeError(
       'usage',
       `${where} creates ${d.architecture} images of a ${plan.architecture} build`,
+    );
+  if (architecture === 'Arm64' && d.hyperVGeneration === 'V1')
+    throw new PlumeError(
+      'usage',
+      `${where}: Azure runs Arm64 images on Hyper-V generation 2 only, not V1`,
+      'fix the system module that planned it',
     );
   if (plan.visibility.public && !d.community)
     throw new PlumeError(

@@ -17,6 +17,7 @@ import {
   IMAGE_FILE,
   SIGNATURE_SUFFIX,
   VOLUME_GIB,
+  AZURE_VOLUME_GIB,
   VOLUME_TYPE,
   amiName,
   azureDefinition,
@@ -390,8 +391,16 @@ export const containerLinux: System = {
         planned.push({
           ...common,
           description: spec.azureDescription,
-          // bzip2 records no size: the VHD's is known once it is read (its footer ends it).
-          source: { url: artifact.url, compression: 'bzip2', volumeGiB: target.volumeGiB, ...signed },
+          // bzip2 records no size: the VHD's is known once it is read (its footer ends it), and the blob is
+          // bounded by [images] max_volume_gib meanwhile. Until then the disk is taken to be the size
+          // Container Linux's Azure disks had, which only the progress shows.
+          source: {
+            url: artifact.url,
+            compression: 'bzip2',
+            fallbackVolumeGiB: AZURE_VOLUME_GIB,
+            volumeGiB: target.volumeGiB,
+            ...signed,
+          },
           images: target.locations.map((location) => ({
             location,
             variant: target.variants[0]!,

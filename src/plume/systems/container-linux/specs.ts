@@ -21,6 +21,8 @@ export const LIST_PREFIX = 'coreos_production_ami_';
 
 /** The image's root volume: plume registered Container Linux AMIs with an 8 GiB gp2 root disk. */
 export const VOLUME_GIB = 8;
+/** Container Linux's Azure disk (its `azure` disk layout, the 30 GiB classic Azure OS disks had). */
+export const AZURE_VOLUME_GIB = 30;
 export const VOLUME_TYPE = 'gp2';
 
 export interface PartitionSpec {
