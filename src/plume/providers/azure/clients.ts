@@ -1,7 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { ComputeManagementClient } from '@azure/arm-compute';
-import { ClientSecretCredential, DefaultAzureCredential, type TokenCredential } from '@azure/identity';
-import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
+import { createRequire } from 'node:module';
+import type * as ArmCompute from '@azure/arm-compute';
+import type { ComputeManagementClient } from '@azure/arm-compute';
+import type * as Identity from '@azure/identity';
+import type { TokenCredential } from '@azure/identity';
+import type * as StorageBlob from '@azure/storage-blob';
+import type { BlobServiceClient } from '@azure/storage-blob';
 import { z } from 'zod';
 import { PlumeError } from '../../../shared/errors.js';
 import { checkSecretFile } from '../../../shared/secret-file.js';
@@ -56,7 +60,25 @@ export function readProfile(path: string): ProfileFile {
   return parsed.data;
 }
 
+/**
+ * Microsoft's clients, loaded when an Azure client is first made rather than when plume starts (0.35 s and
+ * 50 MB that `--help` and every run without an Azure target would otherwise pay).
+ */
+function azureSdk(): {
+  compute: typeof ArmCompute;
+  identity: typeof Identity;
+  blob: typeof StorageBlob;
+} {
+  const load = createRequire(import.meta.url);
+  return {
+    compute: load('@azure/arm-compute') as typeof ArmCompute,
+    identity: load('@azure/identity') as typeof Identity,
+    blob: load('@azure/storage-blob') as typeof StorageBlob,
+  };
+}
+
 function credentialFrom(profile: ProfileFile | undefined): TokenCredential {
+  const { ClientSecretCredential, DefaultAzureCredential } = azureSdk().identity;
   if (!profile) return new DefaultAzureCredential();
   const authority = profile.activeDirectoryEndpointUrl;
   const known = !authority || KNOWN_AUTHORITIES.includes(new URL(authority).hostname);
@@ -80,7 +102,8 @@ export class AzureClients {
     const credential = credentialFrom(profile);
     this.identity = profile ? `service principal ${profile.clientId}` : 'DefaultAzureCredential';
     const armEndpoint = settings.armEndpoint ?? profile?.resourceManagerEndpointUrl;
-    this.compute = new ComputeManagementClient(credential, subscription, {
+    const { compute, blob } = azureSdk();
+    this.compute = new compute.ComputeManagementClient(credential, subscription, {
       ...(armEndpoint ? { endpoint: armEndpoint.replace(/\/+$/, '') } : {}),
       retryOptions: {
         maxRetries: settings.maxAttempts - 1,
@@ -90,9 +113,9 @@ export class AzureClients {
     });
     const blobEndpoint = settings.blobEndpoint ?? `https://${storageAccount}.blob.core.windows.net`;
     const key = profile?.storageAccountKey ?? process.env.AZURE_STORAGE_KEY;
-    this.blobs = new BlobServiceClient(
+    this.blobs = new blob.BlobServiceClient(
       blobEndpoint,
-      key ? new StorageSharedKeyCredential(storageAccount, key) : credential,
+      key ? new blob.StorageSharedKeyCredential(storageAccount, key) : credential,
       {
         retryOptions: {
           maxTries: settings.maxAttempts,
