@@ -1,6 +1,8 @@
 import { hostname } from 'node:os';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/shared/log.js';
+import { ReleaseLocks } from '../../src/plume/state/release-lock.js';
 import { Inspector } from '../support/inspect.js';
 import { fedoraCloudArgs, runCli, startCli, startWorld, type World } from '../support/world.js';
 
@@ -204,6 +206,48 @@ describe('two different releases at once', () => {
       expect(ra.stderr + rb.stderr).not.toContain('already running');
     } finally {
       world.emulator.removeFault(slow);
+    }
+    expect(locks()).toEqual([]);
+  });
+});
+
+describe('two prunes of the same channel', () => {
+  it('the second refuses with one line while the first holds the lock; a dry run is not held back', async () => {
+    const args = (...extra: string[]) => [
+      'prune',
+      '--system',
+      'fedora',
+      '--channel',
+      'rawhide',
+      '--config',
+      world.configPath,
+      ...extra,
+    ];
+    // A prune of fedora/rawhide running on builder-2, which shares this state file (its heartbeat goes on).
+    const builder2 = new ReleaseLocks(world.statePath, {
+      ttlMs: 60_000,
+      log: silentLogger(),
+      host: 'builder-2',
+      pid: 4343,
+    });
+    try {
+      builder2.acquire('prune fedora/rawhide', 'plume prune');
+      const refused = await runCli('plume', args(), world.env);
+      expect(refused.code, refused.stderr).toBe(1);
+      expect(refused.stderr.trim().split('\n').at(-1)).toMatch(
+        /^plume: error: prune of fedora\/rawhide is already running: plume prune on builder-2, pid 4343, since \S+: wait for it to end and run again/,
+      );
+      const dry = await runCli('plume', args('--dry-run'), world.env);
+      expect(dry.code, dry.stderr).toBe(0);
+      // Another channel is not held back either.
+      const other = await runCli(
+        'plume',
+        ['prune', '--system', 'fedora', '--channel', 'branched', '--config', world.configPath],
+        world.env,
+      );
+      expect(other.code, other.stderr).toBe(0);
+    } finally {
+      builder2.close();
     }
     expect(locks()).toEqual([]);
   });
