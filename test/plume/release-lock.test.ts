@@ -1,7 +1,10 @@
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../src/shared/log.js';
+import { createLogger, silentLogger } from '../../src/shared/log.js';
 import { ReleaseLocks } from '../../src/plume/state/release-lock.js';
 import { Inspector } from '../support/inspect.js';
 import { fedoraCloudArgs, runCli, startCli, startWorld, type World } from '../support/world.js';
@@ -250,5 +253,42 @@ describe('two prunes of the same channel', () => {
       builder2.close();
     }
     expect(locks()).toEqual([]);
+  });
+});
+
+describe('a holder whose lock was taken over', () => {
+  it('says so at its next heartbeat instead of going on as if the lock were its own', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'plume-lock-'));
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (d: Buffer) => (text += d.toString()));
+    // Paused for longer than its lock lasts (its clock is behind): another machine takes the lock over.
+    const a = new ReleaseLocks(join(dir, 'state.db'), {
+      ttlMs: 600,
+      log: createLogger({ destination: out, name: 'plume' }),
+      host: 'builder-1',
+      pid: 1,
+      now: () => Date.now() - 10_000,
+    });
+    const b = new ReleaseLocks(join(dir, 'state.db'), {
+      ttlMs: 600,
+      log: silentLogger(),
+      host: 'builder-2',
+      pid: 2,
+    });
+    try {
+      a.acquire('fedora/rawhide/x', 'plume release', 'release fedora/rawhide/x');
+      b.acquire('fedora/rawhide/x', 'plume release', 'release fedora/rawhide/x');
+      expect(b.holder('fedora/rawhide/x')).toMatchObject({ host: 'builder-2', pid: 2 });
+      await new Promise((r) => setTimeout(r, 400));
+      expect(text).toContain('"msg":"the lock of release fedora/rawhide/x was taken over by another run"');
+      // And its release leaves the new holder's row alone.
+      a.close();
+      expect(b.holder('fedora/rawhide/x')).toMatchObject({ host: 'builder-2', pid: 2 });
+    } finally {
+      a.close();
+      b.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

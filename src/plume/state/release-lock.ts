@@ -151,7 +151,7 @@ export class ReleaseLocks {
     const beat = setInterval(() => {
       try {
         const now = this.now();
-        this.db
+        const renewed = this.db
           .prepare(
             'UPDATE release_locks SET heartbeat_at = ?, expires_at = ? WHERE key = ? AND host = ? AND pid = ?',
           )
@@ -162,6 +162,10 @@ export class ReleaseLocks {
             this.host,
             this.pid,
           );
+        // Our heartbeats lapsed (the process was stopped, or the database unwritable) and another run took
+        // the lock: say so, once per beat, rather than go on as if it were ours.
+        if (renewed.changes === 0)
+          this.opts.log.warn({ key }, `the lock of ${what} was taken over by another run`);
       } catch (err) {
         this.opts.log.warn({ key, err: (err as Error).message }, 'cannot renew the release lock');
       }
