@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage, PlumeError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { POLICIES, delayFor } from '../shared/retry.js';
+import { POLICIES, delayFor, retry } from '../shared/retry.js';
 import { primaryImages, variants, type TargetPlan } from '../plume/plan.js';
 import { awsArchitecture } from '../plume/providers/aws/arch.js';
 import type { ProviderFactory } from '../plume/providers/module.js';
@@ -105,8 +105,8 @@ export class Controller {
         { compose: facts.id, err: errorMessage(err) },
         'cannot record the compose; the broker will redeliver it',
       );
-      // Requeueing at once would spin while the database is down.
-      await sleep(2000);
+      // Requeueing at once would spin while the database is down: the broker's redelivery is the retry.
+      await sleep(delayFor(1, POLICIES.composeRequeue));
       throw new Nack(`database unavailable: ${errorMessage(err)}`);
     }
     if (outcome === 'known') {
@@ -527,19 +527,17 @@ export class Controller {
    * Only shutdown interrupts the wait; the job's lease then expires and it is resumed.
    */
   private async record<T>(log: Logger, write: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await write();
-      } catch (err) {
-        if (!isTransientDbError(err) || this.stopped) throw err;
-        const delay = delayFor(attempt, POLICIES.databaseWrite);
+    return retry(write, {
+      attempts: Infinity,
+      policy: POLICIES.databaseWrite,
+      retryable: (err) => isTransientDbError(err) && !this.stopped,
+      signal: this.abort.signal,
+      onRetry: (err, attempt, delay) =>
         log.warn(
-          { err: errorMessage(err), retryInSeconds: Math.round(delay / 1000) },
+          { err: errorMessage(err), attempt, retryInSeconds: Math.round(delay / 1000) },
           'cannot record the job yet: the database is unavailable',
-        );
-        await sleep(delay, undefined, { signal: this.abort.signal }).catch(() => undefined);
-      }
-    }
+        ),
+    });
   }
 
   // ---- lifecycle --------------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { POLICIES, delayFor } from '../shared/retry.js';
+import { POLICIES, retry } from '../shared/retry.js';
 import { providerFactory } from '../plume/providers/registry.js';
 import type { SystemRegistry } from '../plume/systems/registry.js';
 import { Bus, type ConsumerExit, type Message } from './bus/index.js';
@@ -25,19 +24,16 @@ export interface Service {
 
 /** Open the broker connection, retrying for as long as it takes (readiness says so meanwhile). */
 async function openBus(config: JoystickConfig, log: Logger, signal: AbortSignal): Promise<Bus> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await Bus.open(config.bus, { logger: log });
-    } catch (err) {
-      if (signal.aborted) throw err;
-      const delay = delayFor(attempt, POLICIES.brokerStart);
+  return retry(() => Bus.open(config.bus, { logger: log }), {
+    attempts: Infinity,
+    policy: POLICIES.brokerStart,
+    signal,
+    onRetry: (err, attempt, delay) =>
       log.error(
-        { err: errorMessage(err), retryInSeconds: Math.round(delay / 1000) },
+        { err: errorMessage(err), attempt, retryInSeconds: Math.round(delay / 1000) },
         'cannot reach the message broker',
-      );
-      await sleep(delay, undefined, { signal });
-    }
-  }
+      ),
+  });
 }
 
 /**
@@ -45,21 +41,27 @@ async function openBus(config: JoystickConfig, log: Logger, signal: AbortSignal)
  * process holding SQLite's write lock) as the broker is waited for; a configuration error fails at once.
  */
 async function openStore(config: JoystickConfig, log: Logger): Promise<JobStore> {
-  for (let attempt = 1; ; attempt++) {
-    const db = openDatabase(config.app.database);
-    try {
-      return await JobStore.open(db);
-    } catch (err) {
-      await db.close().catch(() => undefined);
-      if (!isTransientDbError(err)) throw err;
-      const delay = delayFor(attempt, POLICIES.databaseStart);
-      log.error(
-        { err: errorMessage(err), retryInSeconds: Math.round(delay / 1000) },
-        'database unavailable; retrying',
-      );
-      await sleep(delay);
-    }
-  }
+  return retry(
+    async () => {
+      const db = openDatabase(config.app.database);
+      try {
+        return await JobStore.open(db);
+      } catch (err) {
+        await db.close().catch(() => undefined);
+        throw err;
+      }
+    },
+    {
+      attempts: Infinity,
+      policy: POLICIES.databaseStart,
+      retryable: isTransientDbError,
+      onRetry: (err, attempt, delay) =>
+        log.error(
+          { err: errorMessage(err), attempt, retryInSeconds: Math.round(delay / 1000) },
+          'database unavailable; retrying',
+        ),
+    },
+  );
 }
 
 /** `joystick run`: the database, the HTTP endpoints, the controller's loops and the bus consumer. */

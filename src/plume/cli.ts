@@ -28,6 +28,7 @@ import { readFileSync } from 'node:fs';
 import { checkCredentialFile } from './providers/aws/clients.js';
 import { formatPrunePlan, prune, pruneNow, pruneSelector, pruneSources, pruneSummary } from './prune-cli.js';
 import { SqlitePruneJournal } from './state/prune-journal.js';
+import { ReleaseLocks, type HeldLock } from './state/release-lock.js';
 
 const VERSION = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -226,6 +227,11 @@ interface Session {
   progress: Progress;
   journal: () => SqliteJournal;
   pruneJournal: () => SqlitePruneJournal;
+  /**
+   * Take the lock of a release (or prune) in the state database, or throw the one line naming its holder;
+   * it is given back when the session closes (normal end, error, signal) or the process exits.
+   */
+  lock: (key: string, command: string, what: string) => HeldLock;
   recordsDir: string;
   close(): void;
 }
@@ -252,6 +258,7 @@ async function openSession(
   const statePath = expandHome(o.state ?? config.state.path ?? join(stateDir(), 'state.db'));
   let journal: SqliteJournal | undefined;
   let pruneJournal: SqlitePruneJournal | undefined;
+  let locks: ReleaseLocks | undefined;
   return {
     config,
     registry,
@@ -259,11 +266,18 @@ async function openSession(
     progress,
     journal: () => (journal ??= new SqliteJournal(statePath)),
     pruneJournal: () => (pruneJournal ??= new SqlitePruneJournal(statePath)),
+    lock: (key, command, what) =>
+      (locks ??= new ReleaseLocks(statePath, { ttlMs: config.state.lock_seconds * 1000, log })).acquire(
+        key,
+        command,
+        what,
+      ),
     recordsDir: expandHome(config.state.records_dir ?? join(stateDir(), 'releases')),
     close() {
       progress.stop();
       journal?.close();
       pruneJournal?.close();
+      locks?.close();
     },
   };
 }
@@ -353,6 +367,9 @@ async function doRelease(
       print(o.output === 'json' ? JSON.stringify({ mode, ...effective }, null, 2) : describePlan(effective));
       return EXIT.ok;
     }
+    // One run of a release at a time (release and pre-release alike): a second refuses here, before it
+    // touches anything, instead of taking the first one's unfinished snapshot for a left-over.
+    session.lock(plan.key, `plume ${mode}`, `release ${plan.key}`);
     const journal = session.journal();
     const before = new Map(plan.targets.map((t) => [t.name, journal.get(t.key)]));
     const interrupt = interruptOnSignals(session.log);
@@ -617,6 +634,13 @@ async function doPrune(
   useCredentialsFile(o.awsCredentials);
   const sources = pruneSources(session.config, o.platform, overridesFrom(o));
   try {
+    // Two prunes of one channel at once would race on the same actions; a dry run changes nothing.
+    if (!o.dryRun)
+      session.lock(
+        `prune ${selector.system}/${selector.channel}`,
+        'plume prune',
+        `prune of ${selector.system}/${selector.channel}`,
+      );
     const { plan, result } = await prune({
       config: session.config,
       selector,

@@ -52,8 +52,13 @@ export const PlumeConfig = z.strictObject({
     .strictObject({
       path: z.string().optional(),
       records_dir: z.string().optional(),
+      /**
+       * A release's (or prune's) lock in the state database lapses this long after its holder's last
+       * heartbeat (renewed every third); a holder killed on this machine frees it at once.
+       */
+      lock_seconds: z.number().int().min(3).max(3600).default(60),
     })
-    .default({}),
+    .default({ lock_seconds: 60 }),
   release: z
     .strictObject({ repair_rounds: z.number().int().min(0).max(10).default(2) })
     .default({ repair_rounds: 2 }),

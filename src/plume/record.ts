@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PlumeError } from '../shared/errors.js';
@@ -180,7 +181,7 @@ export function formatWebsites(
 /** Write a file so readers see the old or the new contents, never half of one (write, fsync, rename). */
 export async function writeFileAtomic(path: string, contents: string, mode = 0o644): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  const tmp = join(dirname(path), `.${Date.now()}-${process.pid}-${Math.random().toString(36).slice(2)}.tmp`);
+  const tmp = join(dirname(path), `.${Date.now()}-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
   const fh = await open(tmp, 'w', mode);
   try {
     await fh.writeFile(contents);

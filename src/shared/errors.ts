@@ -10,6 +10,7 @@ export type ErrorKind =
   | 'provider' // the cloud refused or failed
   | 'partial' // some regions failed, the rest are published
   | 'verify' // verification found missing or wrong images
+  | 'busy' // another run holds the same release (or prune): exit 1, run again once it ended
   | 'internal';
 
 export class PlumeError extends Error {
@@ -28,7 +29,7 @@ export class PlumeError extends Error {
     this.name = 'PlumeError';
     this.kind = kind;
     this.hint = hint;
-    this.retryable = options?.retryable ?? (kind === 'provider' || kind === 'internal');
+    this.retryable = options?.retryable ?? (kind === 'provider' || kind === 'internal' || kind === 'busy');
   }
 
   /** The one line a person reads: what went wrong, then what to do. */

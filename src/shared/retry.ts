@@ -19,6 +19,10 @@ export interface Backoff {
   jitter?: number;
   /** Added to every delay: a floor, so a loop that failed never spins. */
   floorMs?: number;
+  /** Attempts in all, the first included, where the policy bounds them itself (not set: the caller's). */
+  attempts?: number;
+  /** The most time all attempts may take together, where the policy bounds it. */
+  timeoutMs?: number;
 }
 
 export const POLICIES = {
@@ -28,17 +32,24 @@ export const POLICIES = {
   controllerLoop: { baseMs: 500, maxMs: 30_000, floorMs: 500 },
   /** A compose whose metadata cannot be read yet (until `metadata_retry_minutes`). */
   composeMetadata: { baseMs: 5_000, maxMs: 300_000, floorMs: 1_000 },
+  /** A compose message the database cannot record: the pause before it is nacked (the broker redelivers). */
+  composeRequeue: { baseMs: 2_000, maxMs: 2_000, jitter: 0 },
   /** A job that failed, before its next attempt (up to `max_job_attempts`). */
   job: { baseMs: 10_000, maxMs: 600_000, floorMs: 5_000 },
   /** Writing a job's outcome while the database is unavailable (for as long as it takes). */
   databaseWrite: { baseMs: 500, maxMs: 15_000, floorMs: 500 },
+  /**
+   * A SQLite statement while another process holds the lock: short sleeps (the process stays responsive),
+   * for up to 10 s per statement (`openSqlite`'s `busyWaitMs`).
+   */
+  sqliteBusy: { baseMs: 25, maxMs: 250, jitter: 0.5 },
   /** Reaching the broker or the database when joystick starts (for as long as it takes). */
   brokerStart: { baseMs: 1_000, maxMs: 60_000, floorMs: 1_000 },
   databaseStart: { baseMs: 1_000, maxMs: 30_000, floorMs: 1_000 },
   /** The bus connection and consumer setup after a loss. */
   busReconnect: { baseMs: 500, maxMs: 30_000, factor: 2, jitter: 0.5 },
   /** A publish awaiting its confirm, retried within its deadline. */
-  busPublish: { baseMs: 200, maxMs: 5_000, factor: 2, jitter: 0.5 },
+  busPublish: { baseMs: 200, maxMs: 5_000, factor: 2, jitter: 0.5, attempts: 8, timeoutMs: 30_000 },
 } as const satisfies Record<string, Backoff>;
 
 /** The delay before retry number `attempt` (1-based) under a policy. Pure given `random`. */
@@ -48,32 +59,66 @@ export function delayFor(attempt: number, policy: Backoff, random: () => number 
   return Math.floor(ceiling * (1 - jitter) + ceiling * jitter * random()) + (policy.floorMs ?? 0);
 }
 
-/** Full-jitter backoff from a base and a cap: `delayFor` with those numbers (kept for existing callers). */
-export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random = Math.random): number {
-  return delayFor(attempt, { baseMs, maxMs }, random);
-}
-
 export interface RetryOptions {
-  /** Attempts in all, the first included. */
+  /** Attempts in all, the first included; `Infinity` retries until success, a non-retryable error or abort. */
   attempts: number;
-  baseDelayMs: number;
-  maxDelayMs: number;
-  /** Whether an error is worth another attempt; anything else fails at once. */
-  retryable: (err: unknown) => boolean;
+  /** The delays: one of `POLICIES`, or a config's numbers. */
+  policy?: Backoff;
+  /** Shorthand for `policy: { baseMs, maxMs }` (full jitter), for delays that come from a config file. */
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  /** Whether an error is worth another attempt; anything else fails at once. Default: every error. */
+  retryable?: (err: unknown) => boolean;
+  /** Stops the waiting: the wait ends at once and `signal.reason` (else the last error) is thrown. */
   signal?: AbortSignal;
+  /** Epoch ms after which no attempt starts: a wait is cut to end there, and a failure after it is final. */
+  deadline?: number;
+  /** Before each wait: the failure, the attempt that failed (1-based) and the delay; for a WARN line. */
   onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
+  /** For tests: the jitter's source. */
+  random?: () => number;
 }
 
-/** Run `fn` until it succeeds, a failure is not retryable, or the attempts run out. */
+function policyOf(opts: RetryOptions): Backoff {
+  if (opts.policy) return opts.policy;
+  if (opts.baseDelayMs === undefined || opts.maxDelayMs === undefined)
+    throw new Error('retry() needs a policy or baseDelayMs and maxDelayMs');
+  return { baseMs: opts.baseDelayMs, maxMs: opts.maxDelayMs };
+}
+
+/**
+ * After attempt number `attempt` failed with `err`: throw `err` when that was the last attempt, the error
+ * is not retryable, the deadline passed or the signal aborted; otherwise report the retry and wait. For
+ * loops that cannot hand their body to `retry()` (a generator that yields between attempts, a resumed
+ * download whose count starts again after progress); `retry()` is this in a loop.
+ */
+export async function waitToRetry(err: unknown, attempt: number, opts: RetryOptions): Promise<void> {
+  const now = Date.now();
+  if (
+    attempt >= opts.attempts ||
+    !(opts.retryable?.(err) ?? true) ||
+    opts.signal?.aborted ||
+    (opts.deadline !== undefined && now >= opts.deadline)
+  )
+    throw err;
+  let delay = delayFor(attempt, policyOf(opts), opts.random);
+  if (opts.deadline !== undefined) delay = Math.min(delay, Math.max(0, opts.deadline - now));
+  opts.onRetry?.(err, attempt, delay);
+  try {
+    await sleep(delay, undefined, opts.signal ? { signal: opts.signal } : undefined);
+  } catch (aborted) {
+    if (!opts.signal?.aborted) throw aborted;
+    throw opts.signal.reason instanceof Error ? opts.signal.reason : err;
+  }
+}
+
+/** Run `fn` until it succeeds, a failure is not retryable, the attempts or the deadline run out, or abort. */
 export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn(attempt);
     } catch (err) {
-      if (attempt >= opts.attempts || !opts.retryable(err) || opts.signal?.aborted) throw err;
-      const delay = backoffDelay(attempt, opts.baseDelayMs, opts.maxDelayMs);
-      opts.onRetry?.(err, attempt, delay);
-      await sleep(delay, undefined, { signal: opts.signal });
+      await waitToRetry(err, attempt, opts);
     }
   }
 }

@@ -331,7 +331,9 @@ describe('signals', () => {
 });
 
 describe('two runs of the same release at once', () => {
-  it("the second waits for the first one's upload instead of deleting its snapshot", async () => {
+  // Two machines (each its own state database, so no shared release lock; see release-lock.test.ts for
+  // one machine): the snapshot's lease tag is what keeps them apart.
+  it("on two machines, the second waits for the first one's upload instead of deleting its snapshot", async () => {
     const compose = await world.compose({ rawSize: 16 * 2 ** 20, version: '45', date: '20240601' });
     const slow = world.emulator.addFault({
       service: 'ebs',
@@ -347,9 +349,12 @@ describe('two runs of the same release at once', () => {
         if (Date.now() > end || first.child.exitCode !== null) throw new Error(first.output().stderr);
         await new Promise((r) => setTimeout(r, 50));
       }
-      const second = startCli('plume', fedoraCloudArgs(world, compose.url), world.env, {
-        timeoutMs: 180_000,
-      });
+      const second = startCli(
+        'plume',
+        [...fedoraCloudArgs(world, compose.url), '--state', join(world.dir, 'machine-2', 'state.db')],
+        world.env,
+        { timeoutMs: 180_000 },
+      );
       const [a, b] = await Promise.all([first.done, second.done]);
       expect(a.code, a.stderr).toBe(0);
       expect(b.code, b.stderr).toBe(0);

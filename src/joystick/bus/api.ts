@@ -1,5 +1,5 @@
 import type { Logger } from '../../shared/log.js';
-import type { BackoffOptions } from './backoff.js';
+import type { Backoff } from '../../shared/retry.js';
 import type { BusConfig } from './config.js';
 import { BusConnection } from './connection.js';
 import { Consumer, type ConsumerOptions, type MessageHandler } from './consumer.js';
@@ -15,8 +15,8 @@ export interface BusOptions {
   logger?: Logger;
   /** Shown by RabbitMQ as the connection's name; defaults to the configuration's client_properties app. */
   connectionName?: string;
-  /** Pacing of reconnections after the connection is lost. */
-  reconnect?: BackoffOptions;
+  /** Pacing of reconnections after the connection is lost (default `POLICIES.busReconnect`). */
+  reconnect?: Backoff;
   publisher?: Omit<PublisherOptions, 'logger'>;
 }
 

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { connect, type ChannelModel } from 'amqplib';
 import { PlumeError } from '../../shared/errors.js';
 import { silentLogger, type Logger } from '../../shared/log.js';
-import { backoffDelay, DEFAULT_BACKOFF, sleep, type BackoffOptions } from './backoff.js';
+import { POLICIES, retry, type Backoff } from '../../shared/retry.js';
 import { closeQuietly } from './close.js';
 import type { BusConfig } from './config.js';
 import { buildConnectPlan, type ConnectPlan } from './connect-options.js';
@@ -28,14 +28,14 @@ export interface BusConnectionOptions {
   logger?: Logger;
   /** The name RabbitMQ shows for this connection (rabbitmqctl list_connections client_properties). */
   connectionName?: string;
-  /** Pacing of reconnections after a loss. */
-  backoff?: BackoffOptions;
+  /** Pacing of reconnections after a loss (default `POLICIES.busReconnect`). */
+  backoff?: Backoff;
 }
 
 export class BusConnection extends EventEmitter<BusConnectionEvents> {
   readonly plan: ConnectPlan;
   private readonly log: Logger;
-  private readonly backoff: BackoffOptions;
+  private readonly backoff: Backoff;
   private current: ChannelModel | undefined;
   private closing = false;
   private readonly stop = new AbortController();
@@ -45,7 +45,7 @@ export class BusConnection extends EventEmitter<BusConnectionEvents> {
     super();
     this.plan = plan;
     this.log = opts.logger ?? silentLogger();
-    this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
+    this.backoff = opts.backoff ?? POLICIES.busReconnect;
   }
 
   /** Connect (with pika's connection_attempts and retry_delay), then keep the connection up until close(). */
@@ -53,21 +53,25 @@ export class BusConnection extends EventEmitter<BusConnectionEvents> {
     const plan = await buildConnectPlan(config, { connectionName: opts.connectionName });
     const conn = new BusConnection(plan, opts);
     for (const warning of plan.warnings) conn.log.warn({ broker: plan.display }, warning);
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= plan.connectionAttempts; attempt++) {
-      try {
-        conn.adopt(await conn.openOnce());
-        return conn;
-      } catch (err) {
-        lastError = err;
-        conn.log.warn(
-          { broker: plan.display, attempt, of: plan.connectionAttempts, err: errorText(err) },
-          'cannot connect to the AMQP broker',
-        );
-        if (attempt < plan.connectionAttempts) await sleep(plan.retryDelayMs);
-      }
+    // pika's pacing: connection_attempts tries, retry_delay apart (no growth, no jitter).
+    const log = (err: unknown, attempt: number) =>
+      conn.log.warn(
+        { broker: plan.display, attempt, of: plan.connectionAttempts, err: errorText(err) },
+        'cannot connect to the AMQP broker',
+      );
+    try {
+      conn.adopt(
+        await retry(() => conn.openOnce(), {
+          attempts: plan.connectionAttempts,
+          policy: { baseMs: plan.retryDelayMs, maxMs: plan.retryDelayMs, factor: 1, jitter: 0 },
+          onRetry: log,
+        }),
+      );
+      return conn;
+    } catch (err) {
+      log(err, plan.connectionAttempts);
+      throw describeConnectError(err, plan);
     }
-    throw describeConnectError(lastError, plan);
   }
 
   /** The live connection, if there is one right now. */
@@ -154,20 +158,35 @@ export class BusConnection extends EventEmitter<BusConnectionEvents> {
     void this.reconnect(error);
   }
 
+  /** Reconnect until it works or close(): the loss counts as the first failed attempt (a wait comes first). */
   private async reconnect(cause: Error): Promise<void> {
-    let lastError = cause;
-    for (let attempt = 1; !this.closing; attempt++) {
-      const delayMs = backoffDelay(attempt, this.backoff);
-      this.emit('reconnecting', { attempt, delayMs, error: lastError });
-      await sleep(delayMs, this.stop.signal);
-      if (this.closing) return;
-      try {
-        this.adopt(await this.openOnce());
-        return;
-      } catch (err) {
-        lastError = err instanceof Error ? err : new Error(String(err));
-        this.log.warn({ broker: this.plan.display, attempt, err: lastError.message }, 'reconnection failed');
-      }
+    const toError = (err: unknown) => (err instanceof Error ? err : new Error(String(err)));
+    try {
+      await retry(
+        async (attempt) => {
+          if (attempt === 1) throw cause;
+          if (this.closing) return;
+          try {
+            this.adopt(await this.openOnce());
+          } catch (err) {
+            this.log.warn(
+              { broker: this.plan.display, attempt: attempt - 1, err: toError(err).message },
+              'reconnection failed',
+            );
+            throw err;
+          }
+        },
+        {
+          attempts: Infinity,
+          policy: this.backoff,
+          retryable: () => !this.closing,
+          signal: this.stop.signal,
+          onRetry: (err, attempt, delayMs) =>
+            this.emit('reconnecting', { attempt, delayMs, error: toError(err) }),
+        },
+      );
+    } catch {
+      // Only close() ends the retries; nothing is left to do.
     }
   }
 }

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { PlumeError } from '../../shared/errors.js';
 import { silentLogger, type Logger } from '../../shared/log.js';
-import { backoffDelay, DEFAULT_BACKOFF, sleep } from './backoff.js';
+import { POLICIES, delayFor } from '../../shared/retry.js';
+import { sleep } from './backoff.js';
 import { closeQuietly } from './close.js';
 import type { BindingConfig, BusConfig, QueueConfig } from './config.js';
 import type { BusConnection } from './connection.js';
@@ -209,7 +210,7 @@ export class Consumer {
         }
         this.setupFailures++;
         this.log.warn({ err: error.message }, 'setting up consuming failed; retrying');
-        await sleep(backoffDelay(this.setupFailures, DEFAULT_BACKOFF), this.stopController.signal);
+        await sleep(delayFor(this.setupFailures, POLICIES.busReconnect), this.stopController.signal);
       }
     }
   }
@@ -435,7 +436,7 @@ export class Consumer {
     if (this.connection.model === session.model) {
       // the connection lives on (the channel alone failed): reopen after a pause, not in a tight loop
       this.setupFailures++;
-      void sleep(backoffDelay(this.setupFailures, DEFAULT_BACKOFF), this.stopController.signal).then(() =>
+      void sleep(delayFor(this.setupFailures, POLICIES.busReconnect), this.stopController.signal).then(() =>
         this.kick(),
       );
     }

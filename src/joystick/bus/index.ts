@@ -1,5 +1,4 @@
 export { Bus, type BusOptions } from './api.js';
-export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 export {
   CONFIG_ENV_VAR,
   DEFAULT_CONFIG_PATH,

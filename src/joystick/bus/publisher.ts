@@ -1,7 +1,6 @@
 import { IllegalOperationError, type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { silentLogger, type Logger } from '../../shared/log.js';
-import { POLICIES } from '../../shared/retry.js';
-import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
+import { POLICIES, retry, type Backoff } from '../../shared/retry.js';
 import { closeQuietly } from './close.js';
 import type { BusConfig } from './config.js';
 import type { BusConnection } from './connection.js';
@@ -24,25 +23,21 @@ import { toAmqp, type AmqpPublish, type Message } from './message.js';
 
 export interface PublisherOptions {
   logger?: Logger;
-  /** Tries per message, the first included. Default 8. */
+  /** Tries per message, the first included. Default `POLICIES.busPublish.attempts` (8). */
   maxAttempts?: number;
-  /** The most time a publish may take, retries included. Default 30 s, fedora-messaging's publish timeout. */
+  /**
+   * The most time a publish may take, retries included. Default `POLICIES.busPublish.timeoutMs` (30 s,
+   * fedora-messaging's publish timeout).
+   */
   timeoutMs?: number;
-  /** The pause between tries. */
-  backoff?: BackoffOptions;
+  /** The pause between tries (default `POLICIES.busPublish`). */
+  backoff?: Backoff;
 }
 
 export interface PublishOptions {
   /** Publish elsewhere than publish_exchange. */
   exchange?: string;
 }
-
-const DEFAULT_PUBLISH_BACKOFF: BackoffOptions = {
-  initialDelayMs: POLICIES.busPublish.baseMs,
-  maxDelayMs: POLICIES.busPublish.maxMs,
-  factor: POLICIES.busPublish.factor,
-  jitter: POLICIES.busPublish.jitter,
-};
 
 /** One confirm channel on one connection; replaced when either dies. */
 interface ChannelSlot {
@@ -55,11 +50,18 @@ interface ChannelSlot {
 
 class Fatal extends Error {}
 
+/** Ends the retries of a publish (closed, timed out): `error` is what the failure reports. */
+class Stop extends Error {
+  constructor(readonly error: Error) {
+    super(error.message);
+  }
+}
+
 export class Publisher {
   private readonly log: Logger;
   private readonly maxAttempts: number;
   private readonly timeoutMs: number;
-  private readonly backoff: BackoffOptions;
+  private readonly backoff: Backoff;
   private slot: ChannelSlot | undefined;
   private closed = false;
   private readonly stop = new AbortController();
@@ -70,9 +72,9 @@ export class Publisher {
     opts: PublisherOptions = {},
   ) {
     this.log = opts.logger ?? silentLogger();
-    this.maxAttempts = Math.max(1, opts.maxAttempts ?? 8);
-    this.timeoutMs = opts.timeoutMs ?? 30_000;
-    this.backoff = opts.backoff ?? DEFAULT_PUBLISH_BACKOFF;
+    this.maxAttempts = Math.max(1, opts.maxAttempts ?? POLICIES.busPublish.attempts);
+    this.timeoutMs = opts.timeoutMs ?? POLICIES.busPublish.timeoutMs;
+    this.backoff = opts.backoff ?? POLICIES.busPublish;
   }
 
   /** Resolve once the broker has confirmed the message; reject with PublishFailed if it never does. */
@@ -86,34 +88,49 @@ export class Publisher {
     const what = { id: message.id, exchange, routingKey: amqp.routingKey };
     let lastError: Error = new Error('no attempt was made');
     let attempt = 0;
-    while (attempt < this.maxAttempts) {
-      if (this.closed) break;
-      attempt++;
-      const timeout = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
-      const signal = AbortSignal.any([timeout, this.stop.signal]);
-      try {
-        const channel = await this.channel(signal);
-        await withSignal(confirmPublish(channel.slot, channel.channel, exchange, amqp), signal);
-        this.log.debug({ ...what, attempt }, 'published');
-        return;
-      } catch (err) {
-        lastError = err instanceof Error ? err : new Error(String(err));
-        if (err instanceof Fatal) break;
-        if (signal.aborted) {
-          lastError = this.closed
-            ? new Error('the publisher was closed')
-            : new Error(`no confirmation within ${this.timeoutMs} ms`);
-          break;
-        }
-        this.log.warn({ ...what, attempt, err: lastError.message }, 'publish not confirmed; retrying');
-      }
-      if (attempt >= this.maxAttempts) break;
-      const delay = Math.min(backoffDelay(attempt, this.backoff), Math.max(0, deadline - Date.now()));
-      await sleep(delay, this.stop.signal);
-      if (Date.now() >= deadline) {
+    try {
+      await retry(
+        async (n) => {
+          if (this.closed) throw new Stop(lastError);
+          if (n > 1 && Date.now() >= deadline)
+            throw new Stop(
+              new Error(`no confirmation within ${this.timeoutMs} ms (last: ${lastError.message})`),
+            );
+          attempt = n;
+          const timeout = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
+          const signal = AbortSignal.any([timeout, this.stop.signal]);
+          try {
+            const channel = await this.channel(signal);
+            await withSignal(confirmPublish(channel.slot, channel.channel, exchange, amqp), signal);
+            this.log.debug({ ...what, attempt }, 'published');
+          } catch (err) {
+            lastError = err instanceof Error ? err : new Error(String(err));
+            if (err instanceof Fatal) throw err;
+            if (signal.aborted)
+              throw new Stop(
+                this.closed
+                  ? new Error('the publisher was closed')
+                  : new Error(`no confirmation within ${this.timeoutMs} ms`),
+              );
+            this.log.warn({ ...what, attempt, err: lastError.message }, 'publish not confirmed; retrying');
+            throw lastError;
+          }
+        },
+        {
+          attempts: this.maxAttempts,
+          policy: this.backoff,
+          retryable: (err) => !(err instanceof Fatal) && !(err instanceof Stop),
+          // A wait is cut to end at the deadline; the attempt after it ends as "no confirmation within".
+          deadline: deadline + 1,
+          signal: this.stop.signal,
+        },
+      );
+      return;
+    } catch (err) {
+      if (err instanceof Stop) lastError = err.error;
+      else if (!(err instanceof Fatal) && !this.closed && Date.now() >= deadline)
         lastError = new Error(`no confirmation within ${this.timeoutMs} ms (last: ${lastError.message})`);
-        break;
-      }
+      // else: attempts ran out, a fatal refusal, or close() during a wait: the last attempt's failure says why
     }
     const failure = new PublishFailed(
       `could not publish message ${message.id} to ${exchange} with routing key ${amqp.routingKey} after ${attempt} attempt${attempt === 1 ? '' : 's'}: ${lastError.message}`,

@@ -1,9 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { PlumeError } from '../../shared/errors.js';
+import { POLICIES, retry } from '../../shared/retry.js';
 
 export type Row = Record<string, unknown>;
 export type Param = string | number | null;
@@ -87,17 +87,13 @@ export function openSqlite(path: string, opts: { busyTimeoutMs?: number; busyWai
   const mutex = new Mutex();
   const busyWaitMs = opts.busyWaitMs ?? 10_000;
   /** Run `fn` (one statement, BEGIN or COMMIT: each safe to retry when busy) once the lock is free. */
-  const whenFree = async <T>(fn: () => T): Promise<T> => {
-    const deadline = Date.now() + busyWaitMs;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return fn();
-      } catch (err) {
-        if (!isBusy(err) || Date.now() >= deadline) throw err;
-        await sleep(Math.min(25 * attempt, 250));
-      }
-    }
-  };
+  const whenFree = <T>(fn: () => T): Promise<T> =>
+    retry(() => new Promise<T>((resolve) => resolve(fn())), {
+      attempts: Infinity,
+      policy: POLICIES.sqliteBusy,
+      retryable: isBusy,
+      deadline: Date.now() + busyWaitMs,
+    });
   const run = <T>(sql: string, params: Param[] = []): T[] => {
     const stmt = db.prepare(sql);
     return stmt.reader ? (stmt.all(...params) as T[]) : (stmt.run(...params), [] as T[]);

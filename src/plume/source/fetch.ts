@@ -1,9 +1,8 @@
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { PlumeError } from '../../shared/errors.js';
-import { POLICIES, delayFor } from '../../shared/retry.js';
+import { POLICIES, retry, waitToRetry, type RetryOptions } from '../../shared/retry.js';
 import { assertTlsVerified, checkSource, type SourcePolicy } from './policy.js';
 
 const MAX_REDIRECTS = 5;
@@ -190,6 +189,45 @@ function describeFetchError(url: URL, err: unknown): PlumeError {
   );
 }
 
+/** How a fetch is retried: `[source] attempts`, `POLICIES.sourceFetch`, transient failures only. */
+function fetchRetry(policy: SourcePolicy, signal: AbortSignal | undefined): RetryOptions {
+  return {
+    attempts: policy.attempts,
+    policy: POLICIES.sourceFetch,
+    retryable: isTransient,
+    ...(signal ? { signal } : {}),
+  };
+}
+
+/**
+ * One request of a document under a watch (deadline, idle time, rate), retried as `fetchRetry` says; a
+ * final failure is one line naming the URL.
+ */
+async function fetchWithRetries<T>(
+  url: URL,
+  policy: SourcePolicy,
+  signal: AbortSignal | undefined,
+  attempt: (watched: AbortSignal, received: (bytes: number) => void) => Promise<T>,
+): Promise<T> {
+  try {
+    return await retry(
+      async () => {
+        const watch = watchTransfer(policy, url.href, signal, policy.documentTimeoutMs);
+        try {
+          return await attempt(watch.signal, (n) => watch.received(n));
+        } catch (caught) {
+          throw watch.reason() ?? caught;
+        } finally {
+          watch.stop();
+        }
+      },
+      fetchRetry(policy, signal),
+    );
+  } catch (err) {
+    throw describeFetchError(url, err);
+  }
+}
+
 /** Fetch a small document whole (compose metadata), retrying transient failures. */
 export async function fetchDocument(
   location: string | URL,
@@ -214,39 +252,29 @@ export async function fetchDocument(
       await fh.close();
     }
   }
-  for (let attempt = 1; ; attempt++) {
-    const watch = watchTransfer(policy, url.href, signal, policy.documentTimeoutMs);
-    try {
-      const res = await request(url, policy, { signal: watch.signal });
-      const declared = Number(res.headers.get('content-length') ?? NaN);
-      if (declared > policy.maxMetadataBytes) {
-        await res.body?.cancel();
-        throw new PlumeError(
-          'input',
-          `${url.href} is ${declared} bytes, more than the ${policy.maxMetadataBytes} accepted for metadata`,
-        );
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of bodyChunks(res)) {
-        watch.received(chunk.byteLength);
-        size += chunk.byteLength;
-        if (size > policy.maxMetadataBytes)
-          throw new PlumeError('input', `${url.href} is larger than ${policy.maxMetadataBytes} bytes`);
-        chunks.push(Buffer.from(chunk));
-      }
-      if (Number.isFinite(declared) && size !== declared)
-        throw new TransientError(`${url.href} ended after ${size} of ${declared} bytes`);
-      return Buffer.concat(chunks);
-    } catch (caught) {
-      const err = watch.reason() ?? caught;
-      if (attempt >= policy.attempts || !isTransient(err) || signal?.aborted)
-        throw describeFetchError(url, err);
-      await sleep(delayFor(attempt, POLICIES.sourceFetch), undefined, { signal });
-    } finally {
-      watch.stop();
+  return fetchWithRetries(url, policy, signal, async (watched, received) => {
+    const res = await request(url, policy, { signal: watched });
+    const declared = Number(res.headers.get('content-length') ?? NaN);
+    if (declared > policy.maxMetadataBytes) {
+      await res.body?.cancel();
+      throw new PlumeError(
+        'input',
+        `${url.href} is ${declared} bytes, more than the ${policy.maxMetadataBytes} accepted for metadata`,
+      );
     }
-  }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of bodyChunks(res)) {
+      received(chunk.byteLength);
+      size += chunk.byteLength;
+      if (size > policy.maxMetadataBytes)
+        throw new PlumeError('input', `${url.href} is larger than ${policy.maxMetadataBytes} bytes`);
+      chunks.push(Buffer.from(chunk));
+    }
+    if (Number.isFinite(declared) && size !== declared)
+      throw new TransientError(`${url.href} ended after ${size} of ${declared} bytes`);
+    return Buffer.concat(chunks);
+  });
 }
 
 export interface SourceInfo {
@@ -269,25 +297,15 @@ export async function probeSource(url: URL, policy: SourcePolicy, signal?: Abort
     });
     return { url, size: info.size, ranges: true };
   }
-  for (let attempt = 1; ; attempt++) {
-    const watch = watchTransfer(policy, url.href, signal, policy.documentTimeoutMs);
-    try {
-      const res = await request(url, policy, { method: 'HEAD', signal: watch.signal });
-      const len = res.headers.get('content-length');
-      return {
-        url,
-        size: len === null ? undefined : Number(len),
-        ranges: res.headers.get('accept-ranges') === 'bytes',
-      };
-    } catch (caught) {
-      const err = watch.reason() ?? caught;
-      if (attempt >= policy.attempts || !isTransient(err) || signal?.aborted)
-        throw describeFetchError(url, err);
-      await sleep(delayFor(attempt, POLICIES.sourceFetch), undefined, { signal });
-    } finally {
-      watch.stop();
-    }
-  }
+  return fetchWithRetries(url, policy, signal, async (watched) => {
+    const res = await request(url, policy, { method: 'HEAD', signal: watched });
+    const len = res.headers.get('content-length');
+    return {
+      url,
+      size: len === null ? undefined : Number(len),
+      ranges: res.headers.get('accept-ranges') === 'bytes',
+    };
+  });
 }
 
 /** Read `length` bytes at `offset` (for the xz index at the end of an image). */
@@ -308,27 +326,17 @@ export async function readRange(
       await fh.close();
     }
   }
-  for (let attempt = 1; ; attempt++) {
-    const watch = watchTransfer(policy, info.url.href, signal, policy.documentTimeoutMs);
-    try {
-      const res = await request(info.url, policy, {
-        headers: { range: `bytes=${offset}-${offset + length - 1}` },
-        signal: watch.signal,
-      });
-      if (res.status !== 206) {
-        await res.body?.cancel();
-        throw new PlumeError('source', `${info.url.host} does not serve byte ranges`);
-      }
-      return Buffer.from(await res.arrayBuffer());
-    } catch (caught) {
-      const err = watch.reason() ?? caught;
-      if (attempt >= policy.attempts || !isTransient(err) || signal?.aborted)
-        throw describeFetchError(info.url, err);
-      await sleep(delayFor(attempt, POLICIES.sourceFetch), undefined, { signal });
-    } finally {
-      watch.stop();
+  return fetchWithRetries(info.url, policy, signal, async (watched) => {
+    const res = await request(info.url, policy, {
+      headers: { range: `bytes=${offset}-${offset + length - 1}` },
+      signal: watched,
+    });
+    if (res.status !== 206) {
+      await res.body?.cancel();
+      throw new PlumeError('source', `${info.url.host} does not serve byte ranges`);
     }
-  }
+    return Buffer.from(await res.arrayBuffer());
+  });
 }
 
 /**
@@ -398,9 +406,10 @@ export async function* streamSource(
     } catch (err) {
       const reason: unknown = watch.reason() ?? err;
       failures++;
-      if (failures >= policy.attempts || !isTransient(reason) || signal?.aborted)
-        throw describeFetchError(info.url, reason);
-      await sleep(delayFor(failures, POLICIES.sourceFetch), undefined, { signal });
+      // Not retry(): the attempts count starts again after real progress, and a generator yields between.
+      await waitToRetry(reason, failures, fetchRetry(policy, signal)).catch((final: unknown) => {
+        throw describeFetchError(info.url, final);
+      });
     } finally {
       watch.stop();
     }

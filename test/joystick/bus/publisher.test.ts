@@ -31,7 +31,7 @@ async function openPublisher(
   const config = testConfig(names, extra);
   connection = await BusConnection.open(config, {
     connectionName: names.connectionName,
-    backoff: { initialDelayMs: 100, maxDelayMs: 500 },
+    backoff: { baseMs: 100, maxMs: 500 },
   });
   publisher = new Publisher(connection, config, opts);
   return publisher;
@@ -136,7 +136,7 @@ describe('publisher confirms', () => {
     try {
       const p = await openPublisher(
         {},
-        { maxAttempts: 50, timeoutMs: 20_000, backoff: { initialDelayMs: 50, maxDelayMs: 200 } },
+        { maxAttempts: 50, timeoutMs: 20_000, backoff: { baseMs: 50, maxMs: 200 } },
       );
       await p.publish(createMessage({ topic: 'full', body: { n: 1 } }));
       const second = createMessage({ topic: 'full', body: { n: 2 } });
@@ -164,7 +164,7 @@ describe('publisher confirms', () => {
     });
     await raw.channel.bindQueue(full, names.exchange, `${names.topicPrefix}.full`);
     try {
-      const p = await openPublisher({}, { maxAttempts: 3, backoff: { initialDelayMs: 20, maxDelayMs: 50 } });
+      const p = await openPublisher({}, { maxAttempts: 3, backoff: { baseMs: 20, maxMs: 50 } });
       const m = createMessage({ topic: 'full', body: {} });
       const err = (await p.publish(m).catch((e: unknown) => e)) as PublishFailed;
       expect(err).toBeInstanceOf(PublishFailed);

@@ -21,7 +21,7 @@ import {
 
 /* The broker drops the connection (rabbitmqctl close_connection), as a restart or an operator would. */
 
-const FAST = { initialDelayMs: 100, maxDelayMs: 1000 };
+const FAST = { baseMs: 100, maxMs: 1000 };
 
 let names: TestNames;
 let raw: Raw;

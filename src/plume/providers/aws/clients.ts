@@ -10,7 +10,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { RetryErrorInfo, RetryStrategyV2, RetryToken } from '@smithy/types';
 import type { Logger } from '../../../shared/log.js';
 import { PlumeError } from '../../../shared/errors.js';
-import { backoffDelay } from '../../../shared/retry.js';
+import { delayFor } from '../../../shared/retry.js';
 import { assertTlsVerified } from '../../source/policy.js';
 
 export interface AwsClientSettings {
@@ -102,7 +102,11 @@ export class PlumeRetryStrategy implements RetryStrategyV2 {
     if ((!throttled && info.errorType !== 'TRANSIENT') || attempt >= limit)
       // The middleware then throws the call's own error.
       return Promise.reject(new Error('not retried'));
-    let delay = backoffDelay(attempt, throttled ? s.throttleBaseMs : s.retryBaseMs, s.retryMaxMs);
+    // The project's one backoff (full jitter) with the [aws] numbers.
+    let delay = delayFor(attempt, {
+      baseMs: throttled ? s.throttleBaseMs : s.retryBaseMs,
+      maxMs: s.retryMaxMs,
+    });
     if (info.retryAfterHint)
       delay = Math.max(delay, Math.min(s.retryMaxMs, info.retryAfterHint.getTime() - Date.now()));
     this.onRetry?.(info, attempt, delay);

@@ -15,6 +15,7 @@ import {
   type Snapshot,
 } from '@aws-sdk/client-ec2';
 import { PlumeError } from '../../../shared/errors.js';
+import { delayFor } from '../../../shared/retry.js';
 import type { Visibility } from '../../plan.js';
 import type { AwsImage } from './settings.js';
 import { codeOf, send, type AwsClients } from './clients.js';
@@ -276,8 +277,10 @@ async function pollUntil<T>(
   check: () => Promise<{ done?: T; state?: string }>,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  let delay = wait.pollMinMs;
-  for (;;) {
+  // Polling, not retrying: from poll_min_ms, 1.5 times longer each time up to poll_max_ms, no jitter.
+  const pace = { baseMs: wait.pollMinMs, maxMs: wait.pollMaxMs, factor: 1.5, jitter: 0 };
+  for (let poll = 1; ; poll++) {
+    const delay = delayFor(poll, pace);
     const { done, state } = await check();
     if (done !== undefined) return done;
     if (Date.now() + delay > deadline)
@@ -287,7 +290,6 @@ async function pollUntil<T>(
         'run again later to resume',
       );
     await sleep(delay, undefined, { signal });
-    delay = Math.min(wait.pollMaxMs, Math.round(delay * 1.5));
   }
 }
 
