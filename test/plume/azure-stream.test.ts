@@ -11,6 +11,7 @@ import { DISK_TYPE, fixedVhdFooter } from '../../tools/emulator/azure/vhd.js';
 import { startAzureEmulator, type AzureEmulator } from '../../tools/emulator/azure/index.js';
 import { writeAzureAccess } from '../../tools/emulator/plume-config.js';
 import type { ChildSpec } from '../support/azure-release-child.js';
+import { expectSparsePages } from '../support/azure-pages.js';
 import { worldAzureSection } from '../support/world.js';
 
 /**
@@ -161,23 +162,7 @@ async function expectBlobIsVhd(name: string, vhd: Buffer) {
       true,
     );
   const ranges = (await blob.getPageRanges()).pageRange ?? [];
-  const inRange = (at: number) => ranges.some((r) => r.offset <= at && at + 511 <= r.offset + (r.count ?? 0));
-  const zero = Buffer.alloc(512);
-  let dataPages = 0;
-  for (let at = 0; at < vhd.length; at += 512)
-    if (!vhd.subarray(at, at + 512).equals(zero)) {
-      dataPages++;
-      expect(inRange(at), `data page at ${at}`).toBe(true);
-    }
-  // No written range holds 64 KiB of zero pages in a row: the zeros between data were not sent.
-  for (const r of ranges) {
-    let zeros = 0;
-    for (let at = r.offset; at < r.offset + (r.count ?? 0); at += 512) {
-      zeros = vhd.subarray(at, at + 512).equals(zero) ? zeros + 1 : 0;
-      expect(zeros, `zero pages in a row at ${at}`).toBeLessThan(128);
-    }
-  }
-  const written = ranges.reduce((n, r) => n + (r.count ?? 0) + 1, 0);
+  const { dataPages, written } = expectSparsePages(vhd, ranges);
   expect(written).toBeLessThan(vhd.length - 2 * MiB);
   expect(written).toBeGreaterThanOrEqual(dataPages * 512);
 }

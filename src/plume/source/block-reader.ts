@@ -1,6 +1,5 @@
 import { MessageChannel, Worker } from 'node:worker_threads';
-import { PlumeError } from '../../shared/errors.js';
-import type { Block, BlockStats } from './blocks.js';
+import { largerThanVolume, type Block, type BlockStats } from './blocks.js';
 
 /** Slots of the shared flow-control array. */
 const QUEUED = 0;
@@ -236,15 +235,7 @@ export async function* readBlocks(
       wake = undefined;
       const m = inbox.shift()!;
       if (m.t === 'error') throw m.error;
-      if (m.t === 'too-large')
-        throw (
-          tooLarge?.() ??
-          new PlumeError(
-            'input',
-            `the image is larger than its ${Math.round(maxBytes / 2 ** 30)} GiB volume`,
-            'the declared size is wrong or the file is not the image it claims to be',
-          )
-        );
+      if (m.t === 'too-large') throw tooLarge?.() ?? largerThanVolume(maxBytes);
       stats.bytes = m.bytes;
       stats.blocks = m.blocks;
       stats.zeroBlocks = m.zeroBlocks;

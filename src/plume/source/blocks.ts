@@ -1,5 +1,14 @@
 import { PlumeError } from '../../shared/errors.js';
 
+/** A stream that goes on past its volume (a declared size that lies, or a bomb). */
+export function largerThanVolume(maxBytes: number): PlumeError {
+  return new PlumeError(
+    'input',
+    `the image is larger than its ${Math.round(maxBytes / 2 ** 30)} GiB volume`,
+    'the declared size is wrong or the file is not the image it claims to be',
+  );
+}
+
 export interface Block {
   index: number;
   data: Buffer;
@@ -53,15 +62,7 @@ export async function* splitBlocks(
     return { index: i, data: full };
   };
   for await (const chunk of input) {
-    if (stats.bytes + chunk.length > maxBytes)
-      throw (
-        tooLarge?.() ??
-        new PlumeError(
-          'input',
-          `the image is larger than its ${Math.round(maxBytes / 2 ** 30)} GiB volume`,
-          'the declared size is wrong or the file is not the image it claims to be',
-        )
-      );
+    if (stats.bytes + chunk.length > maxBytes) throw tooLarge?.() ?? largerThanVolume(maxBytes);
     stats.bytes += chunk.length;
     let pos = 0;
     while (pos < chunk.length) {
