@@ -1,10 +1,13 @@
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statusHtml, statusModel } from '../../src/joystick/http/status.js';
 import { openSqlite } from '../../src/joystick/store/db.js';
 import { JobStore } from '../../src/joystick/store/job-store.js';
+import { Inspector } from '../support/inspect.js';
 import { pungiMessage, untilConsuming, writeJoystickConfig } from '../support/joystick.js';
+import { scratchDatabase } from '../support/postgres.js';
 import { collect, deleteQueue, publishRaw, uniquePrefix, type Received } from '../support/rabbit.js';
 import { runCli, startCli, startWorld, type World } from '../support/world.js';
 
@@ -109,6 +112,122 @@ describe('a slow compose host', { timeout: 180_000 }, () => {
       ),
     );
     world.files.faults.splice(0);
+  });
+});
+
+describe('a compose read for several leases by one of two replicas', { timeout: 120_000 }, () => {
+  // Hardening item 11: the compose lease is renewed while its metadata is read; without the renewal the
+  // compose was claimed again mid-read once the lease lapsed (by the other replica, or by another compose
+  // loop of the same one) and its images.json read a second time.
+  const LEASE_SECONDS = 5; // the smallest lease_seconds allows
+  const replicas: ReturnType<typeof startCli>[] = [];
+  let pg: Awaited<ReturnType<typeof scratchDatabase>> | undefined;
+  let leaseQueue = '';
+  let leaseOut: Awaited<ReturnType<typeof collect>> | undefined;
+
+  afterAll(async () => {
+    if (process.env.JOYSTICK_TEST_LOG) for (const r of replicas) console.log(r.output().stderr);
+    for (const r of replicas) r.child.kill('SIGTERM');
+    await Promise.all(replicas.map((r) => r.done));
+    await leaseOut?.close();
+    if (leaseQueue) await deleteQueue(leaseQueue);
+    await pg?.drop();
+  });
+
+  it('is read once by one replica, kept by it however long the read, and published once', async () => {
+    pg = await scratchDatabase();
+    const leasePrefix = uniquePrefix();
+    leaseQueue = `joystick_lease_${leasePrefix.slice(-8)}`;
+    const leaseConfig = await writeJoystickConfig(
+      world,
+      {
+        prefix: leasePrefix,
+        queue: leaseQueue,
+        database: pg.url,
+        regions: REGIONS,
+        arches: ['x86_64'],
+        leaseSeconds: LEASE_SECONDS,
+        extra: 'compose_stall_seconds = 2',
+        // The slow read is allowed: no minimum rate, and deadlines well past it.
+        sourceExtra: 'min_rate_bytes_per_second = 0\ndocument_timeout_seconds = 90',
+      },
+      'lease.toml',
+    );
+    leaseOut = await collect([
+      `${leasePrefix}.fedimg.#`,
+      `${leasePrefix}.fedora_image_uploader.#`,
+      `${leasePrefix}.joystick.#`,
+    ]);
+    for (let i = 0; i < 2; i++)
+      replicas.push(startCli('joystick', ['run', '--config', leaseConfig], { ...world.env }));
+    for (const r of replicas) await untilConsuming(r);
+    const v = String(version++);
+    const c = await world.compose({
+      rawSize: 8 * 2 ** 20,
+      version: v,
+      date: '20220202',
+      arches: ['x86_64'],
+    });
+    const meta = `${c.composeId}/compose/metadata/images.json`;
+    const size = (await stat(join(world.dir, 'composes', meta))).size;
+    // The first read of images.json takes about three leases (a few bytes every 100 ms: never idle); any
+    // later read (the job's, or a replica taking the compose over) is served at once.
+    const fault = { pathSuffix: meta, bytesPerSecond: Math.ceil(size / (3 * LEASE_SECONDS)), times: 1 };
+    world.files.faults.push(fault);
+    await publishRaw(`${leasePrefix}.pungi.compose.status.change`, pungiMessage(c));
+    const publishes = () =>
+      leaseOut!.got.filter((m) => m.routingKey === `${leasePrefix}.fedimg.image.publish`);
+    // Two regions, two volume types.
+    await leaseOut.waitFor(() => publishes().length >= REGIONS.length * 2, 90_000, 'every publish message');
+    const logs = () => replicas.map((r) => r.output().stderr);
+    const status = async () => {
+      const st = await runCli('joystick', ['status', '--config', leaseConfig, '--json'], world.env);
+      return (JSON.parse(st.stdout) as { composes: { composeId: string; status: string }[] }).composes.find(
+        (x) => x.composeId === c.composeId,
+      )?.status;
+    };
+    const end = Date.now() + 60_000;
+    while ((await status()) !== 'published') {
+      if (Date.now() > end) throw new Error(`the compose was not published: ${logs().join('\n')}`);
+      await sleep(200);
+    }
+    const id = c.composeId.replace(/\./g, '\\.');
+    const lines = (log: string, msg: string) =>
+      log.split('\n').filter((l) => new RegExp(`"compose":"${id}"[^\\n]*"msg":"${msg}`).test(l));
+    // Read once until it was planned, though that read outlasted the lease more than twice: the renewal kept
+    // the compose with its reader (without it, the compose was claimed again once the lease lapsed, by the
+    // other replica or by another compose loop of the same one, and read a second time).
+    const plannedAt = Math.min(
+      ...logs()
+        .flatMap((l) => lines(l, 'job queued'))
+        .map((l) => Date.parse(JSON.parse(l).time as string)),
+    );
+    const reads = world.files.requests.filter(
+      (r) => r.method === 'GET' && r.path.endsWith(meta) && r.at <= plannedAt,
+    );
+    expect(reads, 'GETs of images.json until the compose was planned').toHaveLength(1);
+    expect(plannedAt - reads[0]!.at).toBeGreaterThan(2 * LEASE_SECONDS * 1000);
+    // One replica read the compose: it logged the stall (its read took over 2 s) and queued the jobs; the
+    // other queued none (a replica taking the compose over reads it at once and plans it itself).
+    const stalls = logs().map((l) => lines(l, 'compose stalled').length);
+    const queued = logs().map((l) => lines(l, 'job queued'));
+    const reader = stalls.findIndex((n) => n > 0);
+    expect(stalls.toSorted(), logs().join('\n')).toEqual([0, 1]);
+    expect(queued[reader]!.length, 'the replica that read the compose queued its jobs').toBeGreaterThan(0);
+    expect(queued[1 - reader], 'the other replica queued none').toEqual([]);
+    for (const l of logs()) expect(l).not.toContain('cannot renew the compose lease');
+    // Published once: each AMI registered once, each announcement sent once.
+    const inspector = new Inspector(world.emulator.endpoint);
+    for (const region of REGIONS) {
+      const amis = (await inspector.images(region)).filter((i) => i.Name?.includes(`-${v}-20220202.`));
+      expect(amis, region).toHaveLength(2);
+      expect(new Set(amis.map((i) => i.Name)).size).toBe(2);
+    }
+    expect(publishes()).toHaveLength(REGIONS.length * 2);
+    expect(new Set(publishes().map((m) => JSON.stringify(m.body))).size).toBe(REGIONS.length * 2);
+    // No announcement of any kind (fedimg, the uploader's, joystick's own) went out twice.
+    const sent = leaseOut.got.map((m) => `${m.routingKey} ${JSON.stringify(m.body)}`);
+    expect(new Set(sent).size).toBe(sent.length);
   });
 });
 

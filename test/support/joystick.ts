@@ -16,6 +16,10 @@ export interface JoystickSetup {
   extra?: string;
   maxParallelJobs?: number;
   maxJobAttempts?: number;
+  /** The replicas' leases (default 10 s). */
+  leaseSeconds?: number;
+  /** More `[consumer_config.plume.source]` lines. */
+  sourceExtra?: string;
 }
 
 /**
@@ -28,7 +32,7 @@ export function writeJoystickConfig(world: World, s: JoystickSetup, file = 'joys
     path: join(world.dir, file),
     connectionName: 'joystick-test',
     awsEndpoint: world.emulator.endpoint,
-    leaseSeconds: 10,
+    leaseSeconds: s.leaseSeconds ?? 10,
     tables: [
       world.gcp ? worldGcpSection(world.gcp, 'consumer_config.plume.gcp') : '',
       world.azure ? worldAzureSection(world.azure, '', 'consumer_config.plume.azure') : '',

@@ -29,8 +29,8 @@ export interface FileServer {
   url: string;
   server: Server;
   faults: FileFault[];
-  /** Requests seen: method, path and Range header. */
-  requests: { method: string; path: string; range?: string }[];
+  /** Requests seen: method, path, Range header and when it arrived (epoch milliseconds). */
+  requests: { method: string; path: string; range?: string; at: number }[];
   close(): Promise<void>;
 }
 
@@ -44,7 +44,7 @@ export async function serveDirectory(root: string, port = 0): Promise<FileServer
   const server = createServer((req, res) => {
     void (async () => {
       const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-      requests.push({ method: req.method ?? 'GET', path, range: req.headers.range });
+      requests.push({ method: req.method ?? 'GET', path, range: req.headers.range, at: Date.now() });
       const fault = faults.find(
         (f) =>
           path.endsWith(f.pathSuffix) &&
