@@ -1,10 +1,17 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGcpEmulator, type GcpEmulator } from '../../tools/emulator/gcp/index.js';
 import { storageClient } from '../emulator/gcp-helpers.js';
 import { uploadObject, type UploadOptions } from '../../src/plume/providers/gcp/upload.js';
-import { MemoryUploadSessions, type UploadSessionKey } from '../../src/plume/state/upload-sessions.js';
+import {
+  MemoryUploadSessions,
+  SqliteUploadSessions,
+  type UploadSessionKey,
+} from '../../src/plume/state/upload-sessions.js';
 import { silentLogger } from '../../src/shared/log.js';
 
 /**
@@ -133,5 +140,31 @@ describe('a resumable upload a run left', () => {
     const r = await uploadObject(file, chunks(changed), opts());
     expect(r).toMatchObject({ resumedFrom: 0, sent: changed.length });
     await file.delete();
+  });
+});
+
+describe('the state database that keeps sessions', () => {
+  it('keeps one per release, target and object, and is readable by its owner only (its -wal too)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'plume-sessions-'));
+    try {
+      const path = join(dir, 'state.db');
+      // A database made before sessions were kept in it, readable by others.
+      writeFileSync(path, '', { mode: 0o644 });
+      const store = new SqliteUploadSessions(path);
+      const key = { release: 'r', target: 'gcp', object: 'gs://b/o' };
+      store.put(key, { uri: 'https://example.invalid/?upload_id=x', sourceSha256: 's', createdAt: 1 });
+      expect(store.get(key)).toEqual({
+        uri: 'https://example.invalid/?upload_id=x',
+        sourceSha256: 's',
+        createdAt: 1,
+      });
+      expect(store.get({ ...key, target: 'other' })).toBeUndefined();
+      for (const f of [path, `${path}-wal`]) expect(statSync(f).mode & 0o777).toBe(0o600);
+      store.delete(key);
+      expect(store.get(key)).toBeUndefined();
+      store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
