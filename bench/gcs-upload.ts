@@ -22,6 +22,7 @@ import { serveDirectory } from '../tools/compose/http-server.js';
 import { sha256File, writeGceArchive, writeRawImage } from '../tools/compose/sample-compose.js';
 import { uploadObject } from '../src/plume/providers/gcp/upload.js';
 import { openImage } from '../src/plume/source/image.js';
+import { silentLogger } from '../src/shared/log.js';
 import { DEFAULT_SOURCE_POLICY } from '../src/plume/source/policy.js';
 
 const MiB = 2 ** 20;
@@ -151,6 +152,9 @@ async function main() {
         chunkBytes: Number(values.chunk) * MiB,
         metadata: {},
         emit: () => undefined,
+        log: silentLogger(),
+        requestTimeoutMs: 60_000,
+        retrying: (_action, fn) => fn(),
       });
       source.finish();
       const uploadSeconds = (performance.now() - t0) / 1000;

@@ -29,6 +29,7 @@ import { checkCredentialFile } from './providers/aws/clients.js';
 import { formatPrunePlan, prune, pruneNow, pruneSelector, pruneSources, pruneSummary } from './prune-cli.js';
 import { SqlitePruneJournal } from './state/prune-journal.js';
 import { ReleaseLocks, type HeldLock } from './state/release-lock.js';
+import { SqliteUploadSessions } from './state/upload-sessions.js';
 
 const VERSION = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -227,6 +228,7 @@ interface Session {
   progress: Progress;
   journal: () => SqliteJournal;
   pruneJournal: () => SqlitePruneJournal;
+  uploadSessions: () => SqliteUploadSessions;
   /**
    * Take the lock of a release (or prune) in the state database, or throw the one line naming its holder;
    * it is given back when the session closes (normal end, error, signal) or the process exits.
@@ -258,6 +260,7 @@ async function openSession(
   const statePath = expandHome(o.state ?? config.state.path ?? join(stateDir(), 'state.db'));
   let journal: SqliteJournal | undefined;
   let pruneJournal: SqlitePruneJournal | undefined;
+  let uploadSessions: SqliteUploadSessions | undefined;
   let locks: ReleaseLocks | undefined;
   return {
     config,
@@ -266,6 +269,7 @@ async function openSession(
     progress,
     journal: () => (journal ??= new SqliteJournal(statePath)),
     pruneJournal: () => (pruneJournal ??= new SqlitePruneJournal(statePath)),
+    uploadSessions: () => (uploadSessions ??= new SqliteUploadSessions(statePath)),
     lock: (key, command, what) =>
       (locks ??= new ReleaseLocks(statePath, { ttlMs: config.state.lock_seconds * 1000, log })).acquire(
         key,
@@ -277,6 +281,7 @@ async function openSession(
       progress.stop();
       journal?.close();
       pruneJournal?.close();
+      uploadSessions?.close();
       locks?.close();
     },
   };
@@ -379,6 +384,7 @@ async function doRelease(
       record = await runRelease(plan, {
         providerFor: providers,
         journal,
+        uploadSessions: session.uploadSessions(),
         policy,
         log: session.log,
         signal: interrupt.signal,

@@ -25,11 +25,14 @@ import { probeSource, streamSource } from './source/fetch.js';
 import { openImage } from './source/image.js';
 import type { SourcePolicy } from './source/policy.js';
 import type { Journal, StepName } from './state/journal.js';
+import type { UploadSessionStore } from './state/upload-sessions.js';
 
 export interface RunOptions {
   /** The provider that carries out a target (account and credentials differ per target). */
   providerFor: (target: TargetPlan) => Provider;
   journal: Journal;
+  /** Resumable upload sessions kept across runs (ProviderContext.uploadSessions). */
+  uploadSessions?: UploadSessionStore;
   policy: SourcePolicy;
   log: Logger;
   emit?: (event: ReleaseEvent) => void;
@@ -120,7 +123,12 @@ async function runTarget(
   const log = opts.log.child({ target: plan.name });
   const emitAny = opts.emit ?? (() => undefined);
   const emit = (event: ReleaseEvent) => emitAny({ ...event, targetName: plan.name });
-  const ctx: ProviderContext = { log, emit, signal: opts.signal };
+  const ctx: ProviderContext = {
+    log,
+    emit,
+    signal: opts.signal,
+    ...(opts.uploadSessions ? { uploadSessions: opts.uploadSessions } : {}),
+  };
   const startedAt = new Date();
   const timings: Record<string, number> = {};
   const before = journal.begin(plan);

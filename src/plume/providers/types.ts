@@ -8,6 +8,7 @@
 import type { Logger } from '../../shared/log.js';
 import type { DiskImage, ReadSummary } from '../source/image.js';
 import type { ImageTarget, TargetPlan } from '../plan.js';
+import type { UploadSessionStore } from '../state/upload-sessions.js';
 
 export type { ImageTarget } from '../plan.js';
 
@@ -73,6 +74,11 @@ export interface ProviderContext {
   log: Logger;
   emit: (event: ReleaseEvent) => void;
   signal?: AbortSignal;
+  /**
+   * Where resumable upload sessions are kept across runs (the CLI's state database), so a run killed
+   * mid-upload lets the next one send only the rest; absent, a killed upload starts over.
+   */
+  uploadSessions?: UploadSessionStore;
 }
 
 export interface DiskRef {

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { PlumeError } from '../../shared/errors.js';
@@ -51,7 +51,9 @@ interface StepRow {
 
 /**
  * The state database at `path` (its folder made private if missing), in WAL mode so `plume status` can
- * read while a release or a prune writes, waiting up to 10 s for another writer.
+ * read while a release or a prune writes, waiting up to 10 s for another writer. The file is made readable
+ * by its owner only: besides the journal it holds resumable upload session URIs, which let whoever reads
+ * them write the object (SQLite gives its -wal and -shm files the database file's mode).
  */
 export function openStateDatabase(path: string): Database.Database {
   let db: Database.Database;
@@ -65,6 +67,13 @@ export function openStateDatabase(path: string): Database.Database {
       'check the [state] path in the config or --state',
     );
   }
+  if (path !== ':memory:')
+    for (const f of [path, `${path}-wal`, `${path}-shm`])
+      try {
+        if (existsSync(f)) chmodSync(f, 0o600);
+      } catch {
+        // Not the owner (a shared database read by `plume status`): its owner keeps it private.
+      }
   db.pragma('journal_mode = WAL');
   db.pragma('busy_timeout = 10000');
   return db;

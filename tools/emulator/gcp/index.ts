@@ -14,12 +14,13 @@ import { ImageSources } from './image-source.js';
 import { Images } from './images.js';
 import { TokenIssuer } from './oauth.js';
 import { Operations } from './operations.js';
-import { ResumableSessions } from './resumable.js';
+import { ResumableSessions, type UploadStat } from './resumable.js';
 import { createServiceAccount } from './service-account.js';
 import { StorageProxy } from './storage-proxy.js';
 import type { GcpEmulatorOptions, GcpEndpoints } from './types.js';
 
 export type * from './types.js';
+export type { UploadStat } from './resumable.js';
 export { GcpEmulatorClient } from './client.js';
 
 /** The operation whose result is an image: what `image-failed` rules apply to. */
@@ -37,6 +38,8 @@ export interface GcpEmulator extends GcpEndpoints {
   faultStats(): FaultStat[];
   calls(): CallRecord[];
   clearCalls(): void;
+  /** Every resumable upload session and the data requests it received (not cleared with the calls). */
+  uploads(): UploadStat[];
   /** How long images stay PENDING once their archive was read, from now on. */
   setPendingMs(ms: number): void;
   /** Images, operations, buckets, objects, sessions, rules and call log back to the start. */
@@ -154,6 +157,7 @@ export async function startGcpEmulator(opts: GcpEmulatorOptions = {}): Promise<G
       faultStats: () => engine.stats(),
       calls: () => log.list(),
       clearCalls: () => log.clear(),
+      uploads: () => sessions.stats(),
       setPendingMs: (ms) => void (pendingMs = ms),
       reset: () => target.reset(),
       async stop() {

@@ -49,6 +49,18 @@ export interface Session {
   /** The object resource, once made. */
   result?: Record<string, unknown>;
   cancelled: boolean;
+  /** Every data request whose body arrived whole: where it started, how many bytes, when (ms). */
+  received: { start: number; bytes: number; at: number }[];
+}
+
+/** What a session received, for tests: whether an upload resumed or started over. */
+export interface UploadStat {
+  bucket: string;
+  name: string;
+  persisted: number;
+  complete: boolean;
+  cancelled: boolean;
+  received: { start: number; bytes: number; at: number }[];
 }
 
 /**
@@ -79,6 +91,7 @@ export class ResumableSessions {
       persisted: 0,
       file,
       cancelled: false,
+      received: [],
     };
     this.sessions.set(id, session);
     return session;
@@ -105,6 +118,7 @@ export class ResumableSessions {
     body.on('data', (chunk: Buffer) => (received += chunk.length));
     await pipeline(body, createWriteStream(session.file, { flags: 'r+', start: range.start }));
     const end = range.start + received;
+    session.received.push({ start: range.start, bytes: received, at: Date.now() });
     if (range.end !== undefined && end !== range.end + 1)
       fail(
         400,
@@ -159,6 +173,18 @@ export class ResumableSessions {
       crc.update(chunk as Buffer);
     }
     return { md5: md5.digest('base64'), crc32c: crc.toString() };
+  }
+
+  /** Every session since the last clear, oldest first. */
+  stats(): UploadStat[] {
+    return [...this.sessions.values()].map((s) => ({
+      bucket: s.bucket,
+      name: s.name,
+      persisted: s.persisted,
+      complete: s.result !== undefined,
+      cancelled: s.cancelled,
+      received: s.received.map((r) => ({ ...r })),
+    }));
   }
 
   /** The session's bytes are no longer needed (object made, or session cancelled). */

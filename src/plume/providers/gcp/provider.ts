@@ -216,12 +216,27 @@ export class GcpProvider implements Provider {
           'check that this is the right image, or raise the volume size in the config',
         );
     });
+    // A session is saved for the next run only when the source's sha256 is known: that is what tells the
+    // next run that the bytes the session holds are the ones it is about to read again.
+    const resume =
+      ctx.uploadSessions && plan.source.sha256
+        ? {
+            store: ctx.uploadSessions,
+            key: { release: plan.key, target: plan.name, object: id },
+            sourceSha256: plan.source.sha256,
+            ...(image.info.size !== undefined ? { sourceBytes: image.info.size } : {}),
+          }
+        : undefined;
     const uploaded = await uploadObject(file, tarball.chunks, {
       chunkBytes: this.settings.chunkBytes,
       metadata: { 'plume-release': plan.key, 'plume-source-sha256': sha256 },
       total: image.info.size,
       emit: ctx.emit,
+      log: ctx.log,
       signal: ctx.signal,
+      requestTimeoutMs: this.settings.client.requestTimeoutMs,
+      retrying: (action, fn) => this.retrying(action, fn, ctx),
+      ...(resume ? { resume } : {}),
     });
     let summary: { sha256: string; bytes: number };
     try {
@@ -251,7 +266,8 @@ export class GcpProvider implements Provider {
         blocks: 0,
         zeroBlocks: 0,
       },
-      bytesSent: uploaded.bytes,
+      // What this run sent: the rest only, when it resumed a session a killed run left.
+      bytesSent: uploaded.sent,
     };
   }
 
