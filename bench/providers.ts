@@ -6,7 +6,7 @@
  * each provider alone, then both, in one run. The ratio both / slowest alone is ~1.0 when they overlap and
  * (a + b) / max(a, b) when they queue behind each other.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -147,7 +147,10 @@ bucket = "plume-bench-images"
 }
 
 export async function measureProviders(workDir: string): Promise<ProvidersMeasured> {
-  const dir = await mkdtemp(join(workDir ?? tmpdir(), 'providers-'));
+  const parent = workDir ?? tmpdir();
+  // The bench's folder exists only once an earlier measurement made it.
+  await mkdir(parent, { recursive: true });
+  const dir = await mkdtemp(join(parent, 'providers-'));
   try {
     const compose = await writeSampleCompose({
       dir: join(dir, 'composes'),
