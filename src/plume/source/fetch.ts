@@ -404,6 +404,10 @@ export async function* streamSource(
         throw new TransientError(`the image download ended at byte ${offset} of ${total}`);
       return;
     } catch (err) {
+      // Every byte arrived and only the end of the exchange failed (the watch firing late on a loaded
+      // machine, a reset after the last byte): asking for the rest would get 416 Range Not Satisfiable.
+      // The checksum downstream still decides whether the bytes are right.
+      if (!signal?.aborted && total !== undefined && offset === total) return;
       const reason: unknown = watch.reason() ?? err;
       failures++;
       // Not retry(): the attempts count starts again after real progress, and a generator yields between.
