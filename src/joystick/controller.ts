@@ -27,6 +27,7 @@ import { plumeCommand, runJob } from './release-job.js';
 import { isTransientDbError } from './store/db.js';
 import type { JobProgress, JobRow, JobStore, NewJob, OutboxItem } from './store/job-store.js';
 import { LifecycleStore } from './store/lifecycle-store.js';
+import { JobUploadSessions } from './store/upload-sessions.js';
 import { asRecord, type TargetRecord as RecordedTarget } from '../plume/record.js';
 import { prune, pruneSources } from '../plume/prune-cli.js';
 import type { StreamSelector } from '../plume/providers/types.js';
@@ -58,10 +59,12 @@ export class Controller {
   private readonly waiters = new Set<() => void>();
   private stopped = false;
   readonly lifecycle: LifecycleStore;
+  private readonly uploadSessions: JobUploadSessions;
 
   constructor(private readonly deps: ControllerDeps) {
     this.owner = deps.owner ?? `${hostname()}:${process.pid}`;
     this.lifecycle = new LifecycleStore(deps.store);
+    this.uploadSessions = new JobUploadSessions(deps.store);
   }
 
   private get app() {
@@ -403,6 +406,7 @@ export class Controller {
         metrics,
         signal: control.signal,
         onProgress,
+        uploadSessions: this.uploadSessions,
         onPlanned: async (p) => {
           planned = p;
           if (this.app.publish_fedimg)

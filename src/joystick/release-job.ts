@@ -8,6 +8,7 @@ import type { ReleaseRecord } from '../plume/record.js';
 import { runRelease } from '../plume/release.js';
 import { planRelease, type PlannedRelease } from '../plume/runtime.js';
 import { MemoryJournal } from '../plume/state/journal.js';
+import type { UploadSessionStore } from '../plume/state/upload-sessions.js';
 import type { SystemRegistry } from '../plume/systems/registry.js';
 import type { ReleaseRequest } from '../plume/systems/types.js';
 import type { Metrics } from './metrics.js';
@@ -43,6 +44,11 @@ export interface JobRunDeps {
   onProgress: (progress: JobProgress) => void;
   /** The plan is known (before anything is uploaded): announce "upload started". */
   onPlanned: (planned: PlannedRelease) => Promise<void>;
+  /**
+   * Where the GCE upload keeps its resumable session (the job store, shared by all replicas), so that a
+   * job run again after a restart or by another replica sends only what the session lacks.
+   */
+  uploadSessions?: UploadSessionStore;
 }
 
 /** Run the release a job asks for, in this process, exactly as `plume release` would. */
@@ -139,6 +145,7 @@ export async function runJob(request: ReleaseRequest, deps: JobRunDeps): Promise
         signal: deps.signal,
         mode: 'release',
         repairRounds: deps.plume.release.repair_rounds,
+        ...(deps.uploadSessions ? { uploadSessions: deps.uploadSessions } : {}),
       });
     } catch (err) {
       deps.log.error({ release: plan.key, err: errorMessage(err) }, 'release failed');

@@ -82,7 +82,7 @@ describe('a resumable upload a run left', () => {
     const first = sessions()[0]!;
     const held = first.persisted;
     expect(held).toBeGreaterThanOrEqual(MiB);
-    expect(store.get(key)?.uri).toContain('upload_id=');
+    expect((await store.get(key))?.uri).toContain('upload_id=');
 
     const r = await uploadObject(file, chunks(data), opts());
     expect(r).toMatchObject({ bytes: data.length, resumedFrom: held, sent: data.length - held });
@@ -95,7 +95,7 @@ describe('a resumable upload a run left', () => {
     expect(second.reduce((n, q) => n + q.bytes, 0)).toBe(data.length - held);
     const [stored] = await file.download();
     expect(stored.equals(data)).toBe(true);
-    expect(store.get(key)).toBeUndefined();
+    expect(await store.get(key)).toBeUndefined();
     await file.delete();
   });
 
@@ -109,7 +109,7 @@ describe('a resumable upload a run left', () => {
     const [old, fresh] = sessions();
     expect(old!.cancelled).toBe(true);
     expect(fresh!.complete).toBe(true);
-    expect(store.get(key)).toBeUndefined();
+    expect(await store.get(key)).toBeUndefined();
     await file.delete();
   });
 
@@ -119,7 +119,7 @@ describe('a resumable upload a run left', () => {
     await expect(uploadObject(file, chunks(data, 1.5 * MiB), opts())).rejects.toThrow();
     await settled(sessions);
     // Cancelled by someone else (or expired): the status query answers 404.
-    expect((await fetch(store.get(key)!.uri, { method: 'DELETE' })).status).toBe(499);
+    expect((await fetch((await store.get(key))!.uri, { method: 'DELETE' })).status).toBe(499);
     const r = await uploadObject(file, chunks(data), opts());
     expect(r).toMatchObject({ resumedFrom: 0, sent: data.length });
     expect(sessions().map((s) => s.complete)).toEqual([false, true]);
@@ -136,7 +136,7 @@ describe('a resumable upload a run left', () => {
     changed[10] = changed[10]! ^ 0xff;
     await expect(uploadObject(file, chunks(changed), opts())).rejects.toThrow(/did not match|damaged/);
     expect((await file.exists())[0]).toBe(false);
-    expect(store.get(key)).toBeUndefined();
+    expect(await store.get(key)).toBeUndefined();
     const r = await uploadObject(file, chunks(changed), opts());
     expect(r).toMatchObject({ resumedFrom: 0, sent: changed.length });
     await file.delete();
@@ -144,7 +144,7 @@ describe('a resumable upload a run left', () => {
 });
 
 describe('the state database that keeps sessions', () => {
-  it('keeps one per release, target and object, and is readable by its owner only (its -wal too)', () => {
+  it('keeps one per release, target and object, and is readable by its owner only (its -wal too)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'plume-sessions-'));
     try {
       const path = join(dir, 'state.db');
@@ -152,16 +152,16 @@ describe('the state database that keeps sessions', () => {
       writeFileSync(path, '', { mode: 0o644 });
       const store = new SqliteUploadSessions(path);
       const key = { release: 'r', target: 'gcp', object: 'gs://b/o' };
-      store.put(key, { uri: 'https://example.invalid/?upload_id=x', sourceSha256: 's', createdAt: 1 });
-      expect(store.get(key)).toEqual({
+      await store.put(key, { uri: 'https://example.invalid/?upload_id=x', sourceSha256: 's', createdAt: 1 });
+      expect(await store.get(key)).toEqual({
         uri: 'https://example.invalid/?upload_id=x',
         sourceSha256: 's',
         createdAt: 1,
       });
-      expect(store.get({ ...key, target: 'other' })).toBeUndefined();
+      expect(await store.get({ ...key, target: 'other' })).toBeUndefined();
       for (const f of [path, `${path}-wal`]) expect(statSync(f).mode & 0o777).toBe(0o600);
-      store.delete(key);
-      expect(store.get(key)).toBeUndefined();
+      await store.delete(key);
+      expect(await store.get(key)).toBeUndefined();
       store.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });

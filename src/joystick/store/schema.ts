@@ -88,6 +88,19 @@ const STATEMENTS = [
     public_images TEXT,
     updated_at BIGINT NOT NULL
   )`,
+  // The GCE upload's resumable session (plume's upload_sessions, on every replica's shared database), so
+  // that a job another replica takes over, or this one after a restart, sends only the rest. The uri is a
+  // bearer capability: read by JobUploadSessions only, never by the status page or `joystick status`.
+  `CREATE TABLE IF NOT EXISTS upload_sessions (
+    release TEXT NOT NULL,
+    target TEXT NOT NULL,
+    object TEXT NOT NULL,
+    uri TEXT NOT NULL,
+    source_sha256 TEXT NOT NULL,
+    source_bytes BIGINT,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (release, target, object)
+  )`,
 ];
 
 /**
@@ -97,8 +110,9 @@ const STATEMENTS = [
  *    so the round is part of the failure announcements' outbox keys.
  * 3: the provider of each job (jobs are one per compose, image and provider), for the metrics' provider
  *    label; jobs written before it have none and were AWS's.
- * The image lifecycle's tables (prune_actions, lifecycle_streams) are new tables, not changes: STATEMENTS
- * creates them in a database of either version, so they need no version of their own.
+ * The image lifecycle's tables (prune_actions, lifecycle_streams) and the upload sessions' (upload_sessions)
+ * are new tables, not changes: STATEMENTS creates them in a database of any version, so they need no version
+ * of their own (and a replica not yet upgraded still runs on a database that has them).
  */
 const UPGRADES: [version: number, statements: string[]][] = [
   [

@@ -28,13 +28,14 @@ export interface UploadSession {
 
 /**
  * Where a provider keeps the resumable upload sessions it started, so that a run killed mid-upload (kill -9,
- * power loss) leaves behind what the next run needs to send only the rest. Nothing else depends on it: a
+ * power loss) leaves behind what the next run needs to send only the rest. Async, so that a store can be a
+ * database shared by several processes (joystick's job store, JobUploadSessions). Nothing else depends on it: a
  * session that is missing, too old or refused by the cloud just means uploading from the start.
  */
 export interface UploadSessionStore {
-  get(key: UploadSessionKey): UploadSession | undefined;
-  put(key: UploadSessionKey, session: UploadSession): void;
-  delete(key: UploadSessionKey): void;
+  get(key: UploadSessionKey): Promise<UploadSession | undefined>;
+  put(key: UploadSessionKey, session: UploadSession): Promise<void>;
+  delete(key: UploadSessionKey): Promise<void>;
 }
 
 const SCHEMA = `
@@ -49,6 +50,11 @@ CREATE TABLE IF NOT EXISTS upload_sessions (
   PRIMARY KEY (release, target, object)
 );
 `;
+
+/** `fn`'s result as a promise, a throw as a rejection: the synchronous stores behind the async interface. */
+function settled<T>(fn: () => T): Promise<T> {
+  return new Promise((resolve) => resolve(fn()));
+}
 
 interface Row {
   uri: string;
@@ -73,7 +79,19 @@ export class SqliteUploadSessions implements UploadSessionStore {
     this.db.close();
   }
 
-  get(key: UploadSessionKey): UploadSession | undefined {
+  get(key: UploadSessionKey): Promise<UploadSession | undefined> {
+    return settled(() => this.read(key));
+  }
+
+  put(key: UploadSessionKey, s: UploadSession): Promise<void> {
+    return settled(() => this.write(key, s));
+  }
+
+  delete(key: UploadSessionKey): Promise<void> {
+    return settled(() => this.remove(key));
+  }
+
+  private read(key: UploadSessionKey): UploadSession | undefined {
     const row = this.db
       .prepare(
         'SELECT uri, source_sha256, source_bytes, created_at FROM upload_sessions WHERE release = ? AND target = ? AND object = ?',
@@ -89,7 +107,7 @@ export class SqliteUploadSessions implements UploadSessionStore {
       : undefined;
   }
 
-  put(key: UploadSessionKey, s: UploadSession): void {
+  private write(key: UploadSessionKey, s: UploadSession): void {
     this.db
       .prepare(
         `INSERT INTO upload_sessions (release, target, object, uri, source_sha256, source_bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -99,7 +117,7 @@ export class SqliteUploadSessions implements UploadSessionStore {
       .run(key.release, key.target, key.object, s.uri, s.sourceSha256, s.sourceBytes ?? null, s.createdAt);
   }
 
-  delete(key: UploadSessionKey): void {
+  private remove(key: UploadSessionKey): void {
     this.db
       .prepare('DELETE FROM upload_sessions WHERE release = ? AND target = ? AND object = ?')
       .run(key.release, key.target, key.object);
@@ -112,13 +130,13 @@ export class MemoryUploadSessions implements UploadSessionStore {
   private static id(k: UploadSessionKey): string {
     return JSON.stringify([k.release, k.target, k.object]);
   }
-  get(key: UploadSessionKey): UploadSession | undefined {
-    return this.sessions.get(MemoryUploadSessions.id(key));
+  get(key: UploadSessionKey): Promise<UploadSession | undefined> {
+    return settled(() => this.sessions.get(MemoryUploadSessions.id(key)));
   }
-  put(key: UploadSessionKey, session: UploadSession): void {
-    this.sessions.set(MemoryUploadSessions.id(key), { ...session });
+  put(key: UploadSessionKey, session: UploadSession): Promise<void> {
+    return settled(() => void this.sessions.set(MemoryUploadSessions.id(key), { ...session }));
   }
-  delete(key: UploadSessionKey): void {
-    this.sessions.delete(MemoryUploadSessions.id(key));
+  delete(key: UploadSessionKey): Promise<void> {
+    return settled(() => void this.sessions.delete(MemoryUploadSessions.id(key)));
   }
 }

@@ -136,11 +136,11 @@ async function savedSession(
   resume: UploadResume,
   opts: UploadOptions,
 ): Promise<{ uri: string; persisted: number } | undefined> {
-  const saved = resume.store.get(resume.key);
+  const saved = await resume.store.get(resume.key);
   if (!saved) return undefined;
-  const forget = (why: string) => {
+  const forget = async (why: string) => {
     opts.log.info({ object: resume.key.object, reason: why }, 'not resuming the upload a previous run left');
-    resume.store.delete(resume.key);
+    await resume.store.delete(resume.key);
     return undefined;
   };
   if (
@@ -206,7 +206,7 @@ export async function uploadObject(
     }
     if (resume)
       try {
-        resume.store.put(resume.key, {
+        await resume.store.put(resume.key, {
           uri,
           sourceSha256: resume.sourceSha256,
           ...(resume.sourceBytes !== undefined ? { sourceBytes: resume.sourceBytes } : {}),
@@ -261,7 +261,7 @@ export async function uploadObject(
   }
   if (bytes < offset) {
     // The session holds more than the source has: not this source's bytes after all.
-    if (resume) resume.store.delete(resume.key);
+    if (resume) await resume.store.delete(resume.key);
     await cancelSession(uri, opts);
     throw new PlumeError(
       'provider',
@@ -312,13 +312,13 @@ export async function uploadObject(
               (s) => s.state,
               () => 'open',
             );
-      if (state !== 'open') resume.store.delete(resume.key);
+      if (state !== 'open') await resume.store.delete(resume.key);
     }
     if (err instanceof PlumeError) throw err;
     throw redacted(err, uri, 'storage.objects.insert');
   }
   // The object is made: the session is finished, whatever the checks below find.
-  resume?.store.delete(resume.key);
+  await resume?.store.delete(resume.key);
   const sums = { md5: md5.digest('base64'), crc32c: crc.toString() };
   let meta: { md5Hash?: string; crc32c?: string; size?: string | number };
   try {
