@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { chmodSync, existsSync, statSync } from 'node:fs';
 import { PlumeError, type ErrorKind } from './errors.js';
 
 /**
@@ -32,4 +32,19 @@ export function checkSecretFile(
       `refusing ${what} ${path}: its mode ${mode.toString(8).padStart(4, '0')} lets group or others read it`,
       `chmod 600 ${path}`,
     );
+}
+
+/**
+ * Make an SQLite database readable by its owner only, with its `-wal` and `-shm` files (SQLite gives them
+ * the database file's mode when it makes them): plume's and joystick's hold resumable upload session URIs,
+ * which let whoever reads them write the staged object. A file owned by someone else is left as it is.
+ */
+export function keepSqlitePrivate(path: string): void {
+  if (path === ':memory:') return;
+  for (const f of [path, `${path}-wal`, `${path}-shm`])
+    try {
+      if (existsSync(f)) chmodSync(f, 0o600);
+    } catch {
+      // Not the owner (a shared database that `plume status` reads): its owner keeps it private.
+    }
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -97,6 +97,19 @@ describe('a job store made before upload sessions were kept', () => {
       });
       const [row] = await store.db.query<{ version: number }>('SELECT version FROM joystick_schema');
       expect(Number(row!.version)).toBe(SCHEMA_VERSION);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('a SQLite job store', () => {
+  it('is made readable by its owner only, with its -wal file, even when it was created readable by others', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'joystick-mode-')), 'j.db');
+    writeFileSync(path, '', { mode: 0o644 });
+    const store = await JobStore.open(openSqlite(path));
+    try {
+      for (const f of [path, `${path}-wal`]) expect(statSync(f).mode & 0o777, f).toBe(0o600);
     } finally {
       await store.close();
     }

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { keepSqlitePrivate } from '../../shared/secret-file.js';
 import pg from 'pg';
 import { PlumeError } from '../../shared/errors.js';
 import { POLICIES, retry } from '../../shared/retry.js';
@@ -70,6 +71,8 @@ export function openSqlite(path: string, opts: { busyTimeoutMs?: number; busyWai
   try {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
     db = new Database(path);
+    // It holds resumable upload session URIs (upload_sessions): as private as plume's state database.
+    keepSqlitePrivate(path);
     db.pragma('journal_mode = WAL');
     // better-sqlite3 waits for a lock synchronously, freezing the whole process (health probes, broker
     // heartbeats, uploads in flight) for as long as busy_timeout: keep that short, and wait longer

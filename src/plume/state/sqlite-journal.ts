@@ -1,7 +1,8 @@
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { PlumeError } from '../../shared/errors.js';
+import { keepSqlitePrivate } from '../../shared/secret-file.js';
 import type { TargetPlan } from '../plan.js';
 import type { TargetRecord } from '../record.js';
 import type { Journal, ReleaseState, StepName, StepState } from './journal.js';
@@ -67,13 +68,7 @@ export function openStateDatabase(path: string): Database.Database {
       'check the [state] path in the config or --state',
     );
   }
-  if (path !== ':memory:')
-    for (const f of [path, `${path}-wal`, `${path}-shm`])
-      try {
-        if (existsSync(f)) chmodSync(f, 0o600);
-      } catch {
-        // Not the owner (a shared database read by `plume status`): its owner keeps it private.
-      }
+  keepSqlitePrivate(path);
   db.pragma('journal_mode = WAL');
   db.pragma('busy_timeout = 10000');
   return db;
