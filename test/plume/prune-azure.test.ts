@@ -186,11 +186,6 @@ beforeEach(async () => {
   // A fresh journal for each scenario.
   world.statePath = join(world.dir, `state-${Date.now()}.db`);
   await world.writeConfig(POLICY);
-  const text = readFileSync(world.configPath, 'utf8').replace(
-    /path = ".*state.*\.db"/,
-    `path = "${world.statePath}"`,
-  );
-  writeFileSync(world.configPath, text);
 }, 120_000);
 
 describe('plume prune --platform azure', () => {

@@ -45,6 +45,7 @@ export interface World {
   files: FileServer;
   env: Record<string, string>;
   configPath: string;
+  /** The state database the config names: set it before writeConfig for a fresh journal. */
   statePath: string;
   recordsDir: string;
   /** With `azure`: the Azure emulator, and the service principal's credentials file plume is given. */
@@ -134,7 +135,7 @@ attempts = 3
 idle_timeout_seconds = 10
 
 [state]
-path = "${statePath}"
+path = "${world.statePath}"
 records_dir = "${recordsDir}"
 ${azure ? worldAzureSection(azure, azureExtra) : ''}`,
       );
