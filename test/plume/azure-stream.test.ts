@@ -167,18 +167,23 @@ async function expectBlobIsVhd(name: string, vhd: Buffer) {
   expect(written).toBeGreaterThanOrEqual(dataPages * 512);
 }
 
+/** The next image version fails once, so the blob it was made from stays for inspection. */
+function failVersionOnce(): void {
+  emu.addFault({
+    service: 'arm',
+    operation: 'GalleryImageVersions_CreateOrUpdate',
+    kind: 'image-failed',
+    code: 'InternalOperationError',
+    message: 'injected',
+    times: 1,
+  });
+}
+
 describe('a bzip2 VHD, whose size is known only once it is read', () => {
   it('is staged in a blob of the bound, cut to the VHD exactly, block for block, zero pages never sent', async () => {
     const image = await bzip2Vhd('plain', 24);
     // The version fails once, so the blob it was made from stays for inspection.
-    emu.addFault({
-      service: 'arm',
-      operation: 'GalleryImageVersions_CreateOrUpdate',
-      kind: 'image-failed',
-      code: 'InternalOperationError',
-      message: 'injected',
-      times: 1,
-    });
+    failVersionOnce();
     const failed = await run(image, '20250101');
     expect(failed.code, failed.stderr).toBe(1);
     expect(failed.stderr).toContain('the VHD size is unknown until it is read');
@@ -321,14 +326,7 @@ describe('killed mid-upload and run again', () => {
 
     // The rerun's version fails once so the blob it resumed can be compared with the VHD.
     emu.clearCalls();
-    emu.addFault({
-      service: 'arm',
-      operation: 'GalleryImageVersions_CreateOrUpdate',
-      kind: 'image-failed',
-      code: 'InternalOperationError',
-      message: 'injected',
-      times: 1,
-    });
+    failVersionOnce();
     const resumed = await run(image, '20250105');
     expect(resumed.code, resumed.stderr).toBe(1);
     expect(resumed.stderr).toContain('resuming an interrupted upload');
